@@ -1,0 +1,74 @@
+"""The one interface between the API layer and an inference engine (DESIGN.md §1, STYLE.md H1).
+
+Backends take token ids (the prompt encoder in `phishlens.training.prompt` builds them, so every
+backend sees identical inputs) and return the log-probabilities of the label tokens at the answer
+position. Calibration, thresholds and labels are the service's job, not the backend's.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+
+class BackendError(RuntimeError):
+    """The engine failed while serving a request (maps to HTTP 424)."""
+
+
+@dataclass(frozen=True)
+class AdapterHandle:
+    """An adapter as a backend knows it: a unique positive int id, a name and the bundle path."""
+
+    adapter_id: int
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    prompt_ids: Sequence[int]
+    adapter: AdapterHandle | None  # None: the bare base model
+    label_token_ids: Sequence[int]
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    label_logprobs: tuple[float, ...]  # [n_labels], log-softmax over the full vocabulary
+    n_prompt_tokens: int
+
+
+class Backend(ABC):
+    """An inference engine hosting one base model and many LoRA adapters."""
+
+    name: str = "abstract"
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Load the base model and start the engine; called once in the app lifespan."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop the engine and free its memory; safe to call twice."""
+
+    @abstractmethod
+    async def add_adapter(self, adapter: AdapterHandle) -> None:
+        """Make an adapter servable (load weights); raise BackendError if the engine refuses it."""
+
+    @abstractmethod
+    async def remove_adapter(self, adapter: AdapterHandle) -> None:
+        """Forget an adapter; requests already admitted with it still complete with it."""
+
+    @abstractmethod
+    async def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        """Label-token log-probs for each request, in order; mixed adapters in one call are allowed."""
+
+    @abstractmethod
+    async def healthy(self) -> bool:
+        """True when the engine can serve."""
+
+    @property
+    def max_adapters(self) -> int:
+        """How many adapters the engine can hold at once."""
+        return 64

@@ -1,0 +1,226 @@
+"""vLLM backend: an in-process `LLMEngine` driven by one thread, with per-request LoRA.
+
+Why a thread and not `AsyncLLM`: on a CPU host the in-process engine (no engine-core subprocess,
+``VLLM_ENABLE_V1_MULTIPROCESSING=0``) starts in seconds and is faster on few cores, and vLLM's async
+client requires the multiprocess core. The thread owns the engine (vLLM engines are not thread
+safe): it drains a queue of new requests and adapter commands, adds them, and steps the engine.
+Requests that arrive while a step runs join the next step — continuous batching across HTTP calls,
+with mixed adapters in one batch. ``max_tokens=1`` + ``logprob_token_ids`` returns exactly the
+label-token log-probs at the answer position; prefix caching shares the template prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from .base import AdapterHandle, Backend, BackendError, ScoreRequest, ScoreResult
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    requests: Sequence[ScoreRequest]
+    future: Future
+    results: dict[int, ScoreResult] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+class VLLMBackend(Backend):
+    name = "vllm"
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.tokenizer: Any = None
+        self.base_sha256: str = ""
+        self.base_path: str = ""
+        self._engine: Any = None
+        self._inbox: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._ids = itertools.count()
+        self._loras: dict[int, Any] = {}
+        self._dead: BaseException | None = None
+
+    @property
+    def max_adapters(self) -> int:
+        return int(getattr(self.settings, "max_loaded_adapters", 8))
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        await asyncio.to_thread(self._build_engine)
+        self._thread = threading.Thread(target=self._run, name="phishlens-vllm", daemon=True)
+        self._thread.start()
+
+    def _build_engine(self) -> None:
+        # Must be set before vLLM reads its env registry; both are documented CPU recipes.
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(getattr(self.settings, "vllm_kv_cache_gb", 1)))
+        from transformers import AutoTokenizer
+        from vllm.engine.arg_utils import EngineArgs
+        from vllm.v1.engine.llm_engine import LLMEngine
+
+        from phishlens.training.base_models import resolve_base
+
+        base = resolve_base(self.settings.base_model)
+        self.base_path, self.base_sha256 = str(base.path), base.sha256
+        self.tokenizer = AutoTokenizer.from_pretrained(self.base_path)
+        args = EngineArgs(
+            model=self.base_path,
+            dtype=getattr(self.settings, "dtype", "float32"),
+            max_model_len=int(getattr(self.settings, "max_model_len", 1024)),
+            enable_lora=True,
+            max_loras=self.max_adapters,
+            max_cpu_loras=self.max_adapters,
+            max_lora_rank=int(getattr(self.settings, "max_lora_rank", 16)),
+            enable_prefix_caching=True,
+            disable_log_stats=True,
+            seed=0,
+        )
+        self._engine = LLMEngine.from_engine_args(args)
+        logger.info("vLLM engine up (base %s)", base.name)
+
+    async def close(self) -> None:
+        self._stop.set()
+        self._inbox.put(None)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 30)
+            self._thread = None
+        self._engine = None
+
+    async def healthy(self) -> bool:
+        return self._engine is not None and self._thread is not None and self._thread.is_alive() and self._dead is None
+
+    # -- adapters --------------------------------------------------------------------------
+    async def add_adapter(self, adapter: AdapterHandle) -> None:
+        from vllm.lora.request import LoRARequest
+
+        req = LoRARequest(lora_name=adapter.name, lora_int_id=adapter.adapter_id, lora_path=str(adapter.path))
+        await self._call(lambda eng: self._add_lora(eng, req))
+        self._loras[adapter.adapter_id] = req
+
+    @staticmethod
+    def _add_lora(eng: Any, req: Any) -> None:
+        if not eng.add_lora(req):
+            raise BackendError(f"vLLM refused adapter {req.lora_name}")
+
+    async def remove_adapter(self, adapter: AdapterHandle) -> None:
+        self._loras.pop(adapter.adapter_id, None)
+        await self._call(lambda eng: eng.remove_lora(adapter.adapter_id))
+
+    async def _call(self, fn: Callable[[Any], Any]) -> Any:
+        """Run `fn(engine)` on the engine thread and await its result."""
+        fut: Future = Future()
+        self._inbox.put(("call", fn, fut))
+        try:
+            return await asyncio.wrap_future(fut)
+        except BackendError:
+            raise
+        except Exception as e:  # vLLM raises ValueError/RuntimeError for bad adapters
+            raise BackendError(f"vLLM: {e}") from e
+
+    # -- scoring ---------------------------------------------------------------------------
+    async def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        if self._dead is not None or self._thread is None:
+            raise BackendError("vLLM engine is not running")
+        if not requests:
+            return []
+        fut: Future = Future()
+        self._inbox.put(("score", _Pending(requests, fut)))
+        return await asyncio.wrap_future(fut)
+
+    def _params(self, label_ids: Sequence[int]) -> Any:
+        from vllm import SamplingParams
+
+        return SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=list(label_ids), detokenize=False)
+
+    def _submit(self, pending: _Pending, inflight: dict[str, tuple[_Pending, int]]) -> None:
+        from vllm.inputs import TokensPrompt
+
+        eng = self._engine
+        for i, r in enumerate(pending.requests):
+            rid = f"pl-{next(self._ids)}"
+            lora = None
+            if r.adapter is not None:
+                lora = self._loras.get(r.adapter.adapter_id)
+                if lora is None:
+                    raise BackendError(f"adapter {r.adapter.name} is not loaded in the engine")
+            eng.add_request(rid, TokensPrompt(prompt_token_ids=list(r.prompt_ids)),
+                            self._params(r.label_token_ids), lora_request=lora)
+            inflight[rid] = (pending, i)
+
+    def _collect(self, outputs: list[Any], inflight: dict[str, tuple[_Pending, int]]) -> None:
+        for out in outputs:
+            if not out.finished or out.request_id not in inflight:
+                continue
+            pending, i = inflight.pop(out.request_id)
+            req = pending.requests[i]
+            lp = out.outputs[0].logprobs[0]
+            try:
+                values = tuple(float(lp[t].logprob) for t in req.label_token_ids)
+            except (KeyError, TypeError) as e:
+                pending.error = BackendError(f"vLLM returned no logprob for a label token ({e})")
+                values = tuple(float("nan") for _ in req.label_token_ids)
+            pending.results[i] = ScoreResult(values, len(out.prompt_token_ids or req.prompt_ids))
+            if len(pending.results) == len(pending.requests) and not pending.future.done():
+                if pending.error is not None:
+                    pending.future.set_exception(pending.error)
+                else:
+                    pending.future.set_result([pending.results[k] for k in range(len(pending.requests))])
+
+    def _fail_all(self, inflight: dict[str, tuple[_Pending, int]], err: BaseException) -> None:
+        for pending, _ in list(inflight.values()):
+            if not pending.future.done():
+                pending.future.set_exception(BackendError(f"vLLM step failed: {err}"))
+        inflight.clear()
+
+    def _run(self) -> None:
+        inflight: dict[str, tuple[_Pending, int]] = {}
+        eng = self._engine
+        while not self._stop.is_set():
+            # Block only when the engine has nothing to do; otherwise drain without waiting.
+            block = not eng.has_unfinished_requests()
+            items = []
+            try:
+                items.append(self._inbox.get(block=block, timeout=0.5 if block else None) if block
+                             else self._inbox.get_nowait())
+                while True:
+                    items.append(self._inbox.get_nowait())
+            except queue.Empty:
+                pass
+            for item in items:
+                if item is None:
+                    continue
+                if item[0] == "call":
+                    _, fn, fut = item
+                    try:
+                        fut.set_result(fn(eng))
+                    except BaseException as e:  # handed to the awaiting coroutine
+                        fut.set_exception(e)
+                else:
+                    pending = item[1]
+                    try:
+                        self._submit(pending, inflight)
+                    except BaseException as e:
+                        # Abort what was already added for this call, then fail it.
+                        ids = [rid for rid, (p, _) in inflight.items() if p is pending]
+                        for rid in ids:
+                            inflight.pop(rid)
+                        if ids:
+                            eng.abort_request(ids)
+                        pending.future.set_exception(e if isinstance(e, BackendError) else BackendError(str(e)))
+            if eng.has_unfinished_requests():
+                try:
+                    self._collect(eng.step(), inflight)
+                except Exception as e:  # an engine fault fails the requests in flight, not the server
+                    logger.exception("vLLM step failed")
+                    self._fail_all(inflight, e)
+        self._fail_all(inflight, RuntimeError("engine stopped"))
