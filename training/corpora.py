@@ -1,0 +1,320 @@
+"""One loader per corpus: raw files under the data root -> ``list[Record]`` (masked, laid out, labelled).
+
+Loaders do not de-duplicate (``splits.py`` does, within and across sources) but drop texts with fewer
+than 3 non-space characters. Labels: spam / smishing / phishing -> ``phishing``; ham / legit / benign
+-> ``legitimate``; the corpus's own label is kept in ``original_label``.
+
+E-mail layout (every e-mail source, see docs/data.md)::
+
+    Subject: {subject}
+
+    {body}
+
+No ``From:`` line anywhere: only SpamAssassin, the mbox part of Nazario 2004-07 and Greco-human have
+senders, so a From line would name the corpus. The Subject line is omitted when the corpus has no
+subject (Greco-LLM, both classes, and the multi-generator LLM set), so a missing subject is not a
+label cue within Greco-LLM. Bodies are capped at :data:`EMAIL_BODY_CAP` characters.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pandas as pd
+
+from phishlens.training.config import data_root as _default_root
+from phishlens.training.masking import mask_text, uid_for
+from phishlens.training.records import Record
+
+EMAIL_BODY_CAP = 4000
+SUBJECT_CAP = 300
+_RAW_PREFIX = 20_000  # characters of a raw body masked before the cap (HTML shrinks a lot)
+MIN_NON_SPACE = 3
+
+_POSITIVE = {"spam", "smishing", "phishing", "1"}
+_NEGATIVE = {"ham", "legit", "legitimate", "benign", "0"}
+
+
+def map_label(original: str) -> str:
+    o = str(original).strip().lower()
+    if o in _POSITIVE:
+        return "phishing"
+    if o in _NEGATIVE:
+        return "legitimate"
+    raise ValueError(f"unknown corpus label {original!r}")
+
+
+def _s(value: object) -> str:
+    """A cell as text ('' for NaN/None)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
+
+
+def _enough(text: str) -> bool:
+    n = 0
+    for c in text:
+        if not c.isspace():
+            n += 1
+            if n >= MIN_NON_SPACE:
+                return True
+    return False
+
+
+def _cap(text: str, cap: int) -> str:
+    if len(text) <= cap:
+        return text
+    cut = text[:cap]
+    sp = cut.rfind(" ", cap - 200)  # end on a word boundary when one is near
+    return (cut[:sp] if sp > 0 else cut).rstrip()
+
+
+def email_text(subject: str, body: str, source: str) -> str:
+    """Mask subject and body separately and lay them out (subject on one line, body capped)."""
+    subj = mask_text(subject[:2000], "email", source).replace("\n", " ")
+    subj = _cap(subj, SUBJECT_CAP)
+    body = _cap(mask_text(body[:_RAW_PREFIX], "email", source), EMAIL_BODY_CAP)
+    if subj and body:
+        return f"Subject: {subj}\n\n{body}"
+    if subj:
+        return f"Subject: {subj}"
+    return body
+
+
+def _record(text: str, original: object, style: str, source: str) -> Record | None:
+    if not _enough(text):
+        return None
+    orig = str(original).strip().lower()
+    return Record(text=text, label=map_label(orig), style=style, source=source, original_label=orig,
+                  uid=uid_for(text, style))
+
+
+def _emails(rows: Iterable[tuple[str, str, object]], source: str) -> list[Record]:
+    out = []
+    for subject, body, original in rows:
+        r = _record(email_text(subject, body, source), original, "email", source)
+        if r is not None:
+            out.append(r)
+    return out
+
+
+def _short(rows: Iterable[tuple[str, object]], style: str, source: str) -> list[Record]:
+    out = []
+    for text, original in rows:
+        r = _record(mask_text(text, style, source), original, style, source)
+        if r is not None:
+            out.append(r)
+    return out
+
+
+# --- e-mail -------------------------------------------------------------------------------------------
+def load_email_spamassassin(root: Path) -> list[Record]:
+    df = pd.read_csv(root / "raw/email_spamassassin/spamassassin.csv")
+    lab = df["label"].map({1: "spam", 0: "ham"})
+    return _emails(((_s(a), _s(b), c) for a, b, c in zip(df["subject"], df["body"], lab)), "email_spamassassin")
+
+
+def load_email_lingspam(root: Path) -> list[Record]:
+    df = pd.read_csv(root / "raw/email_lingspam/lingspam_bare.csv")
+    lab = df["label"].map({1: "spam", 0: "ham"})
+    return _emails(((_s(a), _s(b), c) for a, b, c in zip(df["subject"], df["body"], lab)), "email_lingspam")
+
+
+def load_email_nazario_classic(root: Path) -> list[Record]:
+    df = pd.read_csv(root / "raw/email_nazario_classic/nazario_classic.csv")
+    return _emails(((_s(a), _s(b), "phishing") for a, b in zip(df["subject"], df["body"])),
+                   "email_nazario_classic")
+
+
+def load_email_nazario_recent(root: Path) -> list[Record]:
+    # subject and body columns (not `text` = subject + body) so the layout matches the other sources.
+    df = pd.read_csv(root / "raw/email_nazario_recent/nazario_recent.csv")
+    return _emails(((_s(a), _s(b), "phishing") for a, b in zip(df["subject"], df["body"])),
+                   "email_nazario_recent")
+
+
+def load_email_greco_human(root: Path) -> list[Record]:
+    df = pd.read_csv(root / "raw/email_greco2024_human_llm/human-generated_phishing.csv")
+    return _emails(((_s(a), _s(b), "phishing") for a, b in zip(df["subject"], df["body"])), "email_greco_human")
+
+
+def load_email_greco_llm(root: Path) -> list[Record]:
+    df = pd.read_csv(root / "raw/email_greco2024_human_llm/greco_llm_normalized.csv")
+    lab = df["label"].map({1: "phishing", 0: "legit"})
+    return _emails((("", _s(a), c) for a, c in zip(df["text"], lab)), "email_greco_llm")
+
+
+MULTIGEN_FILES = ("chatgpt", "claude", "copilot", "grok")
+
+
+def load_email_llm_multigen(root: Path) -> list[Record]:
+    out: list[Record] = []
+    for gen in MULTIGEN_FILES:
+        df = pd.read_csv(root / f"raw/email_llm_phish_multigen/{gen}_generated.csv")
+        lab = df["label_id"].map({1: "phishing"})
+        out += _emails((("", _s(a), c) for a, c in zip(df["clean_text"], lab)), "email_llm_multigen")
+    return out
+
+
+# --- SMS ----------------------------------------------------------------------------------------------
+def load_sms_uci(root: Path) -> list[Record]:
+    """UCI SMS Spam Collection + Mishra-Soni (mostly the same messages) as ONE source.
+
+    Mishra-Soni rows come first so that, after de-duplication (first copy kept), a message keeps
+    its more specific label (smishing vs spam).
+    """
+    ms = pd.read_csv(root / "raw/sms_mishra_soni_smishing/Dataset_5971.csv")
+    uci = pd.read_csv(root / "raw/sms_uci_spam_collection/SMSSpamCollection", sep="\t", header=None,
+                      names=["label", "text"], quoting=csv.QUOTE_NONE)
+    rows = [(_s(t), _s(lab).lower()) for t, lab in zip(ms["TEXT"], ms["LABEL"])]
+    rows += [(_s(t), _s(lab).lower()) for t, lab in zip(uci["text"], uci["label"])]
+    return _short(rows, "sms", "sms_uci")
+
+
+def load_sms_smishtank(root: Path) -> list[Record]:
+    df = pd.read_csv(root / "raw/sms_smishtank/smishtank.csv", encoding="latin-1")
+    return _short(((_s(t), "smishing") for t in df["MainText"]), "sms", "sms_smishtank")
+
+
+def load_sms_exais(root: Path) -> list[Record]:
+    df = pd.read_csv(root / "raw/sms_exais/cleaned_all_ExAIS_SPAM_Dataset.csv")
+    return _short(((_s(t), _s(lab).lower()) for t, lab in zip(df["Message"], df["Label"])), "sms", "sms_exais")
+
+
+# --- URL ----------------------------------------------------------------------------------------------
+def load_url_phishtank_iscx(root: Path) -> list[Record]:
+    d = root / "raw/url_phishtank2020_iscx2016"
+    pt = pd.read_csv(d / "phishtank_online_valid_2020-05-09.csv")
+    iscx = pd.read_csv(d / "iscx_url2016_benign_list_big_final.csv", header=None, names=["url"])
+    rows = [(_s(u), "phishing") for u in pt["url"]] + [(_s(u), "benign") for u in iscx["url"]]
+    return _short(rows, "url", "url_phishtank_iscx")
+
+
+def load_url_hannousse(root: Path) -> list[Record]:
+    df = pd.read_csv(root / "raw/url_hannousse2021/dataset_phishing_url_type.csv")
+    return _short(((_s(u), _s(t)) for u, t in zip(df["url"], df["type"])), "url", "url_hannousse")
+
+
+# --- registry -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SourceInfo:
+    id: str
+    style: str
+    loader: Callable[[Path], list[Record]]
+    description: str
+    labels: tuple[str, ...]  # labels the source provides ('phishing', 'legitimate')
+
+
+_BOTH = ("phishing", "legitimate")
+_POS = ("phishing",)
+
+SOURCES: dict[str, SourceInfo] = {
+    s.id: s
+    for s in (
+        SourceInfo("email_spamassassin", "email", load_email_spamassassin,
+                   "SpamAssassin public corpus 2002-05, spam vs ham", _BOTH),
+        SourceInfo("email_lingspam", "email", load_email_lingspam,
+                   "Ling-Spam bare: Linguist-list ham vs spam (lower-cased, tokenised)", _BOTH),
+        SourceInfo("email_nazario_classic", "email", load_email_nazario_classic,
+                   "Nazario phishing corpus 2004-07 (phishing only)", _POS),
+        SourceInfo("email_nazario_recent", "email", load_email_nazario_recent,
+                   "Nazario phishing corpus 2023-25 (phishing only; URLs were tokens)", _POS),
+        SourceInfo("email_greco_human", "email", load_email_greco_human,
+                   "Greco et al. 2024 human phishing (Nazario 2019-22; phishing only)", _POS),
+        SourceInfo("email_greco_llm", "email", load_email_greco_llm,
+                   "Greco et al. 2024 LLM-generated phishing vs legit", _BOTH),
+        SourceInfo("email_llm_multigen", "email", load_email_llm_multigen,
+                   "LLM phishing from ChatGPT/Claude/Copilot/Grok (4 files; phishing only)", _POS),
+        SourceInfo("sms_uci", "sms", load_sms_uci,
+                   "UCI SMS Spam Collection + Mishra-Soni smishing (merged: ~86 % overlap)", _BOTH),
+        SourceInfo("sms_smishtank", "sms", load_sms_smishtank,
+                   "SmishTank crowd-reported smishing 2022-23 (MainText; phishing only)", _POS),
+        SourceInfo("sms_exais", "sms", load_sms_exais, "ExAIS SMS spam vs ham (Nigeria 2014-16)", _BOTH),
+        SourceInfo("url_phishtank_iscx", "url", load_url_phishtank_iscx,
+                   "PhishTank 2020 phishing + ISCX-URL-2016 benign", _BOTH),
+        SourceInfo("url_hannousse", "url", load_url_hannousse,
+                   "Hannousse & Yahiouche 2021 phishing vs legitimate URLs", _BOTH),
+    )
+}
+
+
+class UnknownSource(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else "unknown source"
+
+
+def check_sources(ids: Iterable[str]) -> None:
+    bad = [s for s in ids if s not in SOURCES]
+    if bad:
+        raise UnknownSource(f"unknown source id(s) {bad}; known: {sorted(SOURCES)}")
+
+
+def load_source(source: str, root: Path | None = None) -> list[Record]:
+    """The records of one source (masked, laid out; not de-duplicated)."""
+    check_sources([source])
+    return SOURCES[source].loader(Path(root) if root is not None else _default_root())
+
+
+# --- on-disk cache of loaded records (masking all e-mail takes ~10 s on 2 cores) ----------------------
+CACHE_ENV = "PHISHLENS_RECORD_CACHE"  # "0" disables; a path overrides <repo>/.cache/records
+_CODE_FILES = ("corpora.py", "masking.py", "records.py")
+
+
+def _cache_dir() -> Path | None:
+    v = os.environ.get(CACHE_ENV, "")
+    if v == "0":
+        return None
+    return Path(v) if v else Path(__file__).resolve().parents[1] / ".cache" / "records"
+
+
+def _cache_key(source: str, root: Path) -> str:
+    """Changes when the data files (size, mtime) or the loading / masking code change."""
+    h = hashlib.sha256(f"{source}\0{root.resolve()}".encode())
+    here = Path(__file__).resolve().parent
+    for f in _CODE_FILES:
+        h.update((here / f).read_bytes())
+    for p in sorted((root / "raw").rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def _cached_load(source: str, root: Path) -> list[Record]:
+    cdir = _cache_dir()
+    if cdir is None:
+        return SOURCES[source].loader(root)
+    path = cdir / f"{source}-{_cache_key(source, root)}.json.gz"
+    if path.is_file():
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                return [Record(*row) for row in json.load(f)]
+        except (OSError, ValueError, TypeError):
+            pass  # unreadable cache: rebuild
+    recs = SOURCES[source].loader(root)
+    try:
+        cdir.mkdir(parents=True, exist_ok=True)
+        for old in cdir.glob(f"{source}-*.json.gz"):
+            old.unlink(missing_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=1) as f:
+            json.dump([[r.text, r.label, r.style, r.source, r.original_label, r.uid] for r in recs], f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # read-only checkout: just do without the cache
+    return recs
+
+
+def load_sources(sources: Iterable[str] | None = None, root: Path | None = None) -> dict[str, list[Record]]:
+    """source -> records for the given sources (default: all), through the on-disk record cache."""
+    ids = list(SOURCES) if sources is None else list(sources)
+    check_sources(ids)
+    root = Path(root) if root is not None else _default_root()
+    return {s: _cached_load(s, root) for s in ids}

@@ -1,0 +1,145 @@
+"""Split a decoder-only causal LM at a layer: run the frozen lower part once, train/score the top.
+
+The lower layers' output (the residual stream entering layer ``split``) is computed once per text
+and cached; LoRA lives only in layers ``split..n-1``, so every training step and every extra adapter
+evaluated on the same texts costs only the top layers. Works for Llama, Mistral, Gemma 2/3: the
+top part runs through the model's own forward with the layer list (and per-layer attention types)
+temporarily sliced, so rotary embeddings, masks and final norm stay the model's own code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Sequence
+
+import torch
+
+
+class _Stop(Exception):
+    pass
+
+
+def decoder(model: Any) -> Any:
+    """The inner decoder (``LlamaModel`` etc.) of a causal LM, peft-wrapped or not."""
+    m = model
+    if hasattr(m, "get_base_model"):
+        m = m.get_base_model()
+    return m.model
+
+
+def lm_head(model: Any) -> Any:
+    m = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return m.get_output_embeddings()
+
+
+def n_layers(model: Any) -> int:
+    return len(decoder(model).layers)
+
+
+@contextlib.contextmanager
+def top_only(model: Any, split: int) -> Iterator[Any]:
+    """Temporarily make the decoder consist of layers ``split..`` only."""
+    dec = decoder(model)
+    layers = dec.layers
+    cfg = dec.config
+    types = getattr(cfg, "layer_types", None)
+    dec.layers = torch.nn.ModuleList(list(layers)[split:])
+    if types is not None:
+        cfg.layer_types = list(types)[split:]
+    try:
+        yield dec
+    finally:
+        dec.layers = layers
+        if types is not None:
+            cfg.layer_types = types
+
+
+def _pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(list(s), dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
+def token_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Index chunks sorted by length whose padded size stays under ``max_tokens``."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    out: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        if cur and lengths[i] * (len(cur) + 1) > max_tokens:
+            out.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        out.append(cur)
+    return out
+
+
+@torch.inference_mode()
+def lower_states(model: Any, prompts: Sequence[Sequence[int]], split: int, pad_id: int,
+                 max_tokens: int = 8192, progress: Any = None) -> list[torch.Tensor]:
+    """Residual stream entering layer ``split`` for each prompt: a list of [len_i, d_model] tensors.
+
+    Stops the forward right after layer ``split-1`` (a hook raises), so the top layers and the head
+    are never computed.
+    """
+    dec = decoder(model)
+    if split == 0:
+        emb = dec.embed_tokens
+        return [emb(torch.tensor([list(p)]))[0].clone() for p in prompts]
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(_mod: Any, _inp: Any, out: Any) -> None:
+        captured["h"] = out[0] if isinstance(out, tuple) else out
+        raise _Stop
+
+    handle = dec.layers[split - 1].register_forward_hook(hook)
+    result: list[torch.Tensor] = [torch.empty(0)] * len(prompts)
+    try:
+        for chunk in token_batches([len(p) for p in prompts], max_tokens):
+            ids, mask = _pad([prompts[i] for i in chunk], pad_id)
+            try:
+                dec(input_ids=ids, attention_mask=mask, use_cache=False)
+            except _Stop:
+                pass
+            h = captured.pop("h")  # [batch, width, d_model]
+            for row, i in enumerate(chunk):
+                result[i] = h[row, : len(prompts[i])].clone()
+            if progress is not None:
+                progress.update(len(chunk))
+    finally:
+        handle.remove()
+    return result
+
+
+def top_label_logits(model: Any, states: Sequence[torch.Tensor], split: int,
+                     label_ids: Sequence[int]) -> torch.Tensor:
+    """Label-token logits [batch, n_labels] at each sequence's last position, from cached states.
+
+    Differentiable (used in training); wrap in ``torch.inference_mode`` to score.
+    """
+    width = max(s.shape[0] for s in states)
+    d = states[0].shape[1]
+    h = states[0].new_zeros((len(states), width, d))
+    mask = torch.zeros((len(states), width), dtype=torch.long)
+    for i, s in enumerate(states):
+        h[i, : s.shape[0]] = s
+        mask[i, : s.shape[0]] = 1
+    last = torch.tensor([s.shape[0] - 1 for s in states])
+    with top_only(model, split) as dec:
+        out = dec(inputs_embeds=h, attention_mask=mask, use_cache=False).last_hidden_state
+    final = out[torch.arange(len(states)), last]  # [batch, d_model], after the final norm
+    head = lm_head(model)
+    w = head.weight[list(label_ids)]  # [n_labels, d_model]: only the label rows of the head
+    logits = final @ w.T
+    if getattr(head, "bias", None) is not None:
+        logits = logits + head.bias[list(label_ids)]
+    cfg = decoder(model).config
+    cap = getattr(cfg, "final_logit_softcapping", None)
+    if cap:  # Gemma 2 caps logits; the served model does too
+        logits = torch.tanh(logits / cap) * cap
+    return logits

@@ -1,0 +1,246 @@
+"""`phishlens train`: mix → LoRA fine-tune → calibration → evaluation → adapter bundle."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import shutil
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import bundle as B
+from .base_models import LORA_TARGETS, PreparedBase, resolve_base
+from .finetune import FitConfig, fit, margins
+from .layers import lower_states, n_layers
+from .prompt import DEFAULT_LABEL_WORDS, DEFAULT_TEMPLATE, PromptEncoder, label_token_ids
+from .records import Record, fingerprint
+
+logger = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[1]
+
+
+class LoraOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.05
+    targets: list[str] | None = None  # None: the architecture preset
+    top_layers: int | None = 4  # LoRA (and training compute) only in the top N layers; None = all
+
+
+class TrainConfig(BaseModel):
+    """One training run; lives in ``configs/train/<name>.toml``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    base: str = "smollm2"
+    mix: str = "generalist"
+    template: str = DEFAULT_TEMPLATE
+    label_words: tuple[str, str] = DEFAULT_LABEL_WORDS
+    max_text_tokens: int = 160
+    lora: LoraOptions = Field(default_factory=LoraOptions)
+    fit: dict[str, Any] = Field(default_factory=dict)
+    eval_per_label: int = 100
+    seed: int = 13
+
+    @classmethod
+    def load(cls, name_or_path: str) -> "TrainConfig":
+        p = Path(name_or_path)
+        if not p.suffix:
+            p = REPO / "configs" / "train" / f"{name_or_path}.toml"
+        if not p.is_file():
+            raise FileNotFoundError(f"training config {name_or_path!r} not found ({p})")
+        return cls.model_validate(tomllib.loads(p.read_text()))
+
+
+class CachedScorer:
+    """texts → calibrated P(phishing) through a peft model, caching the frozen lower layers per text.
+
+    One instance per (base model, prompt, split); adapters evaluated on the same texts share the cache.
+    """
+
+    def __init__(self, model: Any, encoder: PromptEncoder, split: int, label_ids: Sequence[int],
+                 pad_id: int, temperature: float = 1.0, cache: dict[str, torch.Tensor] | None = None) -> None:
+        self.model, self.encoder, self.split = model, encoder, split
+        self.label_ids, self.pad_id, self.temperature = list(label_ids), pad_id, temperature
+        self._cache: dict[str, torch.Tensor] = {} if cache is None else cache
+
+    def states(self, texts: Sequence[str]) -> list[torch.Tensor]:
+        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if todo:
+            hs = lower_states(self.model, [self.encoder.encode(t).ids for t in todo], self.split, self.pad_id)
+            self._cache.update(zip(todo, hs))
+        return [self._cache[t] for t in texts]
+
+    def margins(self, texts: Sequence[str]) -> np.ndarray:
+        return margins(self.model, self.states(texts), self.split, self.label_ids).numpy()
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        z = self.margins(texts) / self.temperature
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+# Lower-layer states are a pure function of (base weights, prompt, split, text): runs in one process
+# (several configs in one `phishlens train`) share them, so a text's frozen layers run once.
+_STATE_CACHES: dict[tuple, dict[str, torch.Tensor]] = {}
+
+
+def load_model(base: PreparedBase, dtype: str = "float32") -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(base.path))
+    model = AutoModelForCausalLM.from_pretrained(str(base.path), dtype=getattr(torch, dtype))
+    return tok, model
+
+
+def lora_model(model: Any, arch: str, opts: LoraOptions) -> tuple[Any, int, list[str]]:
+    from peft import LoraConfig, get_peft_model
+
+    n = n_layers(model)
+    top = n if opts.top_layers is None else min(opts.top_layers, n)
+    split = n - top
+    targets = opts.targets or LORA_TARGETS.get(arch) or LORA_TARGETS["llama"]
+    cfg = LoraConfig(r=opts.r, lora_alpha=opts.alpha, lora_dropout=opts.dropout, target_modules=targets,
+                     layers_to_transform=list(range(split, n)), bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, cfg), split, targets
+
+
+def pick_golden(records: Sequence[Record], p: np.ndarray, threshold: float, per_label: int = 2) -> list[B.GoldenExample]:
+    """Confidently right validation rows (short ones), for the server's readiness self-test."""
+    out: list[B.GoldenExample] = []
+    for label, want in (("phishing", 1), ("legitimate", 0)):
+        cands = [(len(r.text), i) for i, r in enumerate(records)
+                 if r.y == want and len(r.text) < 400 and ((p[i] > 0.9) if want else (p[i] < 0.1))]
+        for _, i in sorted(cands)[:per_label]:
+            out.append(B.GoldenExample(text=records[i].text, label=label))  # type: ignore[arg-type]
+    return out
+
+
+def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_root: Path | None = None,
+                 records: tuple[list[Record], list[Record]] | None = None, seen_sources: Sequence[str] | None = None,
+                 eval_sets: dict[str, list[Record]] | None = None, resume: bool = True,
+                 progress: bool = True) -> B.Bundle:
+    """Train one adapter and write its bundle to ``out_dir``.
+
+    ``records`` (train, validation) and ``eval_sets`` override the corpora (tests use planted data).
+    """
+    from tqdm import tqdm
+
+    from .calibration import choose_threshold, fit_temperature, uncertain_band
+
+    torch.manual_seed(cfg.seed)
+    if records is None:
+        from .mixes import build_mix, load_mix
+        from .splits import load_splits
+
+        splits = load_splits(data_root, seed=cfg.seed)
+        spec = load_mix(cfg.mix)
+        mix = build_mix(spec, splits)
+        train_rows, val_rows = mix.train, mix.validation
+        seen_sources = list(spec.sources)
+        if eval_sets is None:
+            from .evaluate import eval_sets as make_eval_sets
+
+            eval_sets = make_eval_sets(splits, per_label=cfg.eval_per_label, seed=cfg.seed)
+    else:
+        train_rows, val_rows = records
+        seen_sources = list(seen_sources or sorted({r.source for r in train_rows}))
+
+    base = resolve_base(cfg.base)
+    tok, model = load_model(base)
+    model, split, targets = lora_model(model, base.architecture, cfg.lora)
+    encoder = PromptEncoder(tok, cfg.template, cfg.max_text_tokens)
+    label_ids = label_token_ids(tok, cfg.label_words)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    cache = _STATE_CACHES.setdefault((base.sha256, cfg.template, cfg.max_text_tokens, split), {})
+    scorer = CachedScorer(model, encoder, split, label_ids, pad, cache=cache)
+
+    t0 = time.monotonic()
+    texts = [r.text for r in train_rows] + [r.text for r in val_rows]
+    todo = [t for t in dict.fromkeys(texts) if t not in cache]
+    bar = tqdm(total=len(todo), desc="lower layers", disable=not progress, file=sys.stderr, mininterval=5)
+    cache.update(zip(todo, lower_states(model, [encoder.encode(t).ids for t in todo], split, pad, progress=bar)))
+    bar.close()
+    cache_s = time.monotonic() - t0
+    train_states = scorer.states([r.text for r in train_rows])
+
+    fit_cfg = FitConfig(**{"seed": cfg.seed, **cfg.fit})
+    steps_bar = tqdm(desc="train", unit="step", disable=not progress, file=sys.stderr, mininterval=5)
+
+    def on_step(step: int, loss: float, eps: float) -> None:
+        steps_bar.update(1)
+        steps_bar.set_postfix(loss=f"{loss:.4f}", ex_s=f"{eps:.1f}")
+
+    ckpt = out_dir.parent / f".{out_dir.name}.ckpt"
+    if not resume and ckpt.exists():
+        shutil.rmtree(ckpt)
+    result = fit(model, train_states, [r.y for r in train_rows], split, label_ids, fit_cfg, ckpt_dir=ckpt, on_step=on_step)
+    steps_bar.close()
+
+    # Calibrate on validation rows: temperature, then threshold and uncertainty band on calibrated p.
+    yv = np.array([r.y for r in val_rows])
+    mv = scorer.margins([r.text for r in val_rows])
+    temperature = fit_temperature(mv, yv)
+    pv = 1.0 / (1.0 + np.exp(-mv / temperature))
+    threshold = float(np.clip(choose_threshold(pv, yv), 0.02, 0.98))
+    low, high = uncertain_band(pv, yv, threshold)
+    low, high = min(low, threshold), max(high, threshold)
+    scorer.temperature = temperature
+
+    metrics: dict[str, Any] = {}
+    if eval_sets:
+        from .evaluate import evaluate_scorer
+
+        report = evaluate_scorer(scorer, threshold, eval_sets, seen_sources)
+        metrics = report.to_dict()
+    metrics["train"] = {"steps": result.steps, "examples": result.examples, "seconds": round(result.seconds, 1),
+                        "examples_per_s": round(result.examples_per_s, 2), "cache_seconds": round(cache_s, 1),
+                        "final_loss": float(np.mean(result.losses[-20:])) if result.losses else None,
+                        "stopped_by": result.stopped_by}
+
+    tmp = out_dir.parent / f".{out_dir.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(str(tmp))
+    for extra in tmp.iterdir():  # peft may write a README; keep only what the bundle allows
+        if extra.suffix not in B.ALLOWED_SUFFIXES:
+            extra.unlink()
+    manifest = B.Manifest(
+        name=cfg.name,
+        base_model=B.BaseModelRef(ref=cfg.base, sha256=base.sha256, architecture=base.architecture),
+        prompt=B.PromptSpec(template=cfg.template, max_text_tokens=cfg.max_text_tokens),
+        labels=[B.LabelSpec(name="phishing", word=cfg.label_words[0], token_id=label_ids[0]),
+                B.LabelSpec(name="legitimate", word=cfg.label_words[1], token_id=label_ids[1])],
+        calibration=B.Calibration(temperature=temperature, threshold=threshold, uncertain_low=low, uncertain_high=high),
+        lora=B.LoraSpec(r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout, target_modules=targets,
+                        layers=list(range(split, n_layers(model)))),
+        training_data=B.TrainingData(
+            mix=cfg.mix,
+            sources={s: sum(r.source == s for r in train_rows) for s in sorted({r.source for r in train_rows})},
+            rows={"train": len(train_rows), "validation": len(val_rows)},
+            fingerprint=fingerprint(list(train_rows) + list(val_rows)),
+        ),
+        metrics=metrics,
+        golden=pick_golden(val_rows, pv, threshold),
+        command=list(command),
+        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+    )
+    B.write_manifest(tmp, manifest)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    logger.info("wrote bundle %s", out_dir)
+    return B.load_bundle(out_dir, expected_base_sha256=base.sha256)
+
+
+def summary(b: B.Bundle) -> str:
+    return json.dumps({"name": b.name, "sha256": b.sha256, "metrics": b.manifest.metrics}, indent=2)
