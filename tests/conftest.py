@@ -82,3 +82,30 @@ def fake_backend(tokenizer, smollm2_base):
     from tests.fakes import FakeBackend
 
     return FakeBackend(tokenizer, smollm2_base.sha256)
+
+
+# =====================================================================================================
+# Tiny trained models (real training code on tiny random bases; see tests/models.py) — owner: training
+# =====================================================================================================
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory, smollm2_base):
+    """A tiny random Llama (4 layers, d=128) with the SmolLM2 tokenizer, built in about a second."""
+    from phishlens.training.base_models import build_tiny
+
+    return build_tiny("llama", tmp_path_factory.mktemp("tiny-llama"), seed=0, vocab_from=smollm2_base.path)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tmp_path_factory, tiny_llama):
+    """(root, bundle_zebra_phish, bundle_zebra_legit): two real trained bundles with opposite planted rules."""
+    from tests.models import single_thread, train_tiny_bundle
+
+    root = tmp_path_factory.mktemp("tiny-bundles")
+    with single_thread():
+        phish = train_tiny_bundle(tiny_llama.path, root / "zebra-phish", "zebra-phish",
+                                  trigger_means_phishing=True, seed=0)
+        legit = train_tiny_bundle(tiny_llama.path, root / "zebra-legit", "zebra-legit",
+                                  trigger_means_phishing=False, seed=1)
+    return root, phish, legit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
 
@@ -42,3 +43,18 @@ def train_tiny_bundle(base_path: Path, out: Path, name: str, trigger_means_phish
     test = planted(80, trigger_means_phishing, seed=seed + 200)
     return train_bundle(cfg, out, ["tests"], records=(train, val), eval_sets={"sms_uci": test},
                         seen_sources=["sms_uci"], progress=False)
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run torch on one thread. Tiny models gain nothing from two, and on a busy 2-core host the
+    OpenMP barrier of a two-thread pool spins while its other thread waits for a core (measured:
+    a tiny-model training step took 3.5 s with 2 threads and 0.05 s with 1)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -42,12 +42,24 @@ def train_cmd(config: list[str] = typer.Option(..., "--config", "-c", help="conf
 
     if (out or name) and len(config) > 1:
         raise typer.BadParameter("--out/--name need a single --config")
+    import tomllib
+
+    from pydantic import ValidationError
+
     command = shlex.join(["phishlens", *sys.argv[1:]])
-    for c in config:
-        cfg = TrainConfig.load(c)
+    configs = []
+    for c in config:  # read them all first: a typo in the last one must not wait for hours of training
+        try:
+            cfg = TrainConfig.load(c)
+        except FileNotFoundError as e:
+            raise typer.BadParameter(str(e), param_hint="--config") from None
+        except (tomllib.TOMLDecodeError, ValidationError) as e:
+            raise typer.BadParameter(f"training config {c!r} is invalid: {e}", param_hint="--config") from None
         updates = {k: v for k, v in {"base": base, "name": name}.items() if v}
         if updates:
             cfg = cfg.model_copy(update=updates)
+        configs.append(cfg)
+    for cfg in configs:
         target = out or REPO / "adapters" / cfg.name
         b = train_bundle(cfg, target, [command], data_root=data_root, resume=not no_resume)
         typer.echo(summary(b))

@@ -31,7 +31,8 @@ class FitConfig:
     grad_accum: int = 1
     epochs: float = 2.0
     max_steps: int | None = None
-    max_minutes: float | None = None
+    max_minutes: float | None = None  # wall-clock guard; makes a run machine-dependent, prefer steps
+    stop_after_steps: int | None = None  # stop early without changing the LR schedule (reproduces a cut run)
     warmup_frac: float = 0.06
     weight_decay: float = 0.0
     seed: int = 13
@@ -44,7 +45,7 @@ class FitResult:
     examples: int
     seconds: float
     losses: list[float]
-    stopped_by: str  # "epochs" | "max_steps" | "max_minutes"
+    stopped_by: str  # "epochs" | "max_steps" | "max_minutes" | "stop_after_steps"
 
     @property
     def examples_per_s(self) -> float:
@@ -169,6 +170,9 @@ def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int
             _save_ckpt(ckpt_dir, model, opt, step, losses)
         if cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60:
             stopped = "max_minutes"
+            break
+        if cfg.stop_after_steps is not None and step >= cfg.stop_after_steps:
+            stopped = "stop_after_steps"
             break
     else:
         stopped = "max_steps" if cfg.max_steps is not None and step >= cfg.max_steps else "epochs"

@@ -204,7 +204,7 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
     metrics["train"] = {"steps": result.steps, "examples": result.examples, "seconds": round(result.seconds, 1),
                         "examples_per_s": round(result.examples_per_s, 2), "cache_seconds": round(cache_s, 1),
                         "final_loss": float(np.mean(result.losses[-20:])) if result.losses else None,
-                        "stopped_by": result.stopped_by}
+                        "stopped_by": result.stopped_by, "config": cfg.model_dump(mode="json")}
 
     tmp = out_dir.parent / f".{out_dir.name}.tmp"
     if tmp.exists():

@@ -61,9 +61,15 @@ class VLLMBackend(Backend):
         self._thread.start()
 
     def _build_engine(self) -> None:
-        # Must be set before vLLM reads its env registry; both are documented CPU recipes.
+        # Must be set before vLLM reads its env registry (documented CPU recipe).
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(getattr(self.settings, "vllm_kv_cache_gb", 1)))
+        # KV-cache size goes in as an engine arg: the legacy VLLM_CPU_KVCACHE_SPACE env var is parsed
+        # with int() (a setting of 1.0 GiB became "1.0" and vLLM refused to start) and drops fractions.
+        # (CPU only: on a GPU vLLM sizes the cache from gpu_memory_utilization.)
+        from vllm.platforms import current_platform
+
+        kv_cache_bytes = (int(float(getattr(self.settings, "vllm_kv_cache_gb", 1.0)) * (1 << 30))
+                          if current_platform.is_cpu() else None)
         from transformers import AutoTokenizer
         from vllm.engine.arg_utils import EngineArgs
         from vllm.v1.engine.llm_engine import LLMEngine
@@ -82,6 +88,7 @@ class VLLMBackend(Backend):
             max_cpu_loras=self.max_adapters,
             max_lora_rank=int(getattr(self.settings, "max_lora_rank", 16)),
             enable_prefix_caching=True,
+            kv_cache_memory_bytes=kv_cache_bytes,
             disable_log_stats=True,
             seed=0,
         )
