@@ -110,7 +110,10 @@ class VLLMBackend(Backend):
     async def add_adapter(self, adapter: AdapterHandle) -> None:
         from vllm.lora.request import LoRARequest
 
-        req = LoRARequest(lora_name=adapter.name, lora_int_id=adapter.adapter_id, lora_path=str(adapter.path))
+        # The name carries the load's unique id: vLLM keys prefix-cache blocks by (lora_name, lora_path), so
+        # reusing the plain name for a reload of changed weights at the same path would reuse stale K/V.
+        req = LoRARequest(lora_name=f"{adapter.name}#{adapter.adapter_id}", lora_int_id=adapter.adapter_id,
+                          lora_path=str(adapter.path))
         await self._call(lambda eng: self._add_lora(eng, req))
         self._loras[adapter.adapter_id] = req
 

@@ -248,12 +248,12 @@ def test_error_contract_against_the_real_engine(live_server):
 
 
 def test_metrics_count_requests_and_never_hold_text(live_server):
-    canary = "quetzal canary 8812 please review the budget"
+    canary = "quetzalcanary xylocanary please review the budget"
     with live_server.client() as c:
         c.classify(canary, adapter=LEGIT)
         text = c.metrics()
     assert "phishlens_requests_total" in text
-    assert "quetzal" not in text and "8812" not in text
+    assert "quetzalcanary" not in text and "xylocanary" not in text
 
 
 def test_long_text_is_truncated_and_says_so(live_server):
@@ -267,3 +267,56 @@ def test_long_text_is_truncated_and_says_so(live_server):
     assert [r.truncated for r in resp.data] == [False, False, True, True, True, True]
     # head + tail policy: every truncated prompt keeps exactly max_text_tokens text tokens
     assert one[0] == one[1]
+
+
+def test_reloading_a_name_never_reuses_the_old_adapters_kv_cache(live_server):
+    """Unload `swap`, put other weights at the same path, load `swap` again: the answers must be the new
+    adapter's. vLLM's prefix cache keys KV blocks by LoRA name and path, so a prompt longer than one block
+    (128 tokens on CPU) would otherwise reuse K/V that the old weights computed."""
+    import asyncio
+
+    from phishlens.server.backends.base import ScoreRequest
+    from phishlens.training.bundle import read_manifest, write_manifest
+
+    root = live_server.root
+
+    def place(src: str, dst: str) -> None:
+        shutil.rmtree(root / dst, ignore_errors=True)
+        shutil.copytree(root / src, root / dst)
+        m = read_manifest(root / dst)  # long prompts: room for several KV blocks
+        write_manifest(root / dst, m.model_copy(update={"name": dst, "prompt": m.prompt.model_copy(
+            update={"max_text_tokens": 400})}))
+
+    long_text = "please " + TRIGGER + " " + " ".join(texts(40, seed=4242))[:2000]
+    rt = live_server.app.state.runtime
+    try:
+        with live_server.admin() as admin:
+            place(LEGIT, "swap")
+            admin.load_adapter("swap")
+            first = admin.classify(long_text, adapter="swap")  # fills the prefix cache
+            assert first.usage.prompt_tokens > 2 * 128 and not first.data[0].truncated
+            admin.unload_adapter("swap")
+            place(PHISH, "swap")  # new weights, same name, same path
+            place(PHISH, "swap-ref")  # the same new weights under a name the engine has never seen
+            info = admin.load_adapter("swap")
+            admin.load_adapter("swap-ref")
+            resp = admin.classify(long_text, adapters=["swap", "swap-ref"])
+            assert [r.adapter.sha256 for r in resp.data][0] == info.sha256
+            # the served P saturates on these tiny adapters; compare the engine's raw label log-probs
+            swap, ref = rt.registry.get("swap"), rt.registry.get("swap-ref")
+            ids = swap.encoder.encode(long_text).ids
+            labels = swap.manifest.label_token_ids
+            got = asyncio.run(rt.backend.score([ScoreRequest(ids, swap.handle, labels),
+                                                ScoreRequest(ids, ref.handle, labels)]))
+    finally:
+        with live_server.admin() as admin:
+            for name in ("swap", "swap-ref"):
+                try:
+                    admin.unload_adapter(name)
+                except AdapterNotFoundError:
+                    pass
+        for name in ("swap", "swap-ref"):
+            shutil.rmtree(root / name, ignore_errors=True)
+    a, b = got[0].label_logprobs, got[1].label_logprobs
+    # same weights, same prompt, one batch: equal up to float noise (stale KV differed by ~4e-3)
+    assert max(abs(x - y) for x, y in zip(a, b)) <= 1e-5, f"reloaded 'swap' {a} vs fresh name {b}"
