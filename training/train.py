@@ -210,8 +210,8 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
     if tmp.exists():
         shutil.rmtree(tmp)
     model.save_pretrained(str(tmp))
-    for extra in tmp.iterdir():  # peft may write a README; keep only what the bundle allows
-        if extra.suffix not in B.ALLOWED_SUFFIXES:
+    for extra in tmp.iterdir():  # keep only the peft files (peft also writes a boilerplate README card)
+        if extra.name not in (B.ADAPTER_CONFIG, B.ADAPTER_WEIGHTS):
             extra.unlink()
     manifest = B.Manifest(
         name=cfg.name,
