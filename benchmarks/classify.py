@@ -68,14 +68,17 @@ def main() -> None:
     from phishlens.server.settings import Settings
 
     bundle = REPO / "adapters" / args.adapter
-    texts = bench_texts(args.n)
+    # Disjoint texts for the measured batch, the warm-up and the single requests: a repeated prompt
+    # would hit vLLM's prefix cache and flatter the numbers.
+    pool = bench_texts(args.n + args.batch + args.singles)
+    texts, warm, singles = pool[: args.n], pool[args.n : args.n + args.batch], pool[args.n + args.batch :]
     rate = matmul_gflops()
     naive_tps, tokens, params = naive(bundle, texts)
 
     settings = Settings(backend=args.backend, adapters=[args.adapter], default_adapter=args.adapter,
                         port=free_port(), max_queue=4096)
     with running_server(settings) as url, PhishlensClient(url, timeout=600) as c:
-        c.classify(texts[: args.batch])  # warm-up (compilation, caches)
+        c.classify(warm)  # warm-up (compilation, allocator) on texts not measured
         chunks = [texts[i : i + args.batch] for i in range(0, len(texts), args.batch)]
         t = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:
@@ -83,9 +86,9 @@ def main() -> None:
         wall = time.perf_counter() - t
         served_tokens = sum(r.usage.prompt_tokens for r in results)
         lat = []
-        for i in range(args.singles):
+        for text in singles:
             t1 = time.perf_counter()
-            c.classify(texts[i % len(texts)])
+            c.classify(text)
             lat.append(time.perf_counter() - t1)
     tps = len(texts) / wall
     useful = 2 * params * served_tokens / wall / 1e9

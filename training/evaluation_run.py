@@ -58,7 +58,7 @@ def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tf
         report = evaluate_scorer(scorer, m.calibration.threshold, sets, seen)
         matrix.add(b.name, report, architecture=m.base_model.architecture)
     if tfidf:
-        from .tfidf import train_tfidf
+        from .tfidf import ARCHITECTURE, train_tfidf
 
         for mix_name in dict.fromkeys(b.manifest.training_data.mix for b in bundles):
             try:
@@ -67,7 +67,7 @@ def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tf
                 continue
             peer = train_tfidf(build_mix(spec, splits))
             report = evaluate_scorer(peer, peer.threshold, sets, list(spec.sources))
-            matrix.add(f"tfidf-{mix_name}", report, architecture="tfidf+lr", kind="tfidf")
+            matrix.add(f"tfidf-{mix_name}", report, architecture=ARCHITECTURE, kind="tfidf")
     out.mkdir(parents=True, exist_ok=True)
     matrix.to_json(out / "matrix.json")
     (out / "matrix.md").write_text(matrix.to_markdown() + "\n")

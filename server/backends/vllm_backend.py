@@ -68,6 +68,11 @@ class VLLMBackend(Backend):
         # (CPU only: on a GPU vLLM sizes the cache from gpu_memory_utilization.)
         from vllm.platforms import current_platform
 
+        if current_platform.is_cpu():
+            from .vllm_cpu_lora import install
+
+            install()  # grouped LoRA matmuls instead of vLLM's per-token weight gather (6x faster here)
+
         kv_cache_bytes = (int(float(getattr(self.settings, "vllm_kv_cache_gb", 1.0)) * (1 << 30))
                           if current_platform.is_cpu() else None)
         from transformers import AutoTokenizer
