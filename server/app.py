@@ -13,7 +13,7 @@ from phishlens import __version__
 from .backends.base import Backend
 from .deps import Runtime
 from .errors import install_error_handlers
-from .limits import BodyLimitMiddleware
+from .limits import BodyLimitMiddleware, JsonBodyMiddleware
 from .metrics import Metrics, MetricsMiddleware
 from .registry import AdapterRegistry
 from .routes import adapters, classify, health, kserve
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     install_error_handlers(app)
     for module in (classify, adapters, kserve, health):
         app.include_router(module.router)
+    app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees the 413s too
     return app

@@ -56,3 +56,26 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class JsonBodyMiddleware:
+    """Treat POST bodies sent without a JSON content type as JSON.
+
+    Every POST route takes JSON only, and `curl -d '{...}'` (the README's example, and what operators
+    type) sends `application/x-www-form-urlencoded`; FastAPI would then refuse the body with a 422.
+    Rewriting the header is safe: a body that is not JSON still gets our 400 "malformed JSON".
+    """
+
+    _FORMISH = (b"", b"application/x-www-form-urlencoded", b"text/plain")
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            headers = list(scope.get("headers") or [])
+            ctype = next((v for k, v in headers if k == b"content-type"), b"")
+            if ctype.split(b";")[0].strip().lower() in self._FORMISH:
+                headers = [(k, v) for k, v in headers if k != b"content-type"] + [(b"content-type", b"application/json")]
+                scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)

@@ -313,3 +313,13 @@ def test_metrics_bounded_and_textless(client):
     assert 'phishlens_score_bucket{adapter="default",le="0.5"}' in text
     assert "phishlens_adapters_loaded 2.0" in text and "phishlens_inflight_texts 0.0" in text
     assert 'route="/metrics"' not in text and 'route="/health"' not in text
+
+
+def test_curl_style_form_content_type_is_read_as_json(client):
+    """`curl -d '{...}'` sends application/x-www-form-urlencoded; the README's example must still work."""
+    body = b'{"input": "reply urgent with your password"}'
+    r = client.post("/v1/classify", content=body, headers={**API, "content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200, r.text
+    assert r.json()["data"][0]["label"] == "phishing"
+    r = client.post("/v1/classify", content=b"input=hello", headers={**API, "content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "bad_request"
