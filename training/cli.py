@@ -70,10 +70,12 @@ def evaluate_cmd(adapters: list[Path] = typer.Argument(..., help="bundle directo
                  out: Path = typer.Option(Path("docs/eval"), help="folder for matrix.json / .md / .png"),
                  per_label: int = typer.Option(100, help="test rows per label per source"),
                  tfidf: bool = typer.Option(True, help="add the TF-IDF + logistic-regression peer per mix"),
-                 data_root: Optional[Path] = typer.Option(None, envvar="PHISHLENS_DATA_ROOT")) -> None:
+                 data_root: Optional[Path] = typer.Option(None, envvar="PHISHLENS_DATA_ROOT"),
+                 from_manifests: bool = typer.Option(False, help="use the metrics stored in each bundle instead of re-scoring")) -> None:
     """Score adapters on every source's test split; write the cross-domain matrix."""
     _log()
     from .evaluation_run import run_evaluation
 
-    m = run_evaluation(adapters, out, per_label=per_label, tfidf=tfidf, data_root=data_root)
+    m = run_evaluation(adapters, out, per_label=per_label, tfidf=tfidf, data_root=data_root,
+                       from_manifests=from_manifests)
     typer.echo(m.to_markdown())

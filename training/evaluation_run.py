@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Sequence
 
 from .bundle import load_bundle
-from .evaluate import CrossDomainMatrix, eval_sets, evaluate_scorer
+from .evaluate import CrossDomainMatrix, EvalReport, eval_sets, evaluate_scorer
 
 logger = logging.getLogger(__name__)
 
 
 def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tfidf: bool = True,
-                   data_root: Path | None = None) -> CrossDomainMatrix:
+                   data_root: Path | None = None, from_manifests: bool = False) -> CrossDomainMatrix:
+    """Build the matrix. ``from_manifests``: take each bundle's stored metrics (scored at training time
+    on the same seeded test samples) instead of re-scoring; only the TF-IDF peers are trained here."""
     from peft import PeftModel
 
     from .base_models import resolve_base
@@ -34,6 +36,10 @@ def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tf
     models: dict[str, object] = {}
     for b in bundles:
         m = b.manifest
+        if from_manifests:
+            report = EvalReport.from_dict(m.metrics, list(m.training_data.sources), m.calibration.threshold)
+            matrix.add(b.name, report, architecture=m.base_model.architecture)
+            continue
         base = resolve_base(m.base_model.ref)
         if base.sha256 != m.base_model.sha256:
             raise ValueError(f"{b.name}: base weights differ from the ones it was trained on")
