@@ -29,27 +29,15 @@ class HFScorer:
         self.pad_id = pad_id
         self.max_batch_tokens = max_batch_tokens
 
-    def _chunks(self, order: list[int], lengths: list[int]) -> list[list[int]]:
-        chunks: list[list[int]] = []
-        cur: list[int] = []
-        for i in order:
-            width = max([lengths[j] for j in cur] + [lengths[i]])
-            if cur and width * (len(cur) + 1) > self.max_batch_tokens:
-                chunks.append(cur)
-                cur = []
-            cur.append(i)
-        if cur:
-            chunks.append(cur)
-        return chunks
-
     def label_logprobs(self, prompts: Sequence[Sequence[int]], label_ids: Sequence[Sequence[int]],
                        adapter_names: Sequence[str] | None) -> list[tuple[float, ...]]:
         import torch
 
+        from phishlens.training.layers import token_batches
+
         lengths = [len(p) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: lengths[i])  # less padding per chunk
         out: list[tuple[float, ...]] = [()] * len(prompts)
-        for chunk in self._chunks(order, lengths):
+        for chunk in token_batches(lengths, self.max_batch_tokens):  # sorted by length: little padding
             width = max(lengths[i] for i in chunk)
             ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
