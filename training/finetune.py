@@ -110,7 +110,6 @@ def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int
     ``y[i]`` is 1 for phishing; ``label_ids`` = [phishing token, legitimate token].
     """
     torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
     params = list(_trainable(model).values())
     if not params:
         raise ValueError("model has no trainable parameters")
