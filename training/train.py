@@ -127,10 +127,12 @@ def pick_golden(records: Sequence[Record], p: np.ndarray, threshold: float, per_
 def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_root: Path | None = None,
                  records: tuple[list[Record], list[Record]] | None = None, seen_sources: Sequence[str] | None = None,
                  eval_sets: dict[str, list[Record]] | None = None, resume: bool = True,
-                 progress: bool = True) -> B.Bundle:
+                 progress: bool = True, artifacts: Sequence[str] | None = None) -> B.Bundle:
     """Train one adapter and write its bundle to ``out_dir``.
 
     ``records`` (train, validation) and ``eval_sets`` override the corpora (tests use planted data).
+    ``artifacts``: artefact groups to build from the validation rows (`training.artifacts`; None = all,
+    () = none).
     """
     from tqdm import tqdm
 
@@ -234,6 +236,12 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
     )
     B.write_manifest(tmp, manifest)
+    if artifacts is None or len(artifacts):
+        from .artifacts import ArtifactContext, build_artifacts
+
+        model.eval()
+        build_artifacts(ArtifactContext(tmp, manifest, list(val_rows), model, tok, encoder, seed=cfg.seed),
+                        None if artifacts is None else list(artifacts))
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)

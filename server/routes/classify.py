@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import APIRouter
 
 from ..deps import ApiKey, RuntimeDep
@@ -15,5 +13,5 @@ router = APIRouter(tags=["classify"], dependencies=[ApiKey])
 @router.post("/v1/classify", response_model=ClassifyResponse)
 async def classify(body: ClassifyRequest, rt: RuntimeDep) -> ClassifyResponse:
     out = await rt.classify.classify(body.texts, body.adapter_names)
-    return ClassifyResponse(id=f"clf-{uuid.uuid4().hex}", data=[ClassifyResult.of(c) for c in out.results],
+    return ClassifyResponse(id=out.request_id, data=[ClassifyResult.of(c) for c in out.results],
                             usage=Usage(texts=out.n_texts, prompt_tokens=out.prompt_tokens))

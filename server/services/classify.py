@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import uuid
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Protocol, Sequence
 
 from phishlens.training.bundle import Calibration
 
@@ -38,6 +39,17 @@ class ClassifyOutcome:
     results: list[Classification]  # text-major: for each text, one result per adapter in request order
     n_texts: int
     prompt_tokens: int
+    request_id: str = ""
+
+
+class ClassificationObserver(Protocol):
+    """Sees served business traffic only (never explain, probe or readiness self-tests): drift, feedback.
+
+    Called on the event loop after the response is computed; must not block (hand heavy work to a thread).
+    An observer that raises is logged and skipped: monitoring never fails a classification.
+    """
+
+    def observe(self, texts: Sequence[str], outcome: ClassifyOutcome) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,7 @@ class ClassifyService:
         self.settings = settings
         self.metrics = metrics
         self.inflight = 0  # texts admitted and not yet answered (single event loop: no lock needed)
+        self.observers: list[ClassificationObserver] = []
         self._golden: dict[tuple[int, str], GoldenReport] = {}  # (adapter id, sha256) → cached report
 
     def check_caps(self, texts: Sequence[str]) -> None:
@@ -86,9 +99,16 @@ class ClassifyService:
                 outcome = await self._run(texts, entries)
         finally:
             self._admit(-n)
+        outcome = ClassifyOutcome(outcome.results, outcome.n_texts, outcome.prompt_tokens,
+                                  f"clf-{uuid.uuid4().hex}")
         if self.metrics:
             for r in outcome.results:
                 self.metrics.observe_classification(r.adapter, r.label, r.p_phishing)
+        for obs in self.observers:
+            try:
+                obs.observe(texts, outcome)
+            except Exception:  # noqa: BLE001 - monitoring must never fail a served request
+                logger.exception("classification observer %s failed", type(obs).__name__)
         return outcome
 
     async def golden_check(self) -> GoldenReport:
