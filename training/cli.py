@@ -35,7 +35,9 @@ def train_cmd(config: list[str] = typer.Option(..., "--config", "-c", help="conf
               base: Optional[str] = typer.Option(None, help="override the config's base model"),
               name: Optional[str] = typer.Option(None, help="override the bundle name"),
               data_root: Optional[Path] = typer.Option(None, envvar="PHISHLENS_DATA_ROOT"),
-              no_resume: bool = typer.Option(False, help="ignore an existing checkpoint")) -> None:
+              no_resume: bool = typer.Option(False, help="ignore an existing checkpoint"),
+              artifacts: bool = typer.Option(True, help="build the drift reference and probes into the bundle "
+                                             "(add them later with `phishlens augment`)")) -> None:
     """Fine-tune LoRA adapters on their mixes and write adapter bundles (peft files + phishlens.json)."""
     _log()
     from .train import REPO, TrainConfig, summary, train_bundle
@@ -61,7 +63,8 @@ def train_cmd(config: list[str] = typer.Option(..., "--config", "-c", help="conf
         configs.append(cfg)
     for cfg in configs:
         target = out or REPO / "adapters" / cfg.name
-        b = train_bundle(cfg, target, [command], data_root=data_root, resume=not no_resume)
+        b = train_bundle(cfg, target, [command], data_root=data_root, resume=not no_resume,
+                         artifacts=None if artifacts else ())
         typer.echo(summary(b))
 
 

@@ -119,3 +119,33 @@ def test_golden_check_not_in_metrics(fake_backend, adapter_root, tmp_path, token
     finally:
         import shutil
         shutil.rmtree(adapter_root / "wrong-golden", ignore_errors=True)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.seen: list[tuple[list[str], str, int]] = []
+
+    def observe(self, texts, outcome) -> None:
+        self.seen.append((list(texts), outcome.request_id, len(outcome.results)))
+
+
+class _Broken:
+    def observe(self, texts, outcome) -> None:
+        raise RuntimeError("observer bug")
+
+
+def test_observers_see_served_traffic_only(fake_backend, adapter_root):
+    """Observers (drift, feedback) get every served classification with its request id, never the golden
+    self-test; a failing observer is logged and never fails the request."""
+    async def go():
+        svc = await service(fake_backend, adapter_root)
+        rec = _Recorder()
+        svc.observers += [_Broken(), rec]
+        await svc.golden_check()
+        assert rec.seen == []
+        out = await svc.classify([PHISHY, CLEAN], ["default", "alt"])
+        assert out.request_id.startswith("clf-") and len(out.request_id) > 20
+        assert rec.seen == [([PHISHY, CLEAN], out.request_id, 4)]
+        out2 = await svc.classify([CLEAN])
+        assert out2.request_id != out.request_id and len(rec.seen) == 2
+    asyncio.run(go())
