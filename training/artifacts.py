@@ -64,14 +64,18 @@ def build_artifacts(ctx: ArtifactContext, groups: Sequence[str] | None = None) -
     unknown = [g for g in wanted if g not in builders]
     if unknown:
         raise ValueError(f"unknown artefact group(s) {unknown}; known: {sorted(builders)}")
-    extras = dict(ctx.manifest.extras)
+    built: dict[str, str] = {}
     for g in wanted:
         logger.info("building %s for %s", g, ctx.manifest.name)
-        extras.update(builders[g](ctx))
+        built.update(builders[g](ctx))
+    # Merge into the manifest as it is on disk now, so an augment of another group that ran meanwhile keeps
+    # its entries (the builders' files are already in place).
+    current = B.read_manifest(ctx.bundle_dir)
+    extras = {**current.extras, **built}
     for role, fname in extras.items():
         if not (ctx.bundle_dir / fname).is_file():
             raise RuntimeError(f"artefact {role} claims {fname}, which was not written")
-    ctx.manifest = ctx.manifest.model_copy(update={"extras": extras})
+    ctx.manifest = current.model_copy(update={"extras": extras})
     B.write_manifest(ctx.bundle_dir, ctx.manifest)
     return ctx.manifest
 
