@@ -7,7 +7,7 @@ EXTRA ?= cpu
 STAMP := $(VENV)/.phishlens-installed-$(EXTRA)
 PYTEST_ARGS ?=
 
-.PHONY: install base serve test bench clean-venv
+.PHONY: install base serve test bench alerts clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ serve: base
 
 test: base
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+alerts:  # validate and unit-test the Prometheus alert rules (needs promtool: apt-get install prometheus)
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/tests/alerts_test.yml
 
 bench: base
 	$(BIN)/python benchmarks/classify.py

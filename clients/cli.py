@@ -35,6 +35,8 @@ TRAINING_COMMANDS = {
     "prepare-base": "Prepare an embedded base model (GGUF -> HF checkpoint) in the cache.",
     "train": "Fine-tune a LoRA adapter and write an adapter bundle.",
     "evaluate": "Evaluate adapter bundles (per-style and cross-domain metrics).",
+    "augment": "Add or rebuild bundle artefacts (drift reference, probes) of existing bundles.",
+    "diagnose": "Diagnose generalisation failures: probes, logit lens, SHAP, minimal pairs, label noise.",
 }
 
 
@@ -284,6 +286,131 @@ def _table_row(result: ClassifyResult, text: str, width: int = 60) -> str:
         preview = preview[: width - 3] + "..."
     adapter = result.adapter.name if result.adapter else "-"
     return _TABLE.format(result.index, result.label, f"{result.score:.3f}", flags or "-", adapter, preview)
+
+
+# --------------------------------------------------------------------------------------------------
+# explain
+
+
+@app.command()
+def explain(
+    text: Annotated[str, typer.Argument(help="Text to explain ('-' reads stdin).")],
+    adapter: Annotated[str | None, typer.Option(help="Adapter name (server default when omitted).")] = None,
+    granularity: Annotated[str, typer.Option(help="word | token.")] = "word",
+    max_evals: Annotated[
+        int | None, typer.Option(min=4, help="Most texts scored (server default/cap).")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write a self-contained HTML page here.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the JSON response instead of colours.")
+    ] = False,
+    color: Annotated[
+        bool | None, typer.Option("--color/--no-color", help="ANSI colours (default: if stdout is a terminal).")
+    ] = None,
+    url: UrlOpt = DEFAULT_BASE_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """SHAP attributions of TEXT: tokens coloured red (towards phishing) / blue (towards legitimate)."""
+    from phishlens.explain.render import render_terminal  # stdlib-only module: keeps the client light
+
+    if text == "-":
+        text = sys.stdin.read()
+    if granularity not in ("word", "token"):
+        raise _fail("usage", "--granularity must be 'word' or 'token'")
+    with _client(url, api_key) as client:
+        res = client.explain(
+            text, adapter, granularity=granularity, max_evals=max_evals, html=html is not None
+        )
+    if html is not None:
+        html.write_text(res.html or "", encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(res.model_dump(mode="json", exclude={"html"})))
+        return
+    use_color = color if color is not None else sys.stdout.isatty()
+    typer.echo(render_terminal(res.tokens, res.attributions, prediction=res.prediction,
+                               base_value=res.base_value, color=use_color))
+    name = res.adapter.name if res.adapter else "-"
+    typer.echo(f"label: {res.label}   adapter: {name}   evaluations: {res.evaluations}/{res.max_evals}   "
+               f"additivity error: {res.additivity_error:.2e}   {res.seconds:.2f}s")
+
+
+# --------------------------------------------------------------------------------------------------
+# probe
+
+
+def _probe_cell(value: Any) -> str:
+    """A binary probe's P(positive) as 0.00, a multi-class probe's top class as `class:0.00`."""
+    if isinstance(value, dict):
+        top = max(value, key=value.get) if value else "-"
+        return f"{top}:{value.get(top, 0.0):.2f}"
+    return f"{float(value):.2f}"
+
+
+@app.command()
+def probe(
+    text: Annotated[str, typer.Argument(help="Text to probe ('-' reads stdin).")],
+    adapter: Annotated[str | None, typer.Option(help="Adapter name (server default when omitted).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON response instead of a table.")] = False,
+    url: UrlOpt = DEFAULT_BASE_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Per-layer readings of TEXT: logit-lens P(phishing) and the adapter's probes (label, style, source, concepts)."""
+    if text == "-":
+        text = sys.stdin.read()
+    with _client(url, api_key) as client:
+        res = client.probe(text, adapter)
+    if as_json:
+        typer.echo(json.dumps(res.model_dump(mode="json")))
+        return
+    names = list(res.probes)
+    typer.echo("  ".join([f"{'layer':<22}", f"{'lens':>5}", *(f"{n[:14]:>14}" for n in names)]))
+    for i, layer in enumerate(res.layers):
+        cells = [_probe_cell(res.probes[n][i]) for n in names]
+        typer.echo("  ".join([f"{layer:<22}", f"{res.logit_lens[i]:>5.2f}", *(f"{c[:14]:>14}" for c in cells)]))
+    name = res.adapter.name if res.adapter else "-"
+    typer.echo(f"label: {res.label}   score: {res.score:.3f}   adapter: {name}")
+
+
+# --------------------------------------------------------------------------------------------------
+# feedback
+
+
+def _feedback_labels(items: list[str]) -> dict[int, str] | list[str]:
+    """`phishing legitimate ...` (one per text, in order) or `0=phishing 3=legitimate`; not a mix."""
+    keyed = ["=" in item for item in items]
+    if any(keyed) and not all(keyed):
+        raise ValueError("give every label as INDEX=LABEL, or none of them")
+    pairs = [item.split("=", 1) if "=" in item else (str(i), item) for i, item in enumerate(items)]
+    for _, label in pairs:
+        if label not in ("phishing", "legitimate"):
+            raise ValueError(f"label {label!r} is not 'phishing' or 'legitimate'")
+    try:
+        out = {int(index): label for index, label in pairs}
+    except ValueError as exc:
+        raise ValueError(f"an INDEX is not an integer: {exc}") from exc
+    return out if all(keyed) else [label for _, label in pairs]
+
+
+@app.command()
+def feedback(
+    request_id: Annotated[str, typer.Argument(help="The `id` of a /v1/classify response (clf-...).")],
+    labels: Annotated[
+        list[str], typer.Argument(help="True labels: one per text in request order, or INDEX=LABEL pairs.")
+    ],
+    adapter: Annotated[str | None, typer.Option(help="Only this adapter's verdicts (default: all).")] = None,
+    url: UrlOpt = DEFAULT_BASE_URL,
+    api_key: KeyOpt = None,
+) -> None:
+    """Send true labels for a served request; prints each verdict's outcome (tp/fp/tn/fn) as JSON."""
+    try:
+        parsed = _feedback_labels(labels)
+    except ValueError as exc:
+        raise _fail("usage", str(exc)) from exc
+    with _client(url, api_key) as client:
+        res = client.feedback(request_id, parsed, adapter=adapter)
+    typer.echo(json.dumps(res.model_dump(mode="json")))
 
 
 # --------------------------------------------------------------------------------------------------

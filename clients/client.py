@@ -15,7 +15,7 @@ import asyncio
 import itertools
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence, Sized
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -25,11 +25,15 @@ import pydantic
 
 from phishlens import __version__
 from phishlens.clients import errors
+from phishlens.clients.explain_types import ExplainResponse, KServeExplainResponse
+from phishlens.clients.drift_types import AdapterDrift, DriftResponse
+from phishlens.clients.probe_types import ProbeResponse
 from phishlens.clients.types import (
     AdapterInfo,
     AdapterList,
     ClassifyResponse,
     ClassifyResult,
+    FeedbackResponse,
     HealthStatus,
     ModelInfo,
     PredictResponse,
@@ -117,6 +121,7 @@ class _Call(Generic[T]):
     parse: Callable[[httpx.Response], T]
     json: Any = None
     retry: bool = True  # retry on 429/503 (not for probes like /ready, where 503 is an answer)
+    timeout: float | None = None  # overrides the client's timeout (explanations run for minutes)
 
 
 def _classify_call(
@@ -130,6 +135,25 @@ def _classify_call(
     if adapters is not None:
         body["adapters"] = list(adapters)
     return _Call("POST", "/v1/classify", _model_parser(ClassifyResponse), json=body)
+
+
+FeedbackLabels = Mapping[int, str] | Sequence[str] | Sequence[Mapping[str, Any]]
+
+
+def _feedback_call(
+    request_id: str, labels: FeedbackLabels, adapter: str | None
+) -> _Call[FeedbackResponse]:
+    """`labels`: {index: label}, one label per text in order, or {"index", "label", "adapter"?} dicts."""
+    if isinstance(labels, Mapping):
+        items: list[dict[str, Any]] = [{"index": int(i), "label": lab} for i, lab in labels.items()]
+    else:
+        items = [
+            {"index": i, "label": lab} if isinstance(lab, str) else dict(lab) for i, lab in enumerate(labels)
+        ]
+    if adapter is not None:
+        items = [{**item, "adapter": item.get("adapter", adapter)} for item in items]
+    body = {"request_id": request_id, "labels": items}
+    return _Call("POST", "/v1/feedback", _model_parser(FeedbackResponse), json=body)
 
 
 def _load_adapter_call(path: str, name: str | None) -> _Call[AdapterInfo]:
@@ -151,10 +175,51 @@ def _model_info_call(model: str) -> _Call[ModelInfo]:
     return _Call("GET", f"/v1/models/{quote(model, safe='')}", _model_parser(ModelInfo))
 
 
+EXPLAIN_TIMEOUT = 600.0  # one explanation is hundreds of forward passes
+
+
+def _explain_body(granularity: str, max_evals: int | None, html: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"granularity": granularity, "html": html}
+    if max_evals is not None:
+        body["max_evals"] = max_evals
+    return body
+
+
+def _explain_call(
+    input: str,
+    adapter: str | None,
+    granularity: str,
+    max_evals: int | None,
+    html: bool,
+    timeout: float | None,
+) -> _Call[ExplainResponse]:
+    body = {"input": input, **_explain_body(granularity, max_evals, html)}
+    if adapter is not None:
+        body["adapter"] = adapter
+    return _Call("POST", "/v1/explain", _model_parser(ExplainResponse), json=body,
+                 timeout=timeout if timeout is not None else EXPLAIN_TIMEOUT)
+
+
+def _kserve_explain_call(
+    model: str, input: str, granularity: str, max_evals: int | None, html: bool, timeout: float | None
+) -> _Call[KServeExplainResponse]:
+    body = {"instances": [input], **_explain_body(granularity, max_evals, html)}
+    return _Call("POST", f"/v1/models/{quote(model, safe='')}:explain", _model_parser(KServeExplainResponse),
+                 json=body, timeout=timeout if timeout is not None else EXPLAIN_TIMEOUT)
+
+
+def _probe_call(input: str, adapter: str | None) -> _Call[ProbeResponse]:
+    body: dict[str, Any] = {"input": input}
+    if adapter is not None:
+        body["adapter"] = adapter
+    return _Call("POST", "/v1/probe", _model_parser(ProbeResponse), json=body)
+
+
 _LIST_ADAPTERS = _Call("GET", "/v1/adapters", _parse_adapter_list)
 _HEALTH = _Call("GET", "/health", _model_parser(HealthStatus))
 _READY = _Call("GET", "/ready", _parse_ready, retry=False)
 _METRICS = _Call("GET", "/metrics", _parse_text)
+_DRIFT = _Call("GET", "/v1/drift", _model_parser(DriftResponse))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -239,7 +304,7 @@ class _BaseClient:
             "method": call.method,
             "url": self.base_url + call.path,
             "headers": self.headers,
-            "timeout": self.timeout,
+            "timeout": call.timeout if call.timeout is not None else self.timeout,
         }
         if call.json is not None:
             kwargs["json"] = call.json
@@ -330,6 +395,16 @@ class PhishlensClient(_BaseClient):
         """`iter_classify` collected into a list."""
         return list(self.iter_classify(texts, batch_size=batch_size, adapter=adapter, progress=progress))
 
+    def feedback(
+        self, request_id: str, labels: FeedbackLabels, adapter: str | None = None
+    ) -> FeedbackResponse:
+        """True labels for a served classify answer (`request_id` is its `id`); idempotent.
+
+        `labels`: {index: label}, one label per text in request order, or dicts {"index", "label",
+        "adapter"?}; `adapter` limits every label to that adapter's verdict.
+        """
+        return self._send(_feedback_call(request_id, labels, adapter))
+
     def list_adapters(self) -> list[AdapterInfo]:
         return self._send(_LIST_ADAPTERS)
 
@@ -361,6 +436,36 @@ class PhishlensClient(_BaseClient):
                 raise self._not_ready_after(timeout)
             time.sleep(interval)
 
+    def explain(
+        self,
+        input: str,
+        adapter: str | None = None,
+        *,
+        granularity: str = "word",
+        max_evals: int | None = None,
+        html: bool = False,
+        timeout: float | None = None,
+    ) -> ExplainResponse:
+        """SHAP attributions of one text (`html=True` adds a self-contained HTML page); waits up to 600 s."""
+        return self._send(_explain_call(input, adapter, granularity, max_evals, html, timeout))
+
+    def kserve_explain(
+        self,
+        model: str,
+        input: str,
+        *,
+        granularity: str = "word",
+        max_evals: int | None = None,
+        html: bool = False,
+        timeout: float | None = None,
+    ) -> KServeExplainResponse:
+        """KServe V1 `POST /v1/models/{model}:explain` for one text."""
+        return self._send(_kserve_explain_call(model, input, granularity, max_evals, html, timeout))
+
+    def probe(self, input: str, adapter: str | None = None) -> ProbeResponse:
+        """Per-layer probe outputs and logit-lens P(phishing) of one text (`POST /v1/probe`)."""
+        return self._send(_probe_call(input, adapter))
+
     def predict(self, model: str, instances: Sequence[Any]) -> PredictResponse:
         """KServe V1 `POST /v1/models/{model}:predict`."""
         return self._send(_predict_call(model, instances))
@@ -372,6 +477,10 @@ class PhishlensClient(_BaseClient):
     def metrics(self) -> str:
         """The Prometheus exposition text of `/metrics`."""
         return self._send(_METRICS)
+
+    def drift(self) -> list[AdapterDrift]:
+        """Drift state per loaded adapter (`GET /v1/drift`)."""
+        return self._send(_DRIFT).data
 
     def close(self) -> None:
         if self._owns_http:
@@ -452,6 +561,12 @@ class AsyncPhishlensClient(_BaseClient):
         it = self.iter_classify(texts, batch_size=batch_size, adapter=adapter, progress=progress)
         return [result async for result in it]
 
+    async def feedback(
+        self, request_id: str, labels: FeedbackLabels, adapter: str | None = None
+    ) -> FeedbackResponse:
+        """True labels for a served classify answer (`request_id` is its `id`); idempotent."""
+        return await self._send(_feedback_call(request_id, labels, adapter))
+
     async def list_adapters(self) -> list[AdapterInfo]:
         return await self._send(_LIST_ADAPTERS)
 
@@ -483,6 +598,36 @@ class AsyncPhishlensClient(_BaseClient):
                 raise self._not_ready_after(timeout)
             await asyncio.sleep(interval)
 
+    async def explain(
+        self,
+        input: str,
+        adapter: str | None = None,
+        *,
+        granularity: str = "word",
+        max_evals: int | None = None,
+        html: bool = False,
+        timeout: float | None = None,
+    ) -> ExplainResponse:
+        """SHAP attributions of one text (`html=True` adds a self-contained HTML page); waits up to 600 s."""
+        return await self._send(_explain_call(input, adapter, granularity, max_evals, html, timeout))
+
+    async def kserve_explain(
+        self,
+        model: str,
+        input: str,
+        *,
+        granularity: str = "word",
+        max_evals: int | None = None,
+        html: bool = False,
+        timeout: float | None = None,
+    ) -> KServeExplainResponse:
+        """KServe V1 `POST /v1/models/{model}:explain` for one text."""
+        return await self._send(_kserve_explain_call(model, input, granularity, max_evals, html, timeout))
+
+    async def probe(self, input: str, adapter: str | None = None) -> ProbeResponse:
+        """Per-layer probe outputs and logit-lens P(phishing) of one text (`POST /v1/probe`)."""
+        return await self._send(_probe_call(input, adapter))
+
     async def predict(self, model: str, instances: Sequence[Any]) -> PredictResponse:
         """KServe V1 `POST /v1/models/{model}:predict`."""
         return await self._send(_predict_call(model, instances))
@@ -494,6 +639,10 @@ class AsyncPhishlensClient(_BaseClient):
     async def metrics(self) -> str:
         """The Prometheus exposition text of `/metrics`."""
         return await self._send(_METRICS)
+
+    async def drift(self) -> list[AdapterDrift]:
+        """Drift state per loaded adapter (`GET /v1/drift`)."""
+        return (await self._send(_DRIFT)).data
 
     async def aclose(self) -> None:
         if self._owns_http:

@@ -84,6 +84,28 @@ class ModelInfo(WireModel):
     ready: bool | None = None
 
 
+class FeedbackResult(WireModel):
+    """A (text, adapter) verdict a feedback label applied to; `status`: recorded|duplicate|conflict|stale."""
+
+    index: int
+    adapter: str
+    label: Label
+    predicted: Label
+    outcome: Literal["tp", "fp", "tn", "fn"]
+    status: str
+
+
+class FeedbackResponse(WireModel):
+    """`POST /v1/feedback` answer."""
+
+    request_id: str
+    data: list[FeedbackResult]
+    recorded: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    stale: int = 0
+
+
 class ErrorDetail(WireModel):
     type: str
     message: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
@@ -17,7 +18,16 @@ from .limits import BodyLimitMiddleware, JsonBodyMiddleware
 from .metrics import Metrics, MetricsMiddleware
 from .registry import AdapterRegistry
 from .routes import adapters, classify, health, kserve
+from .routes import feedback as feedback_routes
+from .routes import drift as drift_routes
+from .routes import explain as explain_routes
+from .routes import probe as probe_routes
 from .services.classify import ClassifyService
+from .services.drift import DriftMonitor
+from .services.drift_metrics import DriftMetrics
+from .services.explain import ExplainService
+from .services.feedback import FeedbackService
+from .services.probe import ProbeService
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -27,6 +37,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     """Build the app; `backend` (e.g. a fake in tests) replaces the one `settings.backend` names."""
     settings = settings or get_settings()
     metrics = Metrics()
+    drift_metrics = DriftMetrics(metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,11 +52,29 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         try:
             await registry.open()
             service = ClassifyService(engine, registry, settings, metrics)
+            feedback_service = FeedbackService(settings, registry, metrics)
+            service.observers.append(feedback_service)
             app.state.runtime = Runtime(settings, engine, registry, service, metrics)
+            # explanations score through the backend directly: never counted as classifications
+            app.state.runtime.explain = ExplainService(engine, registry, settings, metrics)
+            if settings.explain_warmup:
+                app.state.runtime.explain.start_warm_up()
+            app.state.runtime.feedback = feedback_service
+            app.state.runtime.probe = ProbeService(registry, settings)  # HF copy loads on first use
+            if settings.drift_enabled:
+                monitor = DriftMonitor(settings, registry, drift_metrics)
+                monitor.start()
+                metrics.forget_hooks.append(monitor.forget)
+                service.observers.append(monitor)
+                app.state.runtime.drift = monitor
             logger.info("serving %d adapter(s) on %s backend", len(registry), engine.name)
             yield
         finally:
+            drift = app.state.runtime.drift if app.state.runtime is not None else None
             app.state.runtime = None
+            if drift is not None:  # persist the windows before unloading (unload drops them)
+                await asyncio.to_thread(drift.close)
+                metrics.forget_hooks.remove(drift.forget)
             try:
                 await registry.close()
             finally:
@@ -59,6 +88,10 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     install_error_handlers(app)
     for module in (classify, adapters, kserve, health):
         app.include_router(module.router)
+    app.include_router(feedback_routes.router)
+    app.include_router(drift_routes.router)
+    app.include_router(explain_routes.router)
+    app.include_router(probe_routes.router)
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees the 413s too

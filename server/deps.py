@@ -14,6 +14,10 @@ from .errors import Forbidden, NotReady, Unauthorized
 from .metrics import Metrics
 from .registry import AdapterRegistry
 from .services.classify import ClassifyService
+from .services.drift import DriftMonitor
+from .services.explain import ExplainService
+from .services.feedback import FeedbackService
+from .services.probe import ProbeService
 from .settings import Settings
 
 
@@ -26,6 +30,10 @@ class Runtime:
     registry: AdapterRegistry
     classify: ClassifyService
     metrics: Metrics
+    feedback: FeedbackService | None = None
+    drift: DriftMonitor | None = None
+    probe: ProbeService | None = None
+    explain: ExplainService | None = None
 
 
 def get_runtime(request: Request) -> Runtime:

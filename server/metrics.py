@@ -34,6 +34,28 @@ class Metrics:
         self.adapters_loaded = Gauge("phishlens_adapters_loaded", "Adapters currently loaded", registry=r)
         self.inflight_texts = Gauge("phishlens_inflight_texts", "Texts admitted and not yet answered",
                                     registry=r)
+        # explanations (services/explain.py): their own series, never the classification ones above
+        self.explain_latency = Histogram("phishlens_explain_latency_seconds",
+                                         "Time to compute one explanation", ["granularity"], registry=r,
+                                         buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300))
+        self.explain_evaluations = Histogram("phishlens_explain_evaluations",
+                                             "Unique texts scored per explanation", registry=r,
+                                             buckets=(10, 25, 50, 100, 200, 300, 500, 1000, 2000))
+        self.explain_inflight = Gauge("phishlens_explain_inflight", "Explanations running", registry=r)
+        self.forget_hooks: list[Callable[[str], None]] = []  # more per-adapter series owners (drift monitor)
+        # performance (services/feedback.py): CBPE from served probabilities, and true labels from feedback
+        self.expected_precision = Gauge("phishlens_expected_precision", "Label-free (CBPE) precision estimate "
+                                        "over the last served verdicts", ["adapter"], registry=r)
+        self.expected_recall = Gauge("phishlens_expected_recall", "Label-free (CBPE) recall estimate over the "
+                                     "last served verdicts", ["adapter"], registry=r)
+        self.expected_window_texts = Gauge("phishlens_expected_window_texts", "Served verdicts in the CBPE "
+                                           "window", ["adapter"], registry=r)
+        self.feedback = Counter("phishlens_feedback_total", "True labels received, by confusion cell",
+                                ["adapter", "outcome"], registry=r)
+        self.live_precision = Gauge("phishlens_live_precision", "Precision over the last labelled verdicts",
+                                    ["adapter"], registry=r)
+        self.live_recall = Gauge("phishlens_live_recall", "Recall over the last labelled verdicts",
+                                 ["adapter"], registry=r)
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route=route, status=str(status)).inc()
@@ -45,6 +67,8 @@ class Metrics:
 
     def forget_adapter(self, adapter: str) -> None:
         """Drop an unloaded adapter's series so label cardinality stays bounded by the loaded set."""
+        for hook in list(self.forget_hooks):
+            hook(adapter)
         for label in LABELS:
             try:
                 self.classifications.remove(adapter, label)
@@ -54,6 +78,17 @@ class Metrics:
             self.score.remove(adapter)
         except KeyError:
             pass
+        for gauge in (self.expected_precision, self.expected_recall, self.expected_window_texts,
+                      self.live_precision, self.live_recall):
+            try:
+                gauge.remove(adapter)
+            except KeyError:
+                pass
+        for outcome in ("tp", "fp", "tn", "fn"):
+            try:
+                self.feedback.remove(adapter, outcome)
+            except KeyError:
+                pass
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -65,10 +65,49 @@ class Settings(BaseSettings):
     """Weights dtype for the engine (fp32 on CPUs without avx512_bf16)."""
     vllm_kv_cache_gb: float = Field(default=1.0, gt=0)
     """vLLM KV-cache size in GiB (CPU backend)."""
+    vllm_block_size: int | None = Field(default=None, ge=16)
+    """vLLM KV block size in tokens, the prefix cache's granularity (None: vLLM's default, 128 on CPU).
+    Explanations gain from small blocks: their perturbations share prefixes shorter than 128 tokens."""
     max_model_len: int = Field(default=1024, ge=16)
     """Longest prompt (template + text tokens) the engine accepts."""
     log_json: bool = False
     """Emit one JSON object per log line."""
+    probe_max_concurrency: int = Field(default=1, ge=1)
+    """POST /v1/probe requests running at once on the probe service's own HF model copy; more get 429."""
+    performance_window: int = Field(default=1000, ge=1)
+    """Served verdicts per adapter in the label-free (CBPE) expected precision/recall."""
+    feedback_window: int = Field(default=500, ge=1)
+    """Labelled verdicts per adapter (POST /v1/feedback) in the live precision/recall gauges."""
+    feedback_ttl_s: float = Field(default=86_400.0, gt=0)
+    """How long after a /v1/classify answer its id accepts feedback (404 after)."""
+    feedback_max_items: int = Field(default=200_000, ge=1)
+    """Most served (request, text, adapter) verdicts kept for feedback, oldest dropped first; never the text."""
+
+    drift_enabled: bool = True
+    """Run the drift monitor (GET /v1/drift, phishlens_drift_* metrics) on served classifications."""
+    drift_window: int = Field(default=200, ge=10)
+    """Texts per adapter in the sliding drift window (thresholds are calibrated for 100, 200 and 400)."""
+    drift_eval_every: int = Field(default=20, ge=1)
+    """Recompute the drift statistics after this many new texts per adapter."""
+    drift_queue: int = Field(default=256, ge=1)
+    """Requests waiting for the drift worker; beyond it their texts are skipped and counted, never waited on."""
+    drift_state_dir: Path = Path("~/.cache/phishlens/drift")
+    """Where drift windows are persisted (atomically, per adapter and bundle sha256) to survive restarts."""
+    drift_persist_s: float = Field(default=60.0, gt=0)
+    """Seconds between drift state snapshots (also written at shutdown and on adapter unload)."""
+
+    explain_max_evals: int = Field(default=1000, ge=4)
+    """Cap on `max_evals` (unique texts scored) one POST /v1/explain may ask for; more get 422."""
+    explain_default_max_evals: int = Field(default=300, ge=4)
+    """`max_evals` when an explain request names none (clipped to `explain_max_evals`)."""
+    explain_concurrency: int = Field(default=2, ge=1)
+    """Explanations running at once (each costs up to `max_evals` forward passes); more get 429."""
+    explain_max_features: int = Field(default=512, ge=2)
+    """Most tokens (at the requested granularity) an explained text may have; longer texts get 413."""
+    explain_round_nodes: int = Field(default=32, ge=1)
+    """Partition-tree nodes SHAP expands per round; each round is one engine batch (2 texts per node)."""
+    explain_warmup: bool = True
+    """Load shap and compile its numba kernels in a thread at start-up (else the first explain pays ≈20 s)."""
 
     @field_validator("adapter_roots", "adapters", "api_keys", "admin_keys", mode="before")
     @classmethod

@@ -82,3 +82,45 @@ def evaluate_cmd(adapters: list[Path] = typer.Argument(..., help="bundle directo
     m = run_evaluation(adapters, out, per_label=per_label, tfidf=tfidf, data_root=data_root,
                        from_manifests=from_manifests)
     typer.echo(m.to_markdown())
+
+
+@app.command("augment")
+def augment_cmd(bundles: list[Path] = typer.Argument(..., help="bundle directories"),
+                only: Optional[str] = typer.Option(None, help="one artefact group: reference | probes (default: all)"),
+                data_root: Optional[Path] = typer.Option(None, envvar="PHISHLENS_DATA_ROOT")) -> None:
+    """Add (or rebuild) the drift reference and/or probes of existing bundles from their validation rows."""
+    _log()
+    from .artifacts import _builders, augment_bundle
+
+    known = sorted(_builders())
+    if only is not None and only not in known:
+        raise typer.BadParameter(f"unknown group {only!r}; known: {', '.join(known)}", param_hint="--only")
+    for path in bundles:
+        try:
+            b = augment_bundle(path, None if only is None else [only], data_root=data_root)
+        except (ValueError, FileNotFoundError) as e:  # bad bundle, unknown mix, changed data: say why, no traceback
+            typer.echo(f"error: {path}: {e}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(json.dumps({"name": b.name, "sha256": b.sha256, "extras": b.manifest.extras}))
+
+
+@app.command("diagnose")
+def diagnose_cmd(adapters: list[Path] = typer.Option(..., "--adapters", "-a", help="bundle directories (repeat)"),
+                 data_root: Optional[Path] = typer.Option(None, "--data", envvar="PHISHLENS_DATA_ROOT",
+                                                          help="corpora root"),
+                 out: Path = typer.Option(Path("docs/diagnosis"), help="folder for report.md, diagnosis.json, PNGs"),
+                 per_label: int = typer.Option(10, min=1, help="test rows per label per source"),
+                 shap_per_style: int = typer.Option(2, min=0, help="texts explained with SHAP per style and adapter"),
+                 shap_evals: int = typer.Option(64, min=8, help="SHAP evaluations per text"),
+                 matrix: Path = typer.Option(Path("docs/eval/matrix.json"), help="cross-domain matrix to explain"),
+                 seed: int = typer.Option(13),
+                 notes: Optional[Path] = typer.Option(None, help="Markdown inserted at the top of the report "
+                                                                  "(a written reading of the evidence)")) -> None:
+    """Why do adapters fail to generalise? Probes, logit lens, SHAP, minimal pairs, label-noise audit."""
+    _log()
+    from .diagnose_run import run_diagnosis
+
+    path = run_diagnosis(adapters, out, data_root=data_root, per_label=per_label, shap_per_style=shap_per_style,
+                         shap_evals=shap_evals, matrix_path=matrix, seed=seed,
+                         command=shlex.join(["phishlens", *sys.argv[1:]]), notes=notes)
+    typer.echo(str(path))

@@ -16,6 +16,7 @@ import itertools
 import logging
 import os
 import queue
+import sys
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -32,6 +33,29 @@ class _Pending:
     future: Future
     results: dict[int, ScoreResult] = field(default_factory=dict)
     error: BaseException | None = None
+
+
+def _llvmlite_scan_safe() -> None:
+    """Let vLLM's CPU kernel rebinding start when numba (shap) was imported first.
+
+    At worker start vLLM scans every module attribute and reads ``vars(value)``; llvmlite's lazy
+    ``ffi.lib`` answers any attribute, ``__dict__`` included, with a C-function wrapper, and the scan
+    crashes ("'_lib_fn_wrapper' object has no attribute 'get'"). Dunder names are never C symbols:
+    make them raise AttributeError. A no-op when llvmlite is not loaded.
+    """
+    ffi = sys.modules.get("llvmlite.binding.ffi")
+    cls = getattr(ffi, "_lib_wrapper", None)
+    if cls is None or getattr(cls, "_phishlens_dunder_safe", False):
+        return
+    lookup = cls.__getattr__
+
+    def __getattr__(self: Any, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return lookup(self, name)
+
+    cls.__getattr__ = __getattr__
+    cls._phishlens_dunder_safe = True
 
 
 class VLLMBackend(Backend):
@@ -72,6 +96,7 @@ class VLLMBackend(Backend):
             from .vllm_cpu_lora import install
 
             install()  # grouped LoRA matmuls instead of vLLM's per-token weight gather (6x faster here)
+            _llvmlite_scan_safe()
 
         kv_cache_bytes = (int(float(getattr(self.settings, "vllm_kv_cache_gb", 1.0)) * (1 << 30))
                           if current_platform.is_cpu() else None)
@@ -93,6 +118,7 @@ class VLLMBackend(Backend):
             max_cpu_loras=self.max_adapters,
             max_lora_rank=int(getattr(self.settings, "max_lora_rank", 16)),
             enable_prefix_caching=True,
+            block_size=getattr(self.settings, "vllm_block_size", None),  # prefix-cache granularity (tokens)
             kv_cache_memory_bytes=kv_cache_bytes,
             disable_log_stats=True,
             seed=0,

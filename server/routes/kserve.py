@@ -6,6 +6,9 @@ from fastapi import APIRouter
 
 from ..deps import ApiKey, RuntimeDep
 from ..schemas import ClassifyResult, KServeModel, KServePredictRequest, KServePredictResponse
+from ..schemas_explain import ExplainResponse, KServeExplainRequest, KServeExplainResponse
+from ..services.explain import explanation_html
+from .explain import service as explain_service
 
 router = APIRouter(prefix="/v1/models", tags=["kserve"], dependencies=[ApiKey])
 
@@ -14,6 +17,14 @@ router = APIRouter(prefix="/v1/models", tags=["kserve"], dependencies=[ApiKey])
 async def predict(name: str, body: KServePredictRequest, rt: RuntimeDep) -> KServePredictResponse:
     out = await rt.classify.classify(body.texts, [name])
     return KServePredictResponse(predictions=[ClassifyResult.of(c) for c in out.results])
+
+
+@router.post("/{name}:explain", response_model=KServeExplainResponse)
+async def explain(name: str, body: KServeExplainRequest, rt: RuntimeDep) -> KServeExplainResponse:
+    out = await explain_service(rt).explain(body.text, name, granularity=body.granularity,
+                                            max_evals=body.max_evals)
+    html = explanation_html(out) if body.html else None
+    return KServeExplainResponse(explanations=[ExplainResponse.of(out, html)])
 
 
 @router.get("/{name}", response_model=KServeModel)

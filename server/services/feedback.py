@@ -1,0 +1,254 @@
+"""Performance monitoring: label-free estimates (CBPE) from served traffic, and true labels via feedback.
+
+`FeedbackService` is a `ClassificationObserver`: for every served /v1/classify or KServe :predict it
+  - adds each (text, adapter) verdict to that adapter's CBPE window and exports the expected precision
+    and recall (explain/performance.py has the arithmetic);
+  - remembers the verdict (P(phishing), predicted label, adapter hash — never the text) under the
+    response id, in a store bounded by age (`feedback_ttl_s`) and by size (`feedback_max_items`).
+`POST /v1/feedback` then turns true labels for those ids into tp/fp/tn/fn outcomes: a counter per
+adapter and outcome (aggregate across replicas in PromQL) and a per-process live precision/recall.
+
+Feedback is idempotent: a label already recorded for a (request, text, adapter) is a `duplicate`; a
+different one is a `conflict` and ignored (the first label wins, so a retry can never double-count).
+A verdict by an adapter that has since been unloaded or replaced is `stale`: kept, not counted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Sequence
+
+from phishlens.explain.performance import ExpectedWindow, Outcome, OutcomeWindow, outcome
+
+from ..errors import PhishlensError, ValidationFailed
+from ..metrics import Metrics
+from ..registry import AdapterRegistry
+from ..settings import Settings
+from .classify import ClassifyOutcome
+
+Label = Literal["phishing", "legitimate"]
+Status = Literal["recorded", "duplicate", "conflict", "stale"]
+
+
+class RequestNotFound(PhishlensError):
+    status, type = 404, "request_not_found"
+
+
+@dataclass(frozen=True)
+class Served:
+    """One remembered verdict: what was answered, never what was asked."""
+
+    p_phishing: float
+    predicted: str
+    adapter_sha256: str
+
+
+@dataclass
+class _Entry:
+    expires: float
+    verdicts: dict[tuple[int, str], Served]  # (text index, adapter name) → verdict
+    labels: dict[tuple[int, str], str] = field(default_factory=dict)  # feedback already recorded
+
+
+class ServedStore:
+    """request id → served verdicts, bounded by age and by total verdicts (oldest dropped first).
+
+    Every entry lives the same TTL, so insertion order is expiry order: eviction only ever pops the front.
+    """
+
+    def __init__(self, ttl_s: float, max_items: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.max_items = max_items
+        self.clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._items = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def items(self) -> int:
+        return self._items
+
+    def put(self, request_id: str, verdicts: dict[tuple[int, str], Served]) -> None:
+        if not verdicts or len(verdicts) > self.max_items:
+            return
+        self._entries[request_id] = _Entry(self.clock() + self.ttl_s, verdicts)
+        self._items += len(verdicts)
+        self._evict()
+
+    def get(self, request_id: str) -> _Entry | None:
+        self._evict()
+        return self._entries.get(request_id)
+
+    def _evict(self) -> None:
+        now = self.clock()
+        while self._entries:
+            first = next(iter(self._entries.values()))
+            if first.expires > now and self._items <= self.max_items:
+                break
+            _, gone = self._entries.popitem(last=False)
+            self._items -= len(gone.verdicts)
+
+
+@dataclass(frozen=True)
+class LabelIn:
+    """A true label for text `index` of a served request; `adapter` None: every adapter that scored it."""
+
+    index: int
+    label: Label
+    adapter: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackItem:
+    index: int
+    adapter: str
+    label: str
+    predicted: str
+    outcome: Outcome
+    status: Status
+
+
+@dataclass(frozen=True)
+class FeedbackReport:
+    request_id: str
+    items: list[FeedbackItem]
+
+    def count(self, status: Status) -> int:
+        return sum(1 for i in self.items if i.status == status)
+
+
+@dataclass
+class _AdapterState:
+    sha256: str
+    expected: ExpectedWindow
+    live: OutcomeWindow
+
+
+class FeedbackService:
+    """CBPE windows, the served-verdict store and feedback recording (see the module docstring)."""
+
+    def __init__(self, settings: Settings, registry: AdapterRegistry, metrics: Metrics | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.metrics = metrics
+        self.store = ServedStore(settings.feedback_ttl_s, settings.feedback_max_items, clock)
+        self._state: dict[str, _AdapterState] = {}
+
+    # ---- ClassificationObserver ------------------------------------------------------------------
+    def observe(self, texts: Sequence[str], outcome: ClassifyOutcome) -> None:
+        """Add the verdicts to the CBPE windows and remember them for feedback (O(verdicts), no I/O)."""
+        verdicts: dict[tuple[int, str], Served] = {}
+        touched: set[str] = set()
+        for r in outcome.results:
+            state = self._state_for(r.adapter, r.adapter_sha256)
+            state.expected.add(r.p_phishing, r.label == "phishing")
+            touched.add(r.adapter)
+            verdicts[(r.index, r.adapter)] = Served(r.p_phishing, r.label, r.adapter_sha256)
+        if outcome.request_id:
+            self.store.put(outcome.request_id, verdicts)
+        for name in touched:
+            self._export_expected(name)
+
+    # ---- feedback ----------------------------------------------------------------------------------
+    def record(self, request_id: str, labels: Sequence[LabelIn]) -> FeedbackReport:
+        """Apply true labels to a served request; all-or-nothing validation, then per-verdict statuses."""
+        entry = self.store.get(request_id)
+        if entry is None:
+            raise RequestNotFound(
+                f"unknown or expired request id {request_id!r}: feedback is accepted for "
+                f"{self.settings.feedback_ttl_s:g} s after a /v1/classify answer, for the last "
+                f"{self.settings.feedback_max_items} verdicts served")
+        targets = self._targets(entry, labels)
+        loaded = {e.name: e.sha256 for e in self.registry.list()}
+        self._prune(loaded)
+        items: list[FeedbackItem] = []
+        touched: set[str] = set()
+        for key, label in targets.items():
+            index, adapter = key
+            served = entry.verdicts[key]
+            o = outcome(served.predicted == "phishing", label == "phishing")
+            previous = entry.labels.get(key)
+            status: Status
+            if previous is not None:
+                status = "duplicate" if previous == label else "conflict"
+            elif loaded.get(adapter) != served.adapter_sha256:
+                status = "stale"
+                entry.labels[key] = label
+            else:
+                status = "recorded"
+                entry.labels[key] = label
+                self._state_for(adapter, served.adapter_sha256).live.add(o)
+                if self.metrics:
+                    self.metrics.feedback.labels(adapter=adapter, outcome=o).inc()
+                touched.add(adapter)
+            items.append(FeedbackItem(index, adapter, label, served.predicted, o, status))
+        for name in touched:
+            self._export_live(name)
+        return FeedbackReport(request_id, items)
+
+    @staticmethod
+    def _targets(entry: _Entry, labels: Sequence[LabelIn]) -> dict[tuple[int, str], str]:
+        """(index, adapter) → true label, in request order; 422 for a text or adapter the request lacks."""
+        by_index: dict[int, list[str]] = {}
+        for index, adapter in entry.verdicts:
+            by_index.setdefault(index, []).append(adapter)
+        targets: dict[tuple[int, str], str] = {}
+        for k, lab in enumerate(labels):
+            adapters = by_index.get(lab.index)
+            if adapters is None:
+                raise ValidationFailed(f"labels[{k}].index: the request has no text {lab.index} "
+                                       f"(it had {len(by_index)})")
+            if lab.adapter is not None:
+                if lab.adapter not in adapters:
+                    raise ValidationFailed(f"labels[{k}].adapter: text {lab.index} was not scored by "
+                                           f"{lab.adapter!r} (it was by {sorted(adapters)})")
+                adapters = [lab.adapter]
+            for a in adapters:
+                if targets.setdefault((lab.index, a), lab.label) != lab.label:
+                    raise ValidationFailed(f"labels[{k}]: contradicts an earlier label for text {lab.index} "
+                                           f"and adapter {a!r} in this request")
+        return targets
+
+    # ---- per-adapter state and metrics -------------------------------------------------------------
+    def _state_for(self, name: str, sha256: str) -> _AdapterState:
+        state = self._state.get(name)
+        if state is None or state.sha256 != sha256:  # a replaced bundle starts from empty windows
+            state = _AdapterState(sha256, ExpectedWindow(self.settings.performance_window),
+                                  OutcomeWindow(self.settings.feedback_window))
+            self._state[name] = state
+        return state
+
+    def _prune(self, loaded: dict[str, str]) -> None:
+        """Drop windows of adapters unloaded since (the registry already dropped their series)."""
+        for name in [n for n in self._state if n not in loaded]:
+            del self._state[name]
+
+    def _export_expected(self, name: str) -> None:
+        if not self.metrics:
+            return
+        state = self._state[name]
+        c = state.expected.confusion
+        self.metrics.expected_precision.labels(adapter=name).set(c.precision)
+        self.metrics.expected_recall.labels(adapter=name).set(c.recall)
+        self.metrics.expected_window_texts.labels(adapter=name).set(len(state.expected))
+
+    def _export_live(self, name: str) -> None:
+        if not self.metrics:
+            return
+        c = self._state[name].live.confusion
+        self.metrics.live_precision.labels(adapter=name).set(c.precision)
+        self.metrics.live_recall.labels(adapter=name).set(c.recall)
+
+    def expected(self, name: str) -> tuple[float, float, int]:
+        """(expected precision, expected recall, window size) of an adapter; NaNs before any traffic."""
+        state = self._state.get(name)
+        if state is None:
+            return math.nan, math.nan, 0
+        c = state.expected.confusion
+        return c.precision, c.recall, len(state.expected)

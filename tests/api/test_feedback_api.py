@@ -1,0 +1,208 @@
+"""POST /v1/feedback and the performance metrics, in-process (create_app + FakeBackend), plus the client."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from phishlens.clients import AsyncPhishlensClient, PhishlensClient, ValidationError
+from phishlens.clients.errors import PhishlensError
+from phishlens.server.app import create_app
+from phishlens.server.settings import Settings
+from tests.fakes import FakeBackend, expected_p
+
+API = {"Authorization": "Bearer k-user"}
+ADMIN = {"X-API-Key": "k-admin"}
+PHISHY, CLEAN = "verify your account, urgent action required", "see you at lunch tomorrow"
+
+
+def settings_for(root, **kw) -> Settings:
+    base = dict(adapter_roots=[root], adapters=["default", "alt"], api_keys=["k-user"],
+                admin_keys=["k-admin"], max_batch=8, performance_window=4, feedback_window=3)
+    return Settings(**{**base, **kw})
+
+
+@pytest.fixture()
+def client(adapter_root, tokenizer, smollm2_base):
+    backend = FakeBackend(tokenizer, smollm2_base.sha256)
+    with TestClient(create_app(settings_for(adapter_root), backend=backend)) as c:
+        yield c
+
+
+def samples(c: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = c.get("/metrics").text
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+def metric(c: TestClient, name: str, **labels: str) -> float | None:
+    return samples(c).get((name, tuple(sorted(labels.items()))))
+
+
+def classify(c: TestClient, texts, **body) -> str:
+    r = c.post("/v1/classify", json={"input": texts, **body}, headers=API)
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+def err(r, status, type_):
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["type"] == type_ and r.json()["error"]["message"]
+    return r.json()["error"]["message"]
+
+
+def test_feedback_counts_outcomes_and_exports_live_metrics(client):
+    rid = classify(client, [PHISHY, CLEAN], adapters=["default", "alt"])
+    r = client.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
+        {"index": 0, "label": "phishing"}, {"index": 1, "label": "phishing"}]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["request_id"] == rid and body["recorded"] == 4 and body["duplicates"] == 0
+    got = {(d["index"], d["adapter"]): (d["predicted"], d["outcome"], d["status"]) for d in body["data"]}
+    assert got == {(0, "default"): ("phishing", "tp", "recorded"), (0, "alt"): ("phishing", "tp", "recorded"),
+                   (1, "default"): ("legitimate", "fn", "recorded"),
+                   (1, "alt"): ("legitimate", "fn", "recorded")}
+    for a in ("default", "alt"):
+        assert metric(client, "phishlens_feedback_total", adapter=a, outcome="tp") == 1.0
+        assert metric(client, "phishlens_feedback_total", adapter=a, outcome="fn") == 1.0
+        assert metric(client, "phishlens_live_precision", adapter=a) == 1.0
+        assert metric(client, "phishlens_live_recall", adapter=a) == 0.5
+
+
+def test_expected_precision_recall_follow_served_probabilities(client):
+    p_hi, p_lo = expected_p(True), expected_p(False)
+    classify(client, [PHISHY, CLEAN])
+    assert math.isclose(metric(client, "phishlens_expected_precision", adapter="default"), p_hi, abs_tol=1e-9)
+    assert math.isclose(metric(client, "phishlens_expected_recall", adapter="default"), p_hi / (p_hi + p_lo),
+                        abs_tol=1e-9)
+    assert metric(client, "phishlens_expected_window_texts", adapter="default") == 2
+    classify(client, [CLEAN] * 5)  # the window (4) now holds only predicted-legitimate verdicts
+    assert metric(client, "phishlens_expected_window_texts", adapter="default") == 4
+    assert math.isnan(metric(client, "phishlens_expected_precision", adapter="default"))
+    assert math.isclose(metric(client, "phishlens_expected_recall", adapter="default"), 0.0, abs_tol=1e-12)
+    assert metric(client, "phishlens_expected_precision", adapter="alt") is None  # no traffic, no series
+
+
+def test_feedback_is_idempotent(client):
+    rid = classify(client, [CLEAN])
+    first = client.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
+        {"index": 0, "label": "legitimate"}]}).json()
+    assert first["recorded"] == 1 and first["data"][0]["outcome"] == "tn"
+    again = client.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
+        {"index": 0, "label": "legitimate"}]}).json()
+    assert again["recorded"] == 0 and again["duplicates"] == 1 and again["data"][0]["status"] == "duplicate"
+    flip = client.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
+        {"index": 0, "label": "phishing"}]}).json()
+    assert flip["conflicts"] == 1 and flip["data"][0]["status"] == "conflict"  # the first label stands
+    assert metric(client, "phishlens_feedback_total", adapter="default", outcome="tn") == 1.0
+    assert metric(client, "phishlens_feedback_total", adapter="default", outcome="fn") is None
+
+
+def test_feedback_errors(client):
+    rid = classify(client, [PHISHY, CLEAN], adapter="alt")
+    post = lambda body, headers=API: client.post("/v1/feedback", headers=headers, json=body)  # noqa: E731
+    msg = err(post({"request_id": "clf-" + "0" * 32, "labels": [{"index": 0, "label": "phishing"}]}),
+              404, "request_not_found")
+    assert "unknown or expired" in msg
+    err(post({"request_id": "nope", "labels": [{"index": 0, "label": "phishing"}]}), 422, "validation_error")
+    err(post({"request_id": rid, "labels": []}), 422, "validation_error")
+    err(post({"request_id": rid, "labels": [{"index": 0, "label": "spam"}]}), 422, "validation_error")
+    err(post({"request_id": rid, "labels": [{"index": 0, "label": "phishing", "text": "x"}]}), 422,
+        "validation_error")
+    assert "no text 2" in err(post({"request_id": rid, "labels": [{"index": 2, "label": "phishing"}]}),
+                              422, "validation_error")
+    assert "not scored by 'default'" in err(post({"request_id": rid, "labels": [
+        {"index": 0, "label": "phishing", "adapter": "default"}]}), 422, "validation_error")
+    assert "contradicts" in err(post({"request_id": rid, "labels": [
+        {"index": 1, "label": "phishing"}, {"index": 1, "label": "legitimate", "adapter": "alt"}]}),
+        422, "validation_error")
+    err(post({"request_id": rid, "labels": [{"index": 0, "label": "phishing"}]}, headers={}), 401,
+        "unauthorized")
+    # nothing was applied by the refused requests
+    ok = post({"request_id": rid, "labels": [{"index": 0, "label": "phishing"}]}).json()
+    assert ok["recorded"] == 1
+
+
+def test_verdicts_of_an_unloaded_adapter_are_stale_and_series_dropped(client):
+    assert client.post("/v1/adapters", headers=ADMIN, json={"path": "spare"}).status_code == 201
+    rid = classify(client, [PHISHY], adapter="spare")
+    assert metric(client, "phishlens_expected_precision", adapter="spare") is not None
+    assert client.delete("/v1/adapters/spare", headers=ADMIN).status_code == 200
+    assert metric(client, "phishlens_expected_precision", adapter="spare") is None
+    body = client.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
+        {"index": 0, "label": "phishing"}]}).json()
+    assert body["stale"] == 1 and body["recorded"] == 0
+    assert metric(client, "phishlens_feedback_total", adapter="spare", outcome="tp") is None
+
+
+def test_request_ids_expire(adapter_root, tokenizer, smollm2_base):
+    app = create_app(settings_for(adapter_root, feedback_ttl_s=0.3),
+                     backend=FakeBackend(tokenizer, smollm2_base.sha256))
+    with TestClient(app) as c:
+        rid = classify(c, [PHISHY])
+        time.sleep(0.4)
+        err(c.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
+            {"index": 0, "label": "phishing"}]}), 404, "request_not_found")
+
+
+def test_never_stores_request_text(client):
+    secret = "urgent zq-secret-canary-7731 reset your password"
+    rid = classify(client, [secret])
+    fb = client.app.state.runtime.feedback
+    assert "zq-secret-canary" not in repr(fb.store.get(rid))
+    assert "zq-secret-canary" not in client.get("/metrics").text
+
+
+def test_clients_send_feedback(client, adapter_root, tokenizer, smollm2_base):
+    with PhishlensClient("http://testserver", api_key="k-user", http_client=client) as pc:
+        resp = pc.classify([PHISHY, CLEAN], adapters=["default", "alt"])
+        out = pc.feedback(resp.id, ["phishing", "legitimate"], adapter="alt")
+        assert out.recorded == 2 and {(d.index, d.adapter, d.outcome) for d in out.data} == {
+            (0, "alt", "tp"), (1, "alt", "tn")}
+        assert pc.feedback(resp.id, {1: "legitimate"}).recorded == 1  # default's verdict on text 1
+        with pytest.raises(PhishlensError) as e:
+            pc.feedback("clf-" + "f" * 32, {0: "phishing"})
+        assert e.value.status == 404 and e.value.type == "request_not_found"
+        with pytest.raises(ValidationError):
+            pc.feedback(resp.id, [{"index": 5, "label": "phishing"}])
+
+    app = create_app(settings_for(adapter_root), backend=FakeBackend(tokenizer, smollm2_base.sha256))
+
+    async def go():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with AsyncPhishlensClient("http://testserver", api_key="k-user", transport=transport) as c:
+                resp = await c.classify(PHISHY)
+                return await c.feedback(resp.id, [{"index": 0, "label": "legitimate"}])
+
+    out = asyncio.run(go())
+    assert out.recorded == 1 and out.data[0].outcome == "fp"
+
+
+def test_cli_feedback_command(client, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from phishlens.clients import cli
+
+    monkeypatch.setattr(cli, "client_factory",
+                        lambda url, api_key=None: PhishlensClient(url, api_key=api_key, http_client=client))
+    rid = classify(client, [PHISHY, CLEAN])
+    runner = CliRunner()
+    res = runner.invoke(cli.app, ["feedback", rid, "1=legitimate", "--api-key", "k-user"])
+    assert res.exit_code == 0, res.output
+    body = json.loads(res.output)
+    assert body["recorded"] == 1 and body["data"][0]["outcome"] == "tn"
+    res = runner.invoke(cli.app, ["feedback", rid, "legitimate", "legitimate", "--api-key", "k-user"])
+    assert res.exit_code == 0 and json.loads(res.output)["data"][0]["outcome"] == "fp"
+    res = runner.invoke(cli.app, ["feedback", rid, "0=phishing", "spam", "--api-key", "k-user"])
+    assert res.exit_code == 2 and "INDEX=LABEL" in res.output
+    res = runner.invoke(cli.app, ["feedback", "clf-" + "a" * 32, "phishing", "--api-key", "k-user"])
+    assert res.exit_code == 2 and "request_not_found" in res.output

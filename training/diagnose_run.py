@@ -1,0 +1,154 @@
+"""`phishlens diagnose`: load adapter bundles and a per-source test sample, run `explain.diagnose`, write the report.
+
+All adapters share one transformers copy of their base (peft multi-adapter, switched per model),
+the same weights and prompt encoding as serving. The served score and the per-layer hidden states
+come from one forward per text (the logit lens's last layer is the served probability).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .bundle import load_bundle
+
+logger = logging.getLogger(__name__)
+
+
+def _sample(data_root: Path | None, per_label: int, seed: int) -> list[Any]:
+    from .evaluate import eval_sets
+    from .splits import load_splits
+
+    sets = eval_sets(load_splits(data_root, seed=13), per_label=per_label, seed=seed)
+    return [r for rows in sets.values() for r in rows]
+
+
+def _matrix_png(matrix: dict[str, Any], names: Sequence[str], path: Path) -> Path | None:
+    """Re-draw the committed cross-domain matrix (rows of the diagnosed adapters and their TF-IDF peers)."""
+    from .evaluate import CrossDomainMatrix, EvalReport
+
+    m = CrossDomainMatrix(metric=matrix.get("metric", "f1"))
+    if not any(row["name"] in names for row in matrix.get("rows", [])):
+        return None
+    for row in matrix.get("rows", []):
+        if row["name"] in names or row.get("kind") == "tfidf":  # the TF-IDF peers: a non-LLM reference
+            rep = EvalReport.from_dict(row["metrics"], row["seen_sources"], row["threshold"])
+            m.add(row["name"], rep, architecture=row["architecture"], kind=row.get("kind", "lora"))
+    if not m.rows:
+        return None
+    return m.to_png(path, title="Cross-domain F1 (docs/eval/matrix.json)")
+
+
+def run_diagnosis(adapters: Sequence[Path], out: Path, *, data_root: Path | None = None, per_label: int = 10,
+                  shap_per_style: int = 2, shap_evals: int = 64, matrix_path: Path | None = None,
+                  seed: int = 13, command: str = "", notes: Path | None = None) -> Path:
+    import torch
+    from peft import PeftModel
+
+    from phishlens.explain.diagnose import DiagnosedModel, diagnose, write_report
+    from phishlens.explain.hidden import HiddenStates, collect_hidden, layer_name
+    from phishlens.explain.logit_lens import LogitLens
+    from phishlens.explain.probes import ProbeError, ProbeSet
+
+    from .base_models import resolve_base
+    from .prompt import PromptEncoder
+    from .train import CachedScorer, load_model
+
+    t0 = time.monotonic()
+    bundles = [load_bundle(Path(p)) for p in adapters]
+    bases = {b.manifest.base_model.sha256 for b in bundles}
+    if len(bases) != 1:
+        raise ValueError("diagnose adapters of one base model at a time")
+    base = resolve_base(bundles[0].manifest.base_model.ref)
+    if base.sha256 not in bases:
+        raise ValueError("the base weights differ from the ones the adapters were trained on")
+    tok, model = load_model(base)
+    peft: Any = None
+    for b in bundles:
+        if peft is None:
+            peft = PeftModel.from_pretrained(model, str(b.path), adapter_name=b.name, is_trainable=False).eval()
+        else:
+            peft.load_adapter(str(b.path), adapter_name=b.name, is_trainable=False)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    rows = _sample(data_root, per_label, seed)
+    logger.info("diagnosis sample: %d rows", len(rows))
+
+    # LoRA touches only blocks >= split in every bundle: blocks below are the frozen base, computed once
+    # per text and shared by all adapters (pooled states for the probes / lens, block split-1's full
+    # output to resume the forward from).
+    split = min(min(b.manifest.lora.layers or [0]) for b in bundles)
+    specs = {(b.manifest.prompt.template, b.manifest.prompt.max_text_tokens, b.manifest.prompt.head_fraction)
+             for b in bundles}
+    if len(specs) != 1:
+        raise ValueError("diagnose adapters that share one prompt template")
+    enc = PromptEncoder(tok, *specs.pop())
+    seq_cache: dict[str, Any] = {}
+    pooled: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def lower(texts: list[str]) -> None:
+        todo = [t for t in dict.fromkeys(texts) if t not in pooled]
+        if not todo or split == 0:
+            return
+        h = collect_hidden(peft, [enc.encode(t).ids for t in todo], pad, keep_sequence_of=split - 1, end=split)
+        for i, t in enumerate(todo):
+            pooled[t] = (h.last[i], h.mean[i])
+            seq_cache[t] = h.sequences[i]
+
+    models = []
+    for b in bundles:
+        m = b.manifest
+        lens = LogitLens.of(peft, m.label_token_ids)
+        temp = m.calibration.temperature
+
+        def activate(name: str = b.name) -> None:
+            peft.set_adapter(name)
+
+        def hidden(texts: list[str], activate: Any = activate) -> Any:
+            activate()
+            if split == 0:
+                return collect_hidden(peft, [enc.encode(t).ids for t in texts], pad)
+            lower(texts)
+            top = collect_hidden(peft, [enc.encode(t).ids for t in texts], pad, start=split,
+                                 start_states=[seq_cache[t] for t in texts])
+            last = np.concatenate([np.stack([pooled[t][0] for t in texts]), top.last], axis=1)
+            mean = np.concatenate([np.stack([pooled[t][1] for t in texts]), top.mean], axis=1)
+            return HiddenStates([layer_name(i) for i in range(last.shape[1])], last, mean)
+
+        scorer = CachedScorer(peft, enc, split, m.label_token_ids, pad, temperature=temp, cache=seq_cache)
+
+        def score(texts: list[str], activate: Any = activate, scorer: Any = scorer) -> np.ndarray:
+            activate()
+            return scorer(texts)
+
+        probes = None
+        if "probes" in m.extras:
+            try:
+                probes = ProbeSet.load(b.path, m.extras["probes"], m.extras.get("probes_index", "probes.json"))
+            except ProbeError as e:
+                logger.warning("%s: %s", b.name, e)
+        models.append(DiagnosedModel(b.name, list(m.training_data.sources), m.calibration.threshold, hidden,
+                                     lambda s, lens=lens, temp=temp: lens.probabilities(s, temp), score, tok,
+                                     probes, list(m.lora.layers or [])))
+    matrix = None
+    if matrix_path is not None and Path(matrix_path).is_file():
+        matrix = json.loads(Path(matrix_path).read_text())
+    with torch.inference_mode():
+        d = diagnose(models, rows, matrix, shap_per_style=shap_per_style, shap_evals=shap_evals, seed=seed,
+                     settings={"per_label": per_label, "command": command,
+                               "host": f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.get_num_threads()} threads"})
+    out.mkdir(parents=True, exist_ok=True)
+    extra = {}
+    if matrix is not None:
+        png = _matrix_png(matrix, [b.name for b in bundles], out / "matrix.png")
+        if png is not None:
+            extra["matrix"] = png.name
+    d.settings["seconds"] = round(time.monotonic() - t0)
+    intro = Path(notes).read_text() if notes is not None else ""
+    return write_report(d, out, intro=intro, extra_figures=extra)
