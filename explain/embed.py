@@ -43,9 +43,12 @@ class Embedder:
     def _load(self) -> None:
         from transformers import AutoModel, AutoTokenizer
 
+        from .loading import LOAD_LOCK
+
         path = str(self.path or model_dir())
-        self._tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self._model = AutoModel.from_pretrained(path, local_files_only=True).eval()
+        with LOAD_LOCK:
+            self._tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self._model = AutoModel.from_pretrained(path, local_files_only=True).eval()
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         import torch

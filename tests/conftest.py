@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Servers built in tests persist drift windows; keep them out of the user's ~/.cache (one folder per run).
+os.environ.setdefault("PHISHLENS_DRIFT_STATE_DIR", tempfile.mkdtemp(prefix="phishlens-test-drift-"))
 
 # =====================================================================================================
 # Data (real corpora under PHISHLENS_DATA_ROOT or <repo>/../shared/data) — owner: training/data

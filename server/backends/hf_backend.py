@@ -14,6 +14,8 @@ import logging
 import threading
 from typing import Any, Sequence
 
+from phishlens.explain.loading import LOAD_LOCK
+
 from .base import AdapterHandle, Backend, BackendError, ScoreRequest, ScoreResult
 
 logger = logging.getLogger(__name__)
@@ -92,9 +94,10 @@ class HFBackend(Backend):
 
         base = resolve_base(self.settings.base_model)
         self.base_path, self.base_sha256 = str(base.path), base.sha256
-        self.tokenizer = AutoTokenizer.from_pretrained(self.base_path)
         dtype = getattr(torch, str(getattr(self.settings, "dtype", "float32")))
-        self._model = AutoModelForCausalLM.from_pretrained(self.base_path, dtype=dtype).eval()
+        with LOAD_LOCK:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.base_path)
+            self._model = AutoModelForCausalLM.from_pretrained(self.base_path, dtype=dtype).eval()
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self._scorer = HFScorer(self._model, pad)
 
@@ -115,7 +118,7 @@ class HFBackend(Backend):
 
         key = f"a{adapter.adapter_id}"
         try:
-            with self._lock:
+            with self._lock, LOAD_LOCK:
                 if isinstance(self._model, PeftModel):
                     self._model.load_adapter(str(adapter.path), adapter_name=key, is_trainable=False)
                 else:

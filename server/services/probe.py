@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from phishlens.explain.loading import LOAD_LOCK
 from phishlens.explain.probes import ProbeError, ProbeSet
 
 from ..errors import BackendFailure, Overloaded, PayloadTooLarge
@@ -59,15 +60,14 @@ class HFProbeModel:
 
         base = resolve_base(self.settings.base_model)
         dtype = torch.float32 if self.settings.dtype == "auto" else getattr(torch, self.settings.dtype)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(base.path))
-        self.model = AutoModelForCausalLM.from_pretrained(str(base.path), dtype=dtype).eval()
+        with LOAD_LOCK:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(base.path))
+            self.model = AutoModelForCausalLM.from_pretrained(str(base.path), dtype=dtype).eval()
         self.base_sha256 = base.sha256
         logger.info("probe service loaded base %s", base.name)
 
     def activate(self, entry: AdapterEntry, live: set[str]) -> None:
         """Make ``entry``'s adapter the active one (loading it on first use); forget unloaded ones."""
-        from peft import PeftModel
-
         if self.model is None:
             self._load_base()
         if entry.manifest.base_model.sha256 != self.base_sha256:
@@ -75,11 +75,8 @@ class HFProbeModel:
         key = entry.sha256
         if key not in self._adapters:
             name = f"p{len(self._adapters)}_{key[:12]}"
-            if isinstance(self.model, PeftModel):
-                self.model.load_adapter(str(entry.bundle.path), adapter_name=name, is_trainable=False)
-            else:
-                self.model = PeftModel.from_pretrained(self.model, str(entry.bundle.path), adapter_name=name,
-                                                       is_trainable=False).eval()
+            with LOAD_LOCK:
+                self._load_adapter(entry, name)
             self._adapters[key] = name
         self.model.set_adapter(self._adapters[key])
         for stale in [k for k in self._adapters if k not in live and k != key]:
@@ -88,6 +85,15 @@ class HFProbeModel:
                 self._probes.pop(stale, None)
             except Exception:  # noqa: BLE001 - a leftover adapter only costs memory
                 logger.warning("could not free a stale probe adapter")
+
+    def _load_adapter(self, entry: AdapterEntry, name: str) -> None:
+        from peft import PeftModel
+
+        if isinstance(self.model, PeftModel):
+            self.model.load_adapter(str(entry.bundle.path), adapter_name=name, is_trainable=False)
+        else:
+            self.model = PeftModel.from_pretrained(self.model, str(entry.bundle.path), adapter_name=name,
+                                                   is_trainable=False).eval()
 
     def probes_of(self, entry: AdapterEntry) -> ProbeSet | None:
         if entry.sha256 not in self._probes:
