@@ -106,8 +106,8 @@ def test_pickle_and_code_files_refused(bundle_dir, name):
 def test_symlink_refused(bundle_dir, tmp_path):
     outside = tmp_path / "outside.json"
     outside.write_text("{}")
-    os.symlink(outside, bundle_dir / "reference.json")
-    _refused(bundle_dir, "reference.json (symlink)")
+    os.symlink(outside, bundle_dir / "linked.json")
+    _refused(bundle_dir, "linked.json (symlink)")
 
 
 def test_wrong_base_sha(bundle_dir, tiny_llama):
