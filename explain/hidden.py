@@ -65,8 +65,11 @@ class HiddenStates:
         return len(self.layers)
 
 
-def _batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
-    """Index chunks sorted by length whose padded size stays under ``max_tokens`` (little padding)."""
+def token_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Index chunks sorted by length whose padded size stays under ``max_tokens`` (little padding).
+
+    Shared with training (`training.layers`) and the HF backend: one length-bucketing rule everywhere.
+    """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     out: list[list[int]] = []
     cur: list[int] = []
@@ -143,7 +146,7 @@ def _collect(model: Any, prompts: Sequence[Sequence[int]], pad_id: int, max_batc
     handles = [b.register_forward_hook(hook(i)) for i, b in enumerate(blocks)]
     lengths = [len(p) for p in prompts]
     try:
-        for chunk in _batches(lengths, max_batch_tokens):
+        for chunk in token_batches(lengths, max_batch_tokens):
             width = max(lengths[i] for i in chunk)
             ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)

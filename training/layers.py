@@ -10,48 +10,26 @@ temporarily sliced, so rotary embeddings, masks and final norm stay the model's 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
+
+# One definition of the model anatomy and length bucketing, shared with explain/ (training -> explain).
+from phishlens.explain.hidden import _blocks as blocks
+from phishlens.explain.hidden import decoder, n_layers, output_head, token_batches  # noqa: F401 - re-exported
 
 
 class _Stop(Exception):
     pass
 
 
-def decoder(model: Any) -> Any:
-    """The inner decoder (``LlamaModel`` etc.) of a causal LM, peft-wrapped or not."""
-    m = model
-    if hasattr(m, "get_base_model"):
-        m = m.get_base_model()
-    return m.model
-
-
 def lm_head(model: Any) -> Any:
-    m = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return m.get_output_embeddings()
+    return output_head(model)
 
 
-def n_layers(model: Any) -> int:
-    return len(decoder(model).layers)
-
-
-@contextlib.contextmanager
-def top_only(model: Any, split: int) -> Iterator[Any]:
+def top_only(model: Any, split: int) -> contextlib.AbstractContextManager[Any]:
     """Temporarily make the decoder consist of layers ``split..`` only."""
-    dec = decoder(model)
-    layers = dec.layers
-    cfg = dec.config
-    types = getattr(cfg, "layer_types", None)
-    dec.layers = torch.nn.ModuleList(list(layers)[split:])
-    if types is not None:
-        cfg.layer_types = list(types)[split:]
-    try:
-        yield dec
-    finally:
-        dec.layers = layers
-        if types is not None:
-            cfg.layer_types = types
+    return blocks(model, split, None)
 
 
 def _pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,21 +40,6 @@ def _pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torc
         ids[i, : len(s)] = torch.tensor(list(s), dtype=torch.long)
         mask[i, : len(s)] = 1
     return ids, mask
-
-
-def token_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
-    """Index chunks sorted by length whose padded size stays under ``max_tokens``."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    out: list[list[int]] = []
-    cur: list[int] = []
-    for i in order:
-        if cur and lengths[i] * (len(cur) + 1) > max_tokens:
-            out.append(cur)
-            cur = []
-        cur.append(i)
-    if cur:
-        out.append(cur)
-    return out
 
 
 @torch.inference_mode()
