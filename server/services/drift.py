@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -411,5 +411,7 @@ class DriftMonitor:
             ref_path = entry.bundle.path / Path(fname).name if fname else None
             w = self._window(entry.name, entry.sha256, ref_path)
             if w is not None and w.report is not None:
-                out.append(w.report)
+                # statistics are as of the last evaluation (every `eval_every` texts); the counts are live
+                out.append(w.report if w.ref is None else
+                           replace(w.report, window_texts=len(w.scalars), texts_seen=w.texts_seen))
         return out

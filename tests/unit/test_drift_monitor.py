@@ -147,6 +147,9 @@ def test_in_distribution_quiet_shift_alerts_and_state_survives_restart(root, tok
         async with Rig(root, tokenizer, smollm2_base.sha256, tmp_path) as rig:
             tiny = rig.report()["tiny"]
             assert tiny.window_texts == 0 and tiny.texts_seen == 0 and tiny.status == "warming_up"
+            await rig.feed(sms(3, seed=9), batch=3)  # fewer texts than eval_every: counts are live anyway
+            tiny = rig.report()["tiny"]
+            assert tiny.window_texts == 3 and tiny.texts_seen == 3 and tiny.status == "warming_up"
 
     asyncio.run(scenario())
 
