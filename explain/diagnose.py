@@ -409,17 +409,22 @@ def plot_probes(d: Diagnosis, path: Path) -> Path:
         if m.label_probe_transfer:
             ax.plot(m.label_probe_transfer, color="tab:red", linestyle="--", linewidth=0.9,
                     label="label (bundle probe)")
-        if m.adapted_layers:
-            ax.axvspan(min(m.adapted_layers) - 0.5, max(m.adapted_layers) + 0.5, color="#eeeeee", zorder=0)
-        ax.set_title(m.name, fontsize=9)
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("layer", fontsize=8)
-        ax.set_ylabel("held-out accuracy", fontsize=8)
-        ax.legend(fontsize=6, loc="lower right")
+        _layer_axes(ax, m, m.name, (0, 1.02), "held-out accuracy", "lower right")
     fig.suptitle("Linear probe accuracy by layer (dotted: majority baseline; grey: LoRA layers)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     return path
+
+
+def _layer_axes(ax: Any, m: Any, title: str, ylim: tuple[float, float], ylabel: str, legend_loc: str) -> None:
+    """The per-layer panel frame both layer plots share: LoRA layers shaded grey, labels, legend."""
+    if m.adapted_layers:
+        ax.axvspan(min(m.adapted_layers) - 0.5, max(m.adapted_layers) + 0.5, color="#eeeeee", zorder=0)
+    ax.set_title(title, fontsize=9)
+    ax.set_ylim(*ylim)
+    ax.set_xlabel("layer", fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.legend(fontsize=6, loc=legend_loc)
 
 
 def plot_lens(d: Diagnosis, path: Path) -> Path:
@@ -431,13 +436,8 @@ def plot_lens(d: Diagnosis, path: Path) -> Path:
                 if lab in cur:
                     ax.plot(cur[lab], color=colors.get(s, "black"), linestyle=ls, label=f"{s} {lab}")
         ax.axhline(m.threshold, color="black", linewidth=0.6, linestyle=":")
-        if m.adapted_layers:
-            ax.axvspan(min(m.adapted_layers) - 0.5, max(m.adapted_layers) + 0.5, color="#eeeeee", zorder=0)
-        ax.set_title(f"{m.name} (seen: {', '.join(m.seen_styles)})", fontsize=9)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("layer", fontsize=8)
-        ax.set_ylabel("mean P(phishing)", fontsize=8)
-        ax.legend(fontsize=6, loc="upper left")
+        _layer_axes(ax, m, f"{m.name} (seen: {', '.join(m.seen_styles)})", (-0.02, 1.02), "mean P(phishing)",
+                    "upper left")
     fig.suptitle("Logit lens per style (solid: phishing rows, dashed: legit rows; dotted: threshold)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
