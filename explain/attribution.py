@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
+import types
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Sequence
 
@@ -26,7 +27,7 @@ import numpy as np
 Granularity = Literal["token", "word"]
 ScoreFn = Callable[[list[str]], np.ndarray]
 MASK_TOKEN = "..."  # what shap puts where masked features were (collapsed runs → one)
-DEFAULT_ROUND_NODES = 32  # partition-tree nodes expanded per round (2 texts each); shap's own default is 5
+DEFAULT_ROUND_NODES = 5  # partition-tree nodes expanded per round (2 texts each): shap's own schedule, its exact values
 _WS = re.compile(r"\s+")
 
 
@@ -107,6 +108,44 @@ class _SegmentTokenizer:
         return out
 
 
+class _ThreadRandom:
+    """``np.random`` for shap's Partition module: a seeded RandomState per explaining thread.
+
+    shap breaks priority ties with the global ``np.random.randn()``. Seeding that global from two
+    explanations at once made their draws repeat, so equal (priority, draw) pairs reached heapq,
+    which then compared numpy arrays and the request failed. Threads outside `attribute` fall
+    through to the global generator.
+    """
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        state = getattr(self.local, "state", None)
+        return getattr(state if state is not None else np.random, name)
+
+
+class _NumpyView(types.ModuleType):
+    """numpy, except ``random`` (module-typed so numba still resolves the module's jitted globals)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(np, name)
+
+
+_THREAD_RANDOM = _ThreadRandom()
+
+
+def _partition_module() -> Any:
+    """shap's Partition explainer module, with its ``np.random`` made per-thread (once per process)."""
+    import shap.explainers._partition as part
+
+    if not isinstance(part.np, _NumpyView):
+        view = _NumpyView("numpy")
+        view.random = _THREAD_RANDOM  # type: ignore[attr-defined]
+        part.np = view
+    return part
+
+
 class _ScoreCache:
     """shap's model: dedup texts, send each round's new ones to `score` as one batch, keep the budget."""
 
@@ -142,7 +181,7 @@ def attribute(score: ScoreFn, text: str, tokenizer: Any, *, granularity: Granula
     ``score`` gets lists of texts and returns one probability each; it is called once per round
     with only texts it has not seen. ``max_evals`` bounds the unique texts scored (the full and
     the fully masked text included). ``round_nodes`` trades fidelity to shap's default schedule
-    (5 nodes per round) for fewer, larger batches. ``seed`` fixes shap's tie-breaking.
+    (5 nodes per round, the default) for fewer, larger batches. ``seed`` fixes shap's tie-breaking.
     ``max_features``: refuse (`TooManyFeatures`) texts with more tokens/words, before scoring anything.
     """
     import shap
@@ -169,13 +208,13 @@ def attribute(score: ScoreFn, text: str, tokenizer: Any, *, granularity: Granula
         f = cache([masked_text, str(masker(np.zeros(1, dtype=bool), s)[0][0])])
         values, base, pred = np.array([f[0] - f[1]]), float(f[1]), float(f[0])
     else:
-        explainer = shap.explainers.Partition(cache, masker)
-        state = np.random.get_state()  # shap breaks priority ties with np.random: seed it, restore callers''
-        np.random.seed(seed)
+        explainer = _partition_module().PartitionExplainer(cache, masker)
+        # shap breaks priority ties with np.random: this thread's own stream, seeded as np.random.seed(seed)
+        _THREAD_RANDOM.local.state = np.random.RandomState(seed)
         try:
             ex = explainer([s], max_evals=max_evals, batch_size=max(1, round_nodes), silent=True)
         finally:
-            np.random.set_state(state)
+            _THREAD_RANDOM.local.state = None
         values = np.asarray(ex.values[0], dtype=np.float64).reshape(-1)
         base = float(np.asarray(ex.base_values).reshape(-1)[0])
         pred = float(cache([masked_text])[0])  # already scored (f11): no extra evaluation

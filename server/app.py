@@ -27,6 +27,7 @@ from .services.drift import DriftMonitor
 from .services.drift_metrics import DriftMetrics
 from .services.explain import ExplainService
 from .services.feedback import FeedbackService
+from .services.hf_replica import HFReplica
 from .services.probe import ProbeService
 from .settings import Settings, get_settings
 
@@ -55,12 +56,14 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             feedback_service = FeedbackService(settings, registry, metrics)
             service.observers.append(feedback_service)
             app.state.runtime = Runtime(settings, engine, registry, service, metrics)
-            # explanations score through the backend directly: never counted as classifications
-            app.state.runtime.explain = ExplainService(engine, registry, settings, metrics)
+            # one transformers copy of the base (loads on first use) for probes and prefix-tree explanations
+            replica = HFReplica(settings)
+            # explanations never go through ClassifyService: never counted as classifications
+            app.state.runtime.explain = ExplainService(engine, registry, settings, metrics, replica)
             if settings.explain_warmup:
                 app.state.runtime.explain.start_warm_up()
             app.state.runtime.feedback = feedback_service
-            app.state.runtime.probe = ProbeService(registry, settings)  # HF copy loads on first use
+            app.state.runtime.probe = ProbeService(registry, settings, replica)
             if settings.drift_enabled:
                 monitor = DriftMonitor(settings, registry, drift_metrics)
                 monitor.start()

@@ -42,6 +42,10 @@ class Metrics:
                                              "Unique texts scored per explanation", registry=r,
                                              buckets=(10, 25, 50, 100, 200, 300, 500, 1000, 2000))
         self.explain_inflight = Gauge("phishlens_explain_inflight", "Explanations running", registry=r)
+        self.explain_tokens = Counter("phishlens_explain_tokens_total", "Prompt tokens of scored perturbations "
+                                      "(kind=prompt) and tokens the prefix-tree engine ran through the model "
+                                      "(kind=computed; the rest reused cached prefixes)", ["engine", "kind"],
+                                      registry=r)
         self.forget_hooks: list[Callable[[str], None]] = []  # more per-adapter series owners (drift monitor)
         # performance (services/feedback.py): CBPE from served probabilities, and true labels from feedback
         self.expected_precision = Gauge("phishlens_expected_precision", "Label-free (CBPE) precision estimate "

@@ -104,8 +104,19 @@ class Settings(BaseSettings):
     """Explanations running at once (each costs up to `max_evals` forward passes); more get 429."""
     explain_max_features: int = Field(default=512, ge=2)
     """Most tokens (at the requested granularity) an explained text may have; longer texts get 413."""
-    explain_round_nodes: int = Field(default=32, ge=1)
-    """Partition-tree nodes SHAP expands per round; each round is one engine batch (2 texts per node)."""
+    explain_round_nodes: int = Field(default=5, ge=1)
+    """Partition-tree nodes SHAP expands per round (2 texts each). 5 is shap's own schedule: the
+    attributions equal a plain ``shap.Explainer``'s; larger rounds batch more but expand other nodes."""
+    explain_engine: Literal["auto", "prefix_tree", "backend"] = "auto"
+    """What scores the perturbations. ``prefix_tree``: the server's transformers copy of the model on the
+    CPU (shared with /v1/probe), running only the tokens after each perturbation's longest
+    already-computed prefix (per-token K/V reuse; fastest on a CPU host). ``backend``: each round as one
+    batch on the serving engine (vLLM: block-granular prefix cache; no second copy of the weights).
+    ``auto``: ``prefix_tree`` without a GPU, ``backend`` with one."""
+    explain_tree_chunk_tokens: int = Field(default=384, ge=16)
+    """prefix_tree: most new tokens packed into one forward."""
+    explain_tree_max_cached_tokens: int = Field(default=32768, ge=256)
+    """prefix_tree: tokens of K/V one explanation may keep (then it starts over); bounds its memory."""
     explain_warmup: bool = True
     """Load shap and compile its numba kernels in a thread at start-up (else the first explain pays ≈20 s)."""
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+import asyncio
+from typing import Callable, Sequence, TypeVar
+
+T = TypeVar("T")
 
 
 class BackendError(RuntimeError):
@@ -72,3 +75,8 @@ class Backend(ABC):
     def max_adapters(self) -> int:
         """How many adapters the engine can hold at once."""
         return 64
+
+    async def run_compute(self, fn: Callable[[], T]) -> T:
+        """Run heavy work that is not the engine's own (the explain replica's forwards) where it contends
+        least with the engine. Default: a worker thread."""
+        return await asyncio.to_thread(fn)

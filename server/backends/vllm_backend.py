@@ -73,6 +73,7 @@ class VLLMBackend(Backend):
         self._ids = itertools.count()
         self._loras: dict[int, Any] = {}
         self._dead: BaseException | None = None
+        self._on_cpu = False
 
     @property
     def max_adapters(self) -> int:
@@ -80,9 +81,27 @@ class VLLMBackend(Backend):
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        await asyncio.to_thread(self._build_engine)
-        self._thread = threading.Thread(target=self._run, name="phishlens-vllm", daemon=True)
+        # The engine is built on the thread that will step it: vLLM binds the OpenMP threads of the
+        # thread that builds it, and a second live OpenMP team on a small CPU slows both (see run_compute).
+        built: Future = Future()
+        self._thread = threading.Thread(target=self._build_and_run, args=(built,), name="phishlens-vllm",
+                                        daemon=True)
         self._thread.start()
+        try:
+            await asyncio.wrap_future(built)
+        except BaseException:
+            self._thread.join(30)
+            self._thread = None
+            raise
+
+    def _build_and_run(self, built: Future) -> None:
+        try:
+            self._build_engine()
+        except BaseException as e:  # handed to start()
+            built.set_exception(e)
+            return
+        built.set_result(None)
+        self._run()
 
     def _build_engine(self) -> None:
         # Must be set before vLLM reads its env registry (documented CPU recipe).
@@ -92,7 +111,8 @@ class VLLMBackend(Backend):
         # (CPU only: on a GPU vLLM sizes the cache from gpu_memory_utilization.)
         from vllm.platforms import current_platform
 
-        if current_platform.is_cpu():
+        self._on_cpu = current_platform.is_cpu()
+        if self._on_cpu:
             from .vllm_cpu_lora import install
 
             install()  # grouped LoRA matmuls instead of vLLM's per-token weight gather (6x faster here)
@@ -156,6 +176,18 @@ class VLLMBackend(Backend):
     async def remove_adapter(self, adapter: AdapterHandle) -> None:
         self._loras.pop(adapter.adapter_id, None)
         await self._call(lambda eng: eng.remove_lora(adapter.adapter_id))
+
+    async def run_compute(self, fn: Callable[[], Any]) -> Any:
+        """On a CPU host: on the engine thread, between steps. Torch forwards in a second thread while
+        this one holds its OpenMP team ran 30-60 % slower on 2 cores (more spinning threads than
+        cores), and when both are CPU-bound serialising them costs nothing. On a GPU: a worker thread."""
+        if not self._on_cpu:
+            return await super().run_compute(fn)
+        if self._dead is not None or self._thread is None:
+            raise BackendError("vLLM engine is not running")
+        fut: Future = Future()
+        self._inbox.put(("call", lambda eng: fn(), fut))
+        return await asyncio.wrap_future(fut)
 
     async def _call(self, fn: Callable[[Any], Any]) -> Any:
         """Run `fn(engine)` on the engine thread and await its result."""

@@ -1,11 +1,19 @@
-"""Explanations: SHAP through the serving backend, with its own admission limit and metrics (DESIGN.md §5).
+"""Explanations: SHAP with its own admission limit and metrics (DESIGN.md §5).
 
-shap runs in a worker thread (`phishlens.explain.attribute`); each of its rounds is encoded there and
-bridged to the event loop with `asyncio.run_coroutine_threadsafe` as ONE `backend.score` call, so vLLM
-schedules a round's perturbations together (and its prefix cache shares the template prefix).
+shap runs in a worker thread (`phishlens.explain.attribute`) and hands each round of perturbations
+to one of two engines (setting ``explain_engine``):
+
+* ``prefix_tree`` (default): the server's transformers copy of the model (`HFReplica`, shared with
+  /v1/probe) through `PrefixTreeScorer`, which keeps every computed token's K/V for the explanation
+  and runs only what follows each perturbation's longest cached prefix. On a CPU this is the
+  fastest exact path (benchmarks/explain.py); the replica matches the served scores to ≤ 1e-4.
+* ``backend``: the round is encoded and bridged to the event loop as ONE `backend.score` call, so
+  vLLM schedules it together and its (block-granular) prefix cache shares the template prefix.
+  No second copy of the weights: the choice for large models on a GPU.
+
 This path never goes through `ClassifyService.classify`: explain traffic stays out of the
 classification counters, the observers (drift, feedback) and the text queue; it uses the same
-encoding + `backend.score` + `calibrate` steps as the golden self-test.
+encoding + label log-probs + `calibrate` steps as the golden self-test.
 """
 
 from __future__ import annotations
@@ -28,12 +36,15 @@ from phishlens.explain.attribution import (
     attribute,
 )
 
+from phishlens.explain.prefix_tree import PrefixTreeScorer
+
 from ..backends.base import Backend, BackendError, ScoreRequest
 from ..errors import BackendFailure, Overloaded, PayloadTooLarge, ValidationFailed
 from ..metrics import Metrics
 from ..registry import AdapterEntry, AdapterRegistry
 from ..settings import Settings
 from .classify import calibrate
+from .hf_replica import HFReplica
 
 logger = logging.getLogger(__name__)
 _warm_lock = threading.Lock()
@@ -56,6 +67,16 @@ class ExplainOutcome:
     seconds: float
 
 
+def resolve_engine(setting: str) -> str:
+    """``auto``: the prefix tree on CPU-only hosts (fastest there); the serving backend where a GPU is
+    present (the replica is a CPU copy; vLLM batches a round on the GPU without a second copy)."""
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "backend" if torch.cuda.is_available() else "prefix_tree"
+
+
 def warm_up_once() -> None:
     """Import shap and compile its numba kernels once per process (the first explanation would pay ≈20 s)."""
     global _warmed
@@ -73,11 +94,13 @@ def warm_up_once() -> None:
 
 class ExplainService:
     def __init__(self, backend: Backend, registry: AdapterRegistry, settings: Settings,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, replica: HFReplica | None = None) -> None:
         self.backend = backend
         self.registry = registry
         self.settings = settings
         self.metrics = metrics
+        self.replica = replica or HFReplica(settings)
+        self.engine = resolve_engine(settings.explain_engine)  # read per request (tests switch it)
         self.running = 0  # explanations admitted (single event loop: no lock needed)
 
     def start_warm_up(self) -> None:
@@ -106,7 +129,10 @@ class ExplainService:
         start = time.perf_counter()
         try:
             with self.registry.lease([adapter]) as (entry,):
-                score = self._bridge(entry, asyncio.get_running_loop(), cancelled)
+                if self.engine == "prefix_tree":
+                    score = self._tree(entry, asyncio.get_running_loop(), cancelled)
+                else:
+                    score = self._bridge(entry, asyncio.get_running_loop(), cancelled)
                 try:
                     attr = await asyncio.to_thread(
                         attribute, score, text, entry.encoder.tokenizer, granularity=granularity,
@@ -147,9 +173,54 @@ class ExplainService:
             results = asyncio.run_coroutine_threadsafe(self.backend.score(requests), loop).result()
             if len(results) != len(requests):
                 raise BackendError(f"{len(results)} results for {len(requests)} prompts")
+            self._count_tokens("backend", sum(len(r.prompt_ids) for r in requests), None)
             return np.array([calibrate(r.label_logprobs, cal)[0] for r in results], dtype=np.float64)
 
         return score
+
+    def _tree(self, entry: AdapterEntry, loop: asyncio.AbstractEventLoop, cancelled: threading.Event):
+        """score(texts) for the worker thread on the HF replica, reusing K/V across this explanation's rounds.
+
+        The forwards run where the backend says heavy work contends least (`Backend.run_compute`).
+        """
+        label_ids = entry.manifest.label_token_ids
+        cal = entry.manifest.calibration
+        live = {e.sha256 for e in self.registry.list()}
+        state: dict[str, PrefixTreeScorer] = {}
+
+        def forward(prompts: list[list[int]]) -> tuple[np.ndarray, int]:
+            with self.replica.lock:  # the active adapter is shared state: hold it for the forwards
+                model = self.replica.activate(entry, live)
+                if "scorer" not in state:
+                    state["scorer"] = PrefixTreeScorer(
+                        model, label_ids, chunk_tokens=self.settings.explain_tree_chunk_tokens,
+                        max_cached_tokens=self.settings.explain_tree_max_cached_tokens)
+                scorer = state["scorer"]
+                before = scorer.stats.computed_tokens
+                return scorer.score(prompts), scorer.stats.computed_tokens - before
+
+        def score(texts: Sequence[str]) -> np.ndarray:
+            if cancelled.is_set():
+                raise _Cancelled()
+            prompts = [list(enc.ids) for enc in entry.encoder.encode_many(texts)]
+            try:
+                logprobs, computed = asyncio.run_coroutine_threadsafe(
+                    self.backend.run_compute(lambda: forward(prompts)), loop).result()
+            except (BackendFailure, BackendError):
+                raise
+            except Exception as e:  # loading or forward failures are engine failures (424), not 500s
+                logger.exception("prefix-tree explain forward failed")
+                raise BackendError(f"explain model failed: {type(e).__name__}") from e
+            self._count_tokens("prefix_tree", sum(len(p) for p in prompts), computed)
+            return np.array([calibrate(row.tolist(), cal)[0] for row in logprobs], dtype=np.float64)
+
+        return score
+
+    def _count_tokens(self, engine: str, prompt: int, computed: int | None) -> None:
+        if self.metrics:
+            self.metrics.explain_tokens.labels(engine=engine, kind="prompt").inc(prompt)
+            if computed is not None:
+                self.metrics.explain_tokens.labels(engine=engine, kind="computed").inc(computed)
 
     def _admit(self, delta: int) -> None:
         self.running += delta

@@ -1,8 +1,8 @@
 """POST /v1/probe: hidden-state probes and the logit lens for one input (DESIGN.md §5).
 
-The serving backend (usually vLLM) does not expose hidden states, so this service keeps its own
-transformers copy of the base model, loaded on first use, and loads each adapter into it from the
-same bundle the backend serves (same weights: the registry checked the base hash). Requests run
+The serving backend (usually vLLM) does not expose hidden states, so this service runs on the
+server's transformers copy of the base model (`HFReplica`, loaded on first use, shared with the
+explain service), with each adapter loaded from the same bundle the backend serves. Requests run
 one at a time per thread and are capped by ``probe_max_concurrency`` (429 past it). Probe traffic
 is never reported to classification metrics or to the drift / feedback observers.
 """
@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Any
 
-from phishlens.explain.loading import LOAD_LOCK
 from phishlens.explain.probes import ProbeError, ProbeSet
 
 from ..errors import BackendFailure, Overloaded, PayloadTooLarge
 from ..registry import AdapterEntry, AdapterRegistry
 from ..settings import Settings
+from .hf_replica import HFReplica
 
 logger = logging.getLogger(__name__)
 
@@ -41,59 +40,13 @@ class ProbeOutcome:
 
 
 class HFProbeModel:
-    """The lazily loaded transformers copy of the base model with the registry's adapters in it."""
+    """Probes and the logit lens on the server's HF replica (shared with the explain service)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.tokenizer: Any = None
-        self.base_sha256 = ""
-        self.model: Any = None
-        self._adapters: dict[str, str] = {}  # bundle sha256 → peft adapter name
+    def __init__(self, replica: HFReplica) -> None:
+        self.replica = replica
+        self.lock = replica.lock
         self._probes: dict[str, ProbeSet | None] = {}  # bundle sha256 → probes (None: bundle has none)
-        self.lock = threading.Lock()  # one forward at a time; adapter loading mutates modules
-
-    def _load_base(self) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from phishlens.training.base_models import resolve_base
-
-        base = resolve_base(self.settings.base_model)
-        dtype = torch.float32 if self.settings.dtype == "auto" else getattr(torch, self.settings.dtype)
-        with LOAD_LOCK:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(base.path))
-            self.model = AutoModelForCausalLM.from_pretrained(str(base.path), dtype=dtype).eval()
-        self.base_sha256 = base.sha256
-        logger.info("probe service loaded base %s", base.name)
-
-    def activate(self, entry: AdapterEntry, live: set[str]) -> None:
-        """Make ``entry``'s adapter the active one (loading it on first use); forget unloaded ones."""
-        if self.model is None:
-            self._load_base()
-        if entry.manifest.base_model.sha256 != self.base_sha256:
-            raise BackendFailure(f"adapter {entry.name} was trained on another base than the probe model")
-        key = entry.sha256
-        if key not in self._adapters:
-            name = f"p{len(self._adapters)}_{key[:12]}"
-            with LOAD_LOCK:
-                self._load_adapter(entry, name)
-            self._adapters[key] = name
-        self.model.set_adapter(self._adapters[key])
-        for stale in [k for k in self._adapters if k not in live and k != key]:
-            try:  # bundles no longer served: free their weights
-                self.model.delete_adapter(self._adapters.pop(stale))
-                self._probes.pop(stale, None)
-            except Exception:  # noqa: BLE001 - a leftover adapter only costs memory
-                logger.warning("could not free a stale probe adapter")
-
-    def _load_adapter(self, entry: AdapterEntry, name: str) -> None:
-        from peft import PeftModel
-
-        if isinstance(self.model, PeftModel):
-            self.model.load_adapter(str(entry.bundle.path), adapter_name=name, is_trainable=False)
-        else:
-            self.model = PeftModel.from_pretrained(self.model, str(entry.bundle.path), adapter_name=name,
-                                                   is_trainable=False).eval()
+        replica.on_forget.append(lambda sha: self._probes.pop(sha, None))
 
     def probes_of(self, entry: AdapterEntry) -> ProbeSet | None:
         if entry.sha256 not in self._probes:
@@ -114,11 +67,12 @@ class HFProbeModel:
         m = entry.manifest
         enc = entry.encoder.encode(text)
         with self.lock:
-            self.activate(entry, live)
+            model = self.replica.activate(entry, live)
             probes = self.probes_of(entry)
-            pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-            hidden = collect_hidden(self.model, [enc.ids], pad)
-            curve = LogitLens.of(self.model, m.label_token_ids).probabilities(hidden.last, m.calibration.temperature)[0]
+            tok = self.replica.tokenizer
+            pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+            hidden = collect_hidden(model, [enc.ids], pad)
+            curve = LogitLens.of(model, m.label_token_ids).probabilities(hidden.last, m.calibration.temperature)[0]
         outputs: dict[str, list[Any]] = {}
         accuracy: dict[str, list[float]] = {}
         if probes is not None:
@@ -136,16 +90,15 @@ class HFProbeModel:
                             [float(v) for v in curve], p, label, uncertain, enc.truncated, len(enc.ids))
 
     def close(self) -> None:
-        self.model = None
-        self._adapters.clear()
         self._probes.clear()
 
 
 class ProbeService:
-    def __init__(self, registry: AdapterRegistry, settings: Settings) -> None:
+    def __init__(self, registry: AdapterRegistry, settings: Settings, replica: HFReplica | None = None) -> None:
         self.registry = registry
         self.settings = settings
-        self.engine = HFProbeModel(settings)
+        self.replica = replica or HFReplica(settings)
+        self.engine = HFProbeModel(self.replica)
         self.inflight = 0  # single event loop: no lock needed for the counter
 
     async def probe(self, text: str, adapter: str | None = None) -> ProbeOutcome:
@@ -170,3 +123,4 @@ class ProbeService:
 
     def close(self) -> None:
         self.engine.close()
+        self.replica.close()

@@ -26,7 +26,8 @@ def settings_for(root, **kw) -> Settings:
     base = dict(adapter_roots=[root], adapters=["default", "alt"], api_keys=["k-user"],
                 admin_keys=["k-admin"],
                 max_chars=300, explain_max_evals=400, explain_default_max_evals=120, explain_concurrency=1,
-                explain_max_features=40, explain_warmup=False)
+                explain_max_features=40, explain_warmup=False, explain_engine="backend",
+                explain_round_nodes=16)
     base.update(kw)
     return Settings(**base)
 
@@ -73,7 +74,7 @@ def test_explain_word_level(client, backend):
     # budget: the default (120) applies; every prompt the backend saw is distinct; rounds are batched
     prompts = [tuple(r.prompt_ids) for call in backend.calls for r in call]
     assert body["evaluations"] == len(prompts) == len(set(prompts)) <= body["max_evals"] == 120
-    assert max(len(c) for c in backend.calls) > 6  # more than shap's default round of ~6 texts
+    assert max(len(c) for c in backend.calls) > 10  # a 16-node round is one call, beyond shap's 5 nodes
     assert all(r.adapter is not None and r.adapter.name == "default" for c in backend.calls for r in c)
 
 

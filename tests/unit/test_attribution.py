@@ -131,3 +131,39 @@ def test_render_html_and_terminal(zebra_scorer):
                             color=False)
     assert "\x1b" not in plain and plain.splitlines()[0] == a.masked_text
     assert "towards phishing:   'zebra'" in plain
+
+
+def test_concurrent_explanations_keep_their_own_tie_breaking():
+    """Two threads explaining at once used to reseed the global RNG under each other: repeated draws let
+    equal (priority, draw) pairs reach heapq, which compared numpy arrays and failed. Tie-heavy scorer:
+    every masked variant scores the same unless it keeps word 3. Each thread must get exactly the
+    single-threaded answer."""
+    import threading
+
+    from phishlens.explain.attribution import _WhitespaceTokenizer
+
+    text = " ".join(f"w{i}" for i in range(40))
+
+    def score(texts):
+        return np.array([0.9 if "w3 " in t else 0.1 for t in texts])
+
+    alone = attribute(score, text, _WhitespaceTokenizer(), max_evals=200, round_nodes=2)
+    results, errors = [], []
+
+    def run():
+        try:
+            for _ in range(5):
+                results.append(attribute(score, text, _WhitespaceTokenizer(), max_evals=200, round_nodes=2))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    assert len(results) == 15
+    for r in results:
+        assert r.attributions == alone.attributions and r.evaluations == alone.evaluations
+    assert alone.tokens[int(np.argmax(alone.attributions))] == "w3 "
