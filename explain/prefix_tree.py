@@ -52,6 +52,7 @@ class PrefixTreeScorer:
         self.label_ids = torch.tensor(list(label_token_ids), dtype=torch.long)
         self.chunk_tokens = max(1, int(chunk_tokens))
         self.max_cached_tokens = max(1, int(max_cached_tokens))
+        self.dtype = next(model.parameters()).dtype  # of the additive mask
         self.stats = TreeStats()
         self._reset()
 
@@ -65,29 +66,27 @@ class PrefixTreeScorer:
     def score(self, prompts: Sequence[Sequence[int]]) -> np.ndarray:
         """[len(prompts), n_labels] log-softmax values of the label tokens after each prompt."""
         out = np.empty((len(prompts), len(self.label_ids)), dtype=np.float64)
-        if not prompts:
-            return out
         if any(len(p) == 0 for p in prompts):
             raise ValueError("empty prompt")
-        plans = [self._plan(p) for p in prompts]
-        order = list(range(len(prompts)))
-        start = 0
-        while start < len(order):
-            end, total = start, 0
-            while end < len(order) and (end == start or total + len(plans[order[end]][1]) <= self.chunk_tokens):
-                total += len(plans[order[end]][1])
-                end += 1
-            chunk = order[start:end]
+        i = 0
+        while i < len(prompts):
+            # plan each prompt when its chunk forms, so it reuses what earlier chunks computed
+            chunk: list[int] = []
+            plans: list[tuple[list[int], list[int]]] = []
+            total = 0
+            while i < len(prompts):
+                plan = self._plan(prompts[i])
+                if chunk and total + len(plan[1]) > self.chunk_tokens:
+                    break
+                chunk.append(i)
+                plans.append(plan)
+                total += len(plan[1])
+                i += 1
             if self.size + total > self.max_cached_tokens:  # bound memory: start over (prefixes recomputed)
                 self._reset()
                 self.stats.resets += 1
-                for i in chunk:
-                    plans[i] = self._plan(prompts[i])
-            out[chunk] = self._run([plans[i] for i in chunk])
-            # later chunks may now reuse what this one computed
-            for i in order[end:]:
-                plans[i] = self._plan(prompts[i])
-            start = end
+                plans = [self._plan(prompts[k]) for k in chunk]
+            out[chunk] = self._run(plans)
         self.stats.prompts += len(prompts)
         self.stats.prompt_tokens += sum(len(p) for p in prompts)
         return out
@@ -131,7 +130,7 @@ class PrefixTreeScorer:
             pos[block] = torch.arange(len(path), len(path) + n)
             last[k] = row + n - 1
             row += n
-        dtype = self._dtype()
+        dtype = self.dtype
         mask = torch.zeros((1, 1, q, a + q), dtype=dtype)
         mask.masked_fill_(~allowed, torch.finfo(dtype).min)
         gather = torch.tensor(list(union), dtype=torch.long)
@@ -174,11 +173,3 @@ class PrefixTreeScorer:
                 parent = self.children.setdefault((parent, tok), row)
                 row += 1
         self.size = need
-
-    def _dtype(self) -> Any:
-        import torch
-
-        try:
-            return next(self.model.parameters()).dtype
-        except StopIteration:
-            return torch.float32

@@ -185,16 +185,18 @@ class VLLMBackend(Backend):
             return await super().run_compute(fn)
         if self._dead is not None or self._thread is None:
             raise BackendError("vLLM engine is not running")
+        return await self._on_engine_thread(lambda eng: fn())
+
+    async def _on_engine_thread(self, fn: Callable[[Any], Any]) -> Any:
+        """Run `fn(engine)` on the engine thread, between steps, and await its result (errors as raised)."""
         fut: Future = Future()
-        self._inbox.put(("call", lambda eng: fn(), fut))
+        self._inbox.put(("call", fn, fut))
         return await asyncio.wrap_future(fut)
 
     async def _call(self, fn: Callable[[Any], Any]) -> Any:
-        """Run `fn(engine)` on the engine thread and await its result."""
-        fut: Future = Future()
-        self._inbox.put(("call", fn, fut))
+        """`_on_engine_thread` for engine commands: vLLM's own errors become BackendError."""
         try:
-            return await asyncio.wrap_future(fut)
+            return await self._on_engine_thread(fn)
         except BackendError:
             raise
         except Exception as e:  # vLLM raises ValueError/RuntimeError for bad adapters

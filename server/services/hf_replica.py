@@ -31,7 +31,7 @@ class HFReplica:
         self.base_sha256 = ""
         self.model: Any = None
         self._adapters: dict[str, str] = {}  # bundle sha256 → peft adapter name
-        self.lock = threading.RLock()  # one forward at a time; adapter loading mutates modules
+        self.lock = threading.Lock()  # one forward at a time; adapter loading mutates modules
         self.on_forget: list[Any] = []  # callbacks(sha256) when an adapter's weights are freed
 
     def _load_base(self) -> None:
