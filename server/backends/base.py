@@ -7,10 +7,10 @@ position. Calibration, thresholds and labels are the service's job, not the back
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-import asyncio
 from typing import Callable, Sequence, TypeVar
 
 T = TypeVar("T")
