@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from phishlens.clients import cli_classify as cc
 from phishlens.clients.client import DEFAULT_BASE_URL, DEFAULT_BATCH_SIZE, PhishlensClient
 from phishlens.clients.errors import PhishlensError
 from phishlens.clients.types import AdapterInfo, ClassifyResult
@@ -104,6 +105,21 @@ class OutputFormat(str, Enum):
     table = "table"
 
 
+class Color(str, Enum):
+    always = "always"
+    auto = "auto"
+    never = "never"
+
+    def on(self, stream: Any) -> bool:
+        """Whether to colour output going to `stream` (auto: when it is a terminal)."""
+        return self is Color.always or (self is Color.auto and stream.isatty())
+
+
+ColorOpt = Annotated[
+    Color, typer.Option("--color", help="ANSI colours: always, auto (if a terminal), never.")
+]
+
+
 UrlOpt = Annotated[
     str, typer.Option("--url", envvar="PHISHLENS_URL", help="Server base URL.", show_envvar=True)
 ]
@@ -125,7 +141,14 @@ FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format
 
 @contextmanager
 def _client(url: str, api_key: str | None) -> Iterator[PhishlensClient]:
-    """A client whose errors end the command with a one-line message and exit code 2 (4xx) or 1."""
+    """A client whose errors end the command with a one-line message and exit code 2 (4xx) or 1.
+
+    `url` is normalised first (`http://host:8000/v1/` works like `http://host:8000`).
+    """
+    try:
+        url = cc.base_url(url)
+    except ValueError as exc:
+        raise _fail("usage", str(exc)) from exc
     try:
         with client_factory(url, api_key=api_key) as client:
             yield client
@@ -195,97 +218,134 @@ def serve(
 
 @app.command()
 def classify(
-    text: Annotated[str | None, typer.Argument(help="Text to classify (or use --file).")] = None,
-    file: Annotated[
-        Path | None,
-        typer.Option(
-            "--file", "-f", help="JSONL with a 'text' field, or one text per line; '-' for stdin.",
-            allow_dash=True,
-        ),
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(help="Texts to classify ('-' reads stdin as one text); with --whole or --eml, files.",
+                       metavar="[TEXT|FILE]...", show_default=False),
     ] = None,
-    adapter: Annotated[str | None, typer.Option(help="Adapter name (server default when omitted).")] = None,
+    file: Annotated[
+        list[str] | None,
+        typer.Option("--file", "-f", help="One text per line, or JSONL with a 'text' (and optional 'id') "
+                     "field; repeatable; '-' for stdin.", show_default=False),
+    ] = None,
+    whole: Annotated[
+        bool, typer.Option("--whole", help="ARGS are files; each whole file is one text ('-' is stdin).")
+    ] = False,
+    eml: Annotated[
+        bool, typer.Option("--eml", help="ARGS are RFC 822 e-mail files, each sent raw as one e-mail "
+                           "(the server parses headers and MIME).")
+    ] = False,
+    adapter: Annotated[
+        list[str] | None,
+        typer.Option("--adapter", "-a", help="Adapter name; repeat (or comma-separate) for one column per "
+                     "adapter. Server default when omitted.", show_default=False),
+    ] = None,
     output: FormatOpt = OutputFormat.json,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per request.")] = DEFAULT_BATCH_SIZE,
     progress: Annotated[
         bool | None,
-        typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: if a terminal)."),
+        typer.Option("--progress/--no-progress", show_default=False,
+                     help="Progress bar on stderr (default: more than one batch, on a terminal)."),
     ] = None,
+    color: ColorOpt = Color.auto,
     url: UrlOpt = DEFAULT_BASE_URL,
     api_key: KeyOpt = None,
 ) -> None:
-    """Classify TEXT or every text in --file; prints one JSON line (or table row) per result."""
-    if (text is None) == (file is None):
-        raise _fail("usage", "give exactly one of TEXT or --file")
-    if text is not None:
-        texts, ids = [text], [None]
-    else:
-        assert file is not None
-        try:
-            texts, ids = _read_texts(file)
-        except (OSError, ValueError) as exc:
-            raise _fail("bad_input", str(exc)) from exc
-    show_progress = progress if progress is not None else (file is not None and sys.stderr.isatty())
-    with _client(url, api_key) as client:
-        results = client.iter_classify(texts, batch_size=batch_size, adapter=adapter, progress=show_progress)
-        if output is OutputFormat.json:
-            for result in results:
-                record = result.model_dump(mode="json")
-                if ids[result.index] is not None:
-                    record = {"id": ids[result.index], **record}
-                typer.echo(json.dumps(record))
-        else:
-            typer.echo(_table_header())
-            for result in results:
-                typer.echo(_table_row(result, texts[result.index]))
+    """Classify texts, lines of files, whole files or e-mails.
 
-
-def _read_texts(path: Path) -> tuple[list[str], list[Any]]:
-    """Texts and optional ids from a JSONL file (`text`, optional `id`) or a one-text-per-line file.
-
-    The first non-blank line decides: a JSON object makes the whole file JSONL.
+    JSON (default): one line per (text, adapter) with `request_id` and `request_index`, the pair that
+    `phishlens feedback` takes. Table: the request id, one row per text, one column per adapter, and a
+    legend with each adapter's threshold and uncertain band.
     """
-    raw = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    lines = [(n, line.rstrip("\r")) for n, line in enumerate(raw.split("\n"), 1) if line.strip()]
-    if not lines:
-        raise ValueError(f"{path}: no texts")
-    if not _is_json_object(lines[0][1]):
-        return [line for _, line in lines], [None] * len(lines)
-    texts, ids = [], []
-    for n, line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from exc
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise ValueError(f"{path}:{n}: expected an object with a string 'text' field")
-        texts.append(record["text"])
-        ids.append(record.get("id"))
-    return texts, ids
-
-
-def _is_json_object(line: str) -> bool:
-    if not line.lstrip().startswith("{"):
-        return False
+    args = args or []
+    if whole and eml:
+        raise _fail("usage", "give --whole or --eml, not both")
+    if (whole or eml) and (file or not args):
+        raise _fail("usage", f"--{'eml' if eml else 'whole'} takes files as arguments (not --file)")
+    if not (whole or eml) and bool(args) == bool(file):
+        raise _fail("usage", "give texts as arguments or --file, not both" if args
+                    else "give a TEXT ('-' for stdin), --file F, or files with --whole / --eml")
     try:
-        return isinstance(json.loads(line), dict)
-    except json.JSONDecodeError:
-        return False
+        if whole or eml:
+            inputs = cc.whole_files(args, emails=eml)
+        elif file:
+            inputs = cc.line_files(file)
+        else:
+            inputs = cc.texts_from_args(args)
+    except (OSError, ValueError) as exc:
+        raise _fail("bad_input", str(exc)) from exc
+    names = cc.adapter_names(adapter)
+    many_batches = len(inputs.texts) > batch_size
+    show_progress = progress if progress is not None else (many_batches and sys.stderr.isatty())
+    with _client(url, api_key) as client:
+        batches = _classify_batches(client, inputs, names, batch_size, show_progress)
+        if output is OutputFormat.json:
+            for request_id, offset, results in batches:
+                for r in results:
+                    record = {"request_id": request_id, "request_index": r.index,
+                              **r.model_dump(mode="json"), "index": r.index + offset}
+                    if inputs.id_of(r.index + offset) is not None:
+                        record = {"id": inputs.id_of(r.index + offset), **record}
+                    if inputs.source_of(r.index + offset) is not None:
+                        record["file"] = inputs.source_of(r.index + offset)
+                    typer.echo(json.dumps(record))
+            return
+        _print_table(client, inputs, names, batches, color.on(sys.stdout))
 
 
-_TABLE = "{:>5}  {:<10}  {:>6}  {:<3}  {:<16}  {}"
+def _classify_batches(client: PhishlensClient, inputs: cc.Inputs, names: list[str], batch_size: int,
+                      progress: bool) -> Iterator[tuple[str | None, int, list[ClassifyResult]]]:
+    """(request id, offset of its first text, its results by input then adapter) per request sent."""
+    from tqdm import tqdm  # only the classify command needs it
+
+    one = names[0] if len(names) == 1 else None
+    many = names if len(names) > 1 else None
+    send = _email_sender(client) if inputs.emails else client.classify
+    bar = tqdm(total=len(inputs.texts), disable=not progress, file=sys.stderr, unit="text", desc="classify")
+    with bar:
+        for offset in range(0, len(inputs.texts), batch_size):
+            chunk = inputs.texts[offset: offset + batch_size]
+            response = send(chunk, adapter=one, adapters=many)
+            bar.update(len(chunk))
+            yield response.id, offset, sorted(response.data, key=lambda r: r.index)  # stable: adapter order
 
 
-def _table_header() -> str:
-    return _TABLE.format("#", "label", "score", "flg", "adapter", "text")
+def _email_sender(client: PhishlensClient) -> Callable[..., Any]:
+    """`client.classify_email` (typed `{"email": raw}` inputs), or a clear error where this build lacks it."""
+    send = getattr(client, "classify_email", None)
+    if send is None:
+        raise _fail("unsupported", "--eml needs typed e-mail inputs ({\"email\": raw}), which this phishlens "
+                    "client does not have yet; classify the whole file as text with --whole instead")
+    return send
 
 
-def _table_row(result: ClassifyResult, text: str, width: int = 60) -> str:
-    flags = ("U" if result.uncertain else "") + ("T" if result.truncated else "")
-    preview = " ".join(text.split())
-    if len(preview) > width:
-        preview = preview[: width - 3] + "..."
-    adapter = result.adapter.name if result.adapter else "-"
-    return _TABLE.format(result.index, result.label, f"{result.score:.3f}", flags or "-", adapter, preview)
+def _print_table(client: PhishlensClient, inputs: cc.Inputs, names: list[str],
+                 batches: Iterator[tuple[str | None, int, list[ClassifyResult]]], use_color: bool) -> None:
+    """Per request: its id, then one row per text and one column per adapter; then the legend."""
+    style = typer.style if use_color else None
+    files = bool(inputs.sources)
+    columns: list[str] = list(names)
+    for request_id, offset, results in batches:
+        rows: dict[int, dict[str, ClassifyResult]] = {}
+        for r in results:
+            name = r.adapter.name if r.adapter else "-"
+            if name not in columns:
+                columns.append(name)  # the server's default adapter when none was named
+            rows.setdefault(r.index, {})[name] = r
+        last = offset + len(rows) - 1
+        typer.echo(f"request {request_id or '-'}  (texts {offset}-{last})" if last > offset
+                   else f"request {request_id or '-'}")
+        table = [cc.Row(offset + i, request_id, res,
+                        cc.path_name(inputs.source_of(offset + i)) if files else inputs.texts[offset + i])
+                 for i, res in sorted(rows.items())]
+        lines = cc.table(table, columns, style=style, name_header="file" if files else "text")
+        typer.echo("\n".join(lines), color=use_color)  # click strips ANSI off a pipe unless told
+    try:
+        calibrations = {a.name: a.calibration for a in client.list_adapters()}
+    except PhishlensError:  # the verdicts are printed; a missing legend is not worth an error
+        calibrations = {}
+    typer.echo("")
+    typer.echo("\n".join(cc.legend(columns, calibrations)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -306,9 +366,7 @@ def explain(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the JSON response instead of colours.")
     ] = False,
-    color: Annotated[
-        bool | None, typer.Option("--color/--no-color", help="ANSI colours (default: if stdout is a terminal).")
-    ] = None,
+    color: ColorOpt = Color.auto,
     url: UrlOpt = DEFAULT_BASE_URL,
     api_key: KeyOpt = None,
 ) -> None:
@@ -328,9 +386,9 @@ def explain(
     if as_json:
         typer.echo(json.dumps(res.model_dump(mode="json", exclude={"html"})))
         return
-    use_color = color if color is not None else sys.stdout.isatty()
+    use_color = color.on(sys.stdout)
     typer.echo(render_terminal(res.tokens, res.attributions, prediction=res.prediction,
-                               base_value=res.base_value, color=use_color))
+                               base_value=res.base_value, color=use_color), color=use_color)
     name = res.adapter.name if res.adapter else "-"
     typer.echo(f"label: {res.label}   adapter: {name}   evaluations: {res.evaluations}/{res.max_evals}   "
                f"additivity error: {res.additivity_error:.2e}   {res.seconds:.2f}s")
@@ -365,10 +423,15 @@ def probe(
         typer.echo(json.dumps(res.model_dump(mode="json")))
         return
     names = list(res.probes)
-    typer.echo("  ".join([f"{'layer':<22}", f"{'lens':>5}", *(f"{n[:14]:>14}" for n in names)]))
-    for i, layer in enumerate(res.layers):
-        cells = [_probe_cell(res.probes[n][i]) for n in names]
-        typer.echo("  ".join([f"{layer:<22}", f"{res.logit_lens[i]:>5.2f}", *(f"{c[:14]:>14}" for c in cells)]))
+    cells = [[_probe_cell(res.probes[n][i]) for n in names] for i in range(len(res.layers))]
+    # every column as wide as its longest header or cell: names like `concept.has_url` are never cut
+    widths = [max([len(n), *(len(row[j]) for row in cells)]) for j, n in enumerate(names)]
+    layer_w = max([len("layer"), *(len(layer) for layer in res.layers)])
+    header = [f"{'layer':<{layer_w}}", f"{'lens':>5}", *(f"{n:>{w}}" for n, w in zip(names, widths))]
+    typer.echo("  ".join(header))
+    for layer, lens, row in zip(res.layers, res.logit_lens, cells):
+        line = [f"{layer:<{layer_w}}", f"{lens:>5.2f}", *(f"{c:>{w}}" for c, w in zip(row, widths))]
+        typer.echo("  ".join(line))
     name = res.adapter.name if res.adapter else "-"
     typer.echo(f"label: {res.label}   score: {res.score:.3f}   adapter: {name}")
 

@@ -51,6 +51,15 @@ class ClassifyResponse(WireModel):
     usage: Usage = Field(default_factory=Usage)
 
 
+class AdapterCalibration(WireModel):
+    """Label rule of an adapter: phishing when score >= threshold; `uncertain` inside [low, high]."""
+
+    threshold: float
+    uncertain_low: float
+    uncertain_high: float
+    temperature: float | None = None
+
+
 class AdapterInfo(WireModel):
     """An adapter the server hosts (`GET /v1/adapters` entries, `POST /v1/adapters` answer)."""
 
@@ -58,6 +67,7 @@ class AdapterInfo(WireModel):
     sha256: str | None = None
     base_model: str | None = None
     default: bool = False
+    calibration: AdapterCalibration | None = None
     metrics: dict[str, Any] | None = None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -85,6 +85,15 @@ class ClassifyResponse(BaseModel):
     usage: Usage
 
 
+class AdapterCalibration(BaseModel):
+    """How a served score becomes a label: phishing when score >= threshold; uncertain inside the band."""
+
+    threshold: float
+    uncertain_low: float
+    uncertain_high: float
+    temperature: float
+
+
 class AdapterInfo(BaseModel):
     name: str
     sha256: str
@@ -93,6 +102,9 @@ class AdapterInfo(BaseModel):
     labels: list[str]
     created: str
     loaded_at: float
+    calibration: AdapterCalibration
+    metrics: dict[str, Any] = Field(
+        description="the bundle manifest's metrics: test.<style>, unseen.<source>, cross_domain")
 
 
 class AdapterList(BaseModel):

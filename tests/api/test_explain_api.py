@@ -222,7 +222,7 @@ def test_sync_async_clients_and_cli(client, backend, tmp_path):
     try:
         page = tmp_path / "e.html"
         out = CliRunner().invoke(cli.app, ["explain", PHISHY, "--max-evals", "30", "--html", str(page),
-                                           "--color", "--api-key", "k-user"], color=True)
+                                           "--color", "always", "--api-key", "k-user"])
         assert out.exit_code == 0, out.output
         assert "\x1b[48;2;" in out.output and "towards phishing:   'urgent'" in out.output
         assert page.read_text().startswith("<!DOCTYPE html>")

@@ -131,5 +131,6 @@ def test_clients_and_cli(client, monkeypatch):
     out = CliRunner().invoke(cli.app, ["probe", PHISHY])
     assert out.exit_code == 0, out.output
     assert "layer.3.resid_post" in out.output and "label:" in out.output
+    assert out.output.splitlines()[0].split() == ["layer", "lens", *body["probes"]]  # headers never cut
     out = CliRunner().invoke(cli.app, ["probe", PHISHY, "--json"])
     assert json.loads(out.output)["layers"] == body["layers"]

@@ -18,11 +18,19 @@ runner = CliRunner()
 SHA = "cd" * 32
 
 
-def _result(i: int, text: str) -> dict:
-    p = 0.95 if "urgent" in text else 0.05
-    return {"index": i, "label": "phishing" if p > 0.5 else "legitimate",
-            "probs": {"phishing": p, "legitimate": 1 - p}, "score": p, "uncertain": False,
-            "truncated": len(text) > 40, "adapter": {"name": "default", "sha256": SHA}}
+THRESHOLDS = {"default": 0.5, "sms": 0.764}
+
+
+def _result(i: int, text: str, adapter: str = "default") -> dict:
+    p = 0.95 if "urgent" in text else 0.05 if adapter == "default" else 0.719
+    return {"index": i, "label": "phishing" if p >= THRESHOLDS[adapter] else "legitimate",
+            "probs": {"phishing": p, "legitimate": 1 - p}, "score": p, "uncertain": 0.6 < p < 0.8,
+            "truncated": len(text) > 40, "adapter": {"name": adapter, "sha256": SHA}}
+
+
+def _calibration(name: str) -> dict:
+    t = THRESHOLDS[name]
+    return {"threshold": t, "uncertain_low": t - 0.1, "uncertain_high": t + 0.1, "temperature": 1.0}
 
 
 class FakeServer:
@@ -39,14 +47,18 @@ class FakeServer:
                                                                "message": "no adapter 'nope'"}})
         path = request.url.path
         if path == "/v1/classify":
-            texts = json.loads(request.content)["input"]
-            texts = [texts] if isinstance(texts, str) else texts
-            return httpx.Response(200, json={"id": "c", "data": [_result(i, t) for i, t in enumerate(texts)],
+            body = json.loads(request.content)
+            texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+            names = body.get("adapters") or [body.get("adapter") or "default"]
+            data = [_result(i, t, a) for a in names for i, t in enumerate(texts)]  # server order: by adapter
+            return httpx.Response(200, json={"id": f"clf-{len(self.requests)}", "data": data,
                                              "usage": {"texts": len(texts), "prompt_tokens": 3}})
         if path == "/v1/adapters" and request.method == "GET":
             return httpx.Response(200, json={"data": [
-                {"name": "default", "sha256": SHA, "base_model": "smollm2", "default": True},
-                {"name": "sms", "sha256": SHA, "base_model": "smollm2", "default": False}]})
+                {"name": "default", "sha256": SHA, "base_model": "smollm2", "default": True,
+                 "calibration": _calibration("default")},
+                {"name": "sms", "sha256": SHA, "base_model": "smollm2", "default": False,
+                 "calibration": _calibration("sms")}]})
         if path == "/v1/adapters" and request.method == "POST":
             body = json.loads(request.content)
             info = {"name": body["name"] or "b", "sha256": SHA, "base_model": "smollm2"}
@@ -113,10 +125,90 @@ def test_classify_plain_lines_from_stdin_table(server):
                input="hello there\n\nurgent: your account is locked, verify it now at the link below\n")
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
-    assert lines[0].split() == ["#", "label", "score", "flg", "adapter", "text"]
-    assert lines[1].split()[:5] == ["0", "legitimate", "0.050", "-", "default"]
-    assert lines[2].split()[:4] == ["1", "phishing", "0.950", "T"]  # truncated flag
-    assert lines[2].endswith("...") and len(lines) == 3
+    assert lines[0] == "request clf-1  (texts 0-1)"  # the id `phishlens feedback` needs
+    assert lines[1].split() == ["#", "default", "text"]
+    assert lines[2].split()[:4] == ["0", "legitimate", "0.050", "hello"]
+    assert lines[3].split()[:4] == ["1", "phishing", "0.950", "T"]  # truncated flag
+    assert lines[3].endswith("...")
+    legend = lines[5:]
+    assert legend[0].split()[:5] == ["default", "phishing", "when", "score", ">="] and "0.500" in legend[0]
+    assert "U = in the adapter's uncertain band" in legend[1] and "T = text truncated" in legend[1]
+
+
+def test_classify_several_adapters_one_column_each(server):
+    """`-a x -a y` and `-a x,y` send `adapters`; the table has one column per adapter and both thresholds."""
+    r = invoke("classify", "urgent: verify", "lunch?", "-a", "default", "-a", "sms", "--format", "table")
+    assert r.exit_code == 0, r.output
+    sent = json.loads(server.requests[0].content)
+    assert sent["adapters"] == ["default", "sms"] and "adapter" not in sent
+    lines = r.stdout.splitlines()
+    assert lines[1].split() == ["#", "default", "sms", "text"]
+    assert lines[2].split()[:6] == ["0", "phishing", "0.950", "phishing", "0.950", "urgent:"]
+    assert lines[3].split()[:6] == ["1", "legitimate", "0.050", "legitimate", "0.719", "U"]
+    assert lines[1].index("sms") == lines[2].index("phishing", 5)  # header sits over its column
+    assert any(line.startswith("sms") and "0.764" in line and "0.664" in line for line in lines)
+    r = invoke("classify", "x", "-a", "default,sms", "-a", "sms")
+    assert json.loads(server.requests[-1].content)["adapters"] == ["default", "sms"]
+    out = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(o["index"], o["adapter"]["name"]) for o in out] == [(0, "default"), (0, "sms")]
+
+
+def test_classify_json_carries_request_id_and_index(server, tmp_path):
+    f = tmp_path / "in.txt"
+    f.write_text("a\nb\nc\n")
+    r = invoke("classify", "-f", str(f), "--batch-size", "2")
+    out = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(o["request_id"], o["request_index"], o["index"]) for o in out] == [
+        ("clf-1", 0, 0), ("clf-1", 1, 1), ("clf-2", 0, 2)]
+
+
+def test_classify_dash_reads_stdin_as_one_text(server):
+    r = invoke("classify", "-", input="urgent: hello\nsecond line\n")
+    assert r.exit_code == 0, r.output
+    assert json.loads(server.requests[0].content)["input"] == ["urgent: hello\nsecond line\n"]
+    assert json.loads(r.stdout)["label"] == "phishing"
+
+
+def test_classify_whole_files_one_text_each(server, tmp_path):
+    a, b = tmp_path / "a.eml", tmp_path / "b.txt"
+    a.write_text("Subject: urgent\r\nMIME-Version: 1.0\r\n\r\nverify now\r\n", newline="")
+    b.write_text("lunch?\n")
+    r = invoke("classify", "--whole", str(a), str(b), "--format", "table")
+    assert r.exit_code == 0, r.output
+    assert json.loads(server.requests[0].content)["input"] == [a.read_bytes().decode(), "lunch?\n"]
+    lines = r.stdout.splitlines()
+    assert lines[1].split() == ["#", "default", "file"]
+    assert lines[2].split()[-1] == "a.eml" and lines[3].split()[-1] == "b.txt"
+    r = invoke("classify", "--whole", str(a), "-", input="urgent from stdin")
+    assert [json.loads(x)["file"] for x in r.stdout.splitlines()] == [str(a), "-"]
+
+
+def test_classify_eml_without_typed_inputs_is_a_clear_error(server, tmp_path, monkeypatch):
+    a = tmp_path / "a.eml"
+    a.write_text("Subject: hi\n\nbody\n")
+    monkeypatch.delattr(PhishlensClient, "classify_email", raising=False)
+    r = invoke("classify", "--eml", str(a))
+    assert r.exit_code == 2 and "error: unsupported: --eml" in r.stderr and "--whole" in r.stderr
+    assert not server.requests
+
+
+def test_url_is_normalised_or_refused(server):
+    for url in ("http://srv:9000/v1", "http://srv:9000/v1/", "http://srv:9000/"):
+        r = invoke("classify", "hi", "--url", url)
+        assert r.exit_code == 0, (url, r.output)
+        assert str(server.requests[-1].url) == "http://srv:9000/v1/classify"
+    for url in ("srv:9000", "http://srv:9000/v1/classify"):
+        r = invoke("classify", "hi", "--url", url)
+        assert r.exit_code == 2 and r.stderr.startswith("error: usage: --url") and "base URL" in r.stderr
+
+
+def test_color_always_survives_a_pipe_and_never_is_plain(server):
+    r = invoke("classify", "urgent", "--format", "table", "--color", "always")
+    assert "\x1b[31m" in r.stdout  # phishing in red although CliRunner's stdout is not a terminal
+    r = invoke("classify", "urgent", "--format", "table", "--color", "never")
+    assert "\x1b[" not in r.stdout
+    r = invoke("classify", "urgent", "--format", "table")  # auto: not a terminal
+    assert "\x1b[" not in r.stdout
 
 
 def test_classify_progress_bar_on_stderr(server, tmp_path):
@@ -133,9 +225,14 @@ def test_classify_bad_input(server, tmp_path):
     r = invoke("classify", "--file", str(f))
     assert r.exit_code == 2 and "bad.jsonl:2" in r.stderr and not server.requests
     r = invoke("classify")
-    assert r.exit_code == 2 and "exactly one of TEXT or --file" in r.stderr
+    assert r.exit_code == 2 and "give a TEXT ('-' for stdin), --file F" in r.stderr
     r = invoke("classify", "x", "--file", str(f))
-    assert r.exit_code == 2
+    assert r.exit_code == 2 and "not both" in r.stderr
+    r = invoke("classify", "--whole", str(f), "--eml", str(f))
+    assert r.exit_code == 2 and "--whole or --eml" in r.stderr
+    r = invoke("classify", "--whole", str(f.with_name("missing.txt")))
+    assert r.exit_code == 2 and "missing.txt" in r.stderr
+    assert not server.requests
 
 
 def test_client_error_message_and_exit_code(server):
