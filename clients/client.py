@@ -12,6 +12,7 @@ Pass `transport=` to test without a network: `httpx.MockTransport(handler)` for 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import sys
 import time
@@ -31,8 +32,10 @@ from phishlens.clients.probe_types import ProbeResponse
 from phishlens.clients.types import (
     AdapterInfo,
     AdapterList,
+    ClassifyInput,
     ClassifyResponse,
     ClassifyResult,
+    EmailInput,
     FeedbackResponse,
     HealthStatus,
     ModelInfo,
@@ -124,17 +127,42 @@ class _Call(Generic[T]):
     timeout: float | None = None  # overrides the client's timeout (explanations run for minutes)
 
 
+def _wire_input(item: ClassifyInput) -> Any:
+    """A plain string as is; a typed input (pydantic model) as its JSON object."""
+    if isinstance(item, pydantic.BaseModel):
+        return item.model_dump(exclude_none=True)
+    return item
+
+
 def _classify_call(
-    input: str | Sequence[str], adapter: str | None, adapters: Sequence[str] | None
+    input: ClassifyInput | Sequence[ClassifyInput],
+    adapter: str | None,
+    adapters: Sequence[str] | None,
+    return_text: bool = False,
 ) -> _Call[ClassifyResponse]:
-    if not isinstance(input, str):
-        input = list(input)
-    body: dict[str, Any] = {"input": input}
+    if isinstance(input, (str, Mapping, pydantic.BaseModel)):
+        wire: Any = _wire_input(input)
+    else:
+        wire = [_wire_input(i) for i in input]
+    body: dict[str, Any] = {"input": wire}
     if adapter is not None:
         body["adapter"] = adapter
     if adapters is not None:
         body["adapters"] = list(adapters)
+    if return_text:
+        body["return_text"] = True
     return _Call("POST", "/v1/classify", _model_parser(ClassifyResponse), json=body)
+
+
+def email_input(raw: bytes | str) -> EmailInput:
+    """A raw message as a typed input: text as is; bytes as text when ASCII (base64 otherwise, so 8-bit
+    bodies in any charset reach the server's parser byte for byte)."""
+    if isinstance(raw, str):
+        return EmailInput(email=raw)
+    data = bytes(raw)
+    if data.isascii():
+        return EmailInput(email=data.decode("ascii"))
+    return EmailInput(email=base64.b64encode(data).decode("ascii"), encoding="base64")
 
 
 FeedbackLabels = Mapping[int, str] | Sequence[str] | Sequence[Mapping[str, Any]]
@@ -365,10 +393,27 @@ class PhishlensClient(_BaseClient):
         raise AssertionError("unreachable")
 
     def classify(
-        self, input: str | Sequence[str], adapter: str | None = None, adapters: Sequence[str] | None = None
+        self,
+        input: ClassifyInput | Sequence[ClassifyInput],
+        adapter: str | None = None,
+        adapters: Sequence[str] | None = None,
+        *,
+        return_text: bool = False,
     ) -> ClassifyResponse:
-        """Score one text or a list; `adapters` scores every text through each named adapter."""
-        return self._send(_classify_call(input, adapter, adapters))
+        """Score one input or a list (plain strings, or typed `EmailInput` / `SmsInput` / `UrlInput`);
+        `adapters` scores every input through each named adapter; `return_text` returns the model's text."""
+        return self._send(_classify_call(input, adapter, adapters, return_text))
+
+    def classify_email(
+        self,
+        raw: bytes | str,
+        adapter: str | None = None,
+        adapters: Sequence[str] | None = None,
+        *,
+        return_text: bool = False,
+    ) -> ClassifyResponse:
+        """Classify one raw RFC 822 message (e.g. the bytes of an .eml file) as the server parses it."""
+        return self._send(_classify_call(email_input(raw), adapter, adapters, return_text))
 
     def iter_classify(
         self,
@@ -529,10 +574,27 @@ class AsyncPhishlensClient(_BaseClient):
         raise AssertionError("unreachable")
 
     async def classify(
-        self, input: str | Sequence[str], adapter: str | None = None, adapters: Sequence[str] | None = None
+        self,
+        input: ClassifyInput | Sequence[ClassifyInput],
+        adapter: str | None = None,
+        adapters: Sequence[str] | None = None,
+        *,
+        return_text: bool = False,
     ) -> ClassifyResponse:
-        """Score one text or a list; `adapters` scores every text through each named adapter."""
-        return await self._send(_classify_call(input, adapter, adapters))
+        """Score one input or a list (plain strings, or typed `EmailInput` / `SmsInput` / `UrlInput`);
+        `adapters` scores every input through each named adapter; `return_text` returns the model's text."""
+        return await self._send(_classify_call(input, adapter, adapters, return_text))
+
+    async def classify_email(
+        self,
+        raw: bytes | str,
+        adapter: str | None = None,
+        adapters: Sequence[str] | None = None,
+        *,
+        return_text: bool = False,
+    ) -> ClassifyResponse:
+        """Classify one raw RFC 822 message (e.g. the bytes of an .eml file) as the server parses it."""
+        return await self._send(_classify_call(email_input(raw), adapter, adapters, return_text))
 
     async def iter_classify(
         self,

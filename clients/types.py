@@ -27,8 +27,55 @@ class AdapterRef(WireModel):
     sha256: str | None = None
 
 
+# -- typed inputs (request side): what /v1/classify, /v1/explain, /v1/probe and KServe accept ------------
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmailInput(_Input):
+    """A raw RFC 822 / MIME message; `encoding="base64"` when `email` holds the base64 of its bytes."""
+
+    email: str
+    encoding: Literal["text", "base64"] = "text"
+
+
+class SmsInput(_Input):
+    """An SMS; `sender` is reported back, never shown to the model."""
+
+    sms: str
+    sender: str | None = None
+
+
+class UrlInput(_Input):
+    url: str
+
+
+# A plain string (style detected by the server), a typed input, or the same as a dict.
+ClassifyInput = str | EmailInput | SmsInput | UrlInput | dict[str, Any]
+
+
+class AttachmentInfo(WireModel):
+    filename: str | None = None
+    content_type: str
+    size: int
+
+
+class EmailParse(WireModel):
+    """What the server's parser found in a raw e-mail (`email` inputs and detected raw messages)."""
+
+    body_type: str
+    attachments: list[AttachmentInfo] = Field(default_factory=list)
+    forwarded: bool = False
+    parts: int = 1
+    defects: list[str] = Field(default_factory=list)
+
+
 class ClassifyResult(WireModel):
-    """One (input, adapter) score. `index` is the position of the input in the request."""
+    """One (input, adapter) score. `index` is the position of the input in the request.
+
+    `style` is what was classified (email, sms, url) and `style_source` whether the caller gave it or the
+    server detected it; `text` is the exact text the model saw (only when the request set `return_text`).
+    """
 
     index: int
     label: Label
@@ -37,6 +84,10 @@ class ClassifyResult(WireModel):
     uncertain: bool = False
     truncated: bool = False
     adapter: AdapterRef | None = None
+    style: Literal["email", "sms", "url"] | None = None
+    style_source: Literal["given", "detected"] | None = None
+    text: str | None = None
+    email: EmailParse | None = None
 
 
 class Usage(WireModel):

@@ -1,0 +1,66 @@
+"""Typed inputs and classify_email in both clients: what goes on the wire and what comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import httpx
+
+from phishlens.clients import AsyncPhishlensClient, EmailInput, PhishlensClient, SmsInput, UrlInput
+
+_ANSWER = {"data": [{"index": 0, "label": "phishing", "probs": {"phishing": 0.9, "legitimate": 0.1},
+                     "score": 0.9, "style": "email", "style_source": "given", "text": "Subject: x\n\nhi",
+                     "email": {"body_type": "text/plain", "attachments": [
+                         {"filename": "a.pdf", "content_type": "application/pdf", "size": 3}]}}]}
+
+
+def _recorder():
+    bodies: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=_ANSWER)
+
+    return bodies, httpx.MockTransport(handler)
+
+
+def test_classify_email_sends_ascii_as_text_and_8bit_as_base64():
+    bodies, transport = _recorder()
+    with PhishlensClient(transport=transport) as c:
+        r = c.classify_email(b"Subject: x\r\n\r\nhi\r\n", adapter="default", return_text=True)
+        raw8 = "Subject: caf\u00e9\n\n\u00e9t\u00e9".encode("latin-1")
+        c.classify_email(raw8)
+        c.classify_email("Subject: x\n\n\u65e5\u672c")
+    assert bodies[0] == {"input": {"email": "Subject: x\r\n\r\nhi\r\n", "encoding": "text"},
+                         "adapter": "default", "return_text": True}
+    assert bodies[1]["input"]["encoding"] == "base64"
+    assert base64.b64decode(bodies[1]["input"]["email"]) == raw8  # bytes reach the server unchanged
+    assert bodies[2]["input"] == {"email": "Subject: x\n\n\u65e5\u672c", "encoding": "text"}
+    res = r.data[0]
+    assert (res.style, res.style_source, res.text) == ("email", "given", "Subject: x\n\nhi")
+    assert res.email is not None and res.email.attachments[0].filename == "a.pdf"
+
+
+def test_typed_inputs_mixed_with_plain_strings():
+    bodies, transport = _recorder()
+    with PhishlensClient(transport=transport) as c:
+        c.classify([SmsInput(sms="hi", sender="+123"), UrlInput(url="http://x.co"), "plain", {"url": "y.com"}])
+        c.classify(EmailInput(email="Subject: a\n\nb"))
+    assert bodies[0]["input"] == [{"sms": "hi", "sender": "+123"}, {"url": "http://x.co"}, "plain",
+                                  {"url": "y.com"}]
+    assert bodies[1]["input"] == {"email": "Subject: a\n\nb", "encoding": "text"}
+    assert "return_text" not in bodies[0]
+
+
+def test_async_classify_email():
+    bodies, transport = _recorder()
+
+    async def go():
+        async with AsyncPhishlensClient(transport=transport) as c:
+            return await c.classify_email(b"Subject: x\n\nhi", adapters=["a", "b"])
+
+    r = asyncio.run(go())
+    assert bodies[0] == {"input": {"email": "Subject: x\n\nhi", "encoding": "text"}, "adapters": ["a", "b"]}
+    assert r.data[0].style == "email"
