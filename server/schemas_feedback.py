@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .services.feedback import FeedbackItem, FeedbackReport, LabelIn
 
-REQUEST_ID_PATTERN = r"^clf-[0-9a-f]{32}$"
+REQUEST_ID_PATTERN = r"^clf-[A-Za-z0-9_-]+$"  # base64url of a signed payload (services/request_ids.py)
 MAX_LABELS = 4096  # a request holds at most max_batch texts × max_loaded_adapters verdicts
+MAX_REQUEST_ID_CHARS = 32_768  # 5 bytes per verdict: MAX_LABELS verdicts and their adapters fit
 
 
 class FeedbackLabel(BaseModel):
@@ -24,7 +25,8 @@ class FeedbackLabel(BaseModel):
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    request_id: str = Field(pattern=REQUEST_ID_PATTERN, description="the `id` of the /v1/classify response")
+    request_id: str = Field(pattern=REQUEST_ID_PATTERN, max_length=MAX_REQUEST_ID_CHARS,
+                            description="the `id` of the /v1/classify response (signed: any replica accepts it)")
     labels: list[FeedbackLabel] = Field(min_length=1, max_length=MAX_LABELS)
 
     def to_labels(self) -> list[LabelIn]:
@@ -43,7 +45,7 @@ class FeedbackResult(BaseModel):
                     "not counted)")
 
     @classmethod
-    def of(cls, i: FeedbackItem) -> "FeedbackResult":
+    def of(cls, i: FeedbackItem) -> FeedbackResult:
         return cls(index=i.index, adapter=i.adapter, label=i.label,  # type: ignore[arg-type]
                    predicted=i.predicted, outcome=i.outcome, status=i.status)  # type: ignore[arg-type]
 
@@ -58,7 +60,7 @@ class FeedbackResponse(BaseModel):
     stale: int
 
     @classmethod
-    def of(cls, r: FeedbackReport) -> "FeedbackResponse":
+    def of(cls, r: FeedbackReport) -> FeedbackResponse:
         return cls(request_id=r.request_id, data=[FeedbackResult.of(i) for i in r.items],
                    recorded=r.count("recorded"), duplicates=r.count("duplicate"),
                    conflicts=r.count("conflict"), stale=r.count("stale"))

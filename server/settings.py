@@ -79,9 +79,15 @@ class Settings(BaseSettings):
     feedback_window: int = Field(default=500, ge=1)
     """Labelled verdicts per adapter (POST /v1/feedback) in the live precision/recall gauges."""
     feedback_ttl_s: float = Field(default=86_400.0, gt=0)
-    """How long after a /v1/classify answer its id accepts feedback (404 after)."""
+    """How long after a /v1/classify answer its id accepts feedback (404 after; from the time signed in
+    the id, so it holds across replicas and restarts: keep replica clocks in sync)."""
     feedback_max_items: int = Field(default=200_000, ge=1)
-    """Most served (request, text, adapter) verdicts kept for feedback, oldest dropped first; never the text."""
+    """Most labelled (request, text, adapter) verdicts this replica remembers to answer a repeated label as
+    `duplicate`/`conflict` instead of counting it again, oldest dropped first; never the text."""
+    feedback_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """HMAC keys of the signed request ids (services/request_ids.py): the first signs, all verify (rotate by
+    prepending). Give every replica the same list so feedback is accepted by any of them and after a
+    restart; empty: a random per-process key (feedback only on the replica that answered, until it restarts)."""
 
     drift_enabled: bool = True
     """Run the drift monitor (GET /v1/drift, phishlens_drift_* metrics) on served classifications."""
@@ -120,7 +126,7 @@ class Settings(BaseSettings):
     explain_warmup: bool = True
     """Load shap and compile its numba kernels in a thread at start-up (else the first explain pays ≈20 s)."""
 
-    @field_validator("adapter_roots", "adapters", "api_keys", "admin_keys", mode="before")
+    @field_validator("adapter_roots", "adapters", "api_keys", "admin_keys", "feedback_secrets", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
         return _split_list(v)
@@ -132,7 +138,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _keys_not_empty(self) -> "Settings":
-        for field in ("api_keys", "admin_keys"):
+        for field in ("api_keys", "admin_keys", "feedback_secrets"):
             if any(not k.get_secret_value() for k in getattr(self, field)):
                 raise ValueError(f"{field} must not contain empty keys")
         return self

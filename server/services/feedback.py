@@ -1,15 +1,19 @@
 """Performance monitoring: label-free estimates (CBPE) from served traffic, and true labels via feedback.
 
-`FeedbackService` is a `ClassificationObserver`: for every served /v1/classify or KServe :predict it
-  - adds each (text, adapter) verdict to that adapter's CBPE window and exports the expected precision
-    and recall (explain/performance.py has the arithmetic);
-  - remembers the verdict (P(phishing), predicted label, adapter hash — never the text) under the
-    response id, in a store bounded by age (`feedback_ttl_s`) and by size (`feedback_max_items`).
-`POST /v1/feedback` then turns true labels for those ids into tp/fp/tn/fn outcomes: a counter per
-adapter and outcome (aggregate across replicas in PromQL) and a per-process live precision/recall.
+`FeedbackService` is a `ClassificationObserver`: for every served /v1/classify or KServe :predict it adds
+each (text, adapter) verdict to that adapter's CBPE window and exports the expected precision and recall
+(explain/performance.py has the arithmetic).
 
-Feedback is idempotent: a label already recorded for a (request, text, adapter) is a `duplicate`; a
-different one is a `conflict` and ignored (the first label wins, so a retry can never double-count).
+`POST /v1/feedback` turns true labels into tp/fp/tn/fn outcomes: a counter per adapter and outcome
+(aggregate across replicas in PromQL) and a per-process live precision/recall. The verdicts come from the
+request id itself — signed and self-describing (services/request_ids.py) — so any replica holding the shared
+`feedback_secrets` accepts feedback for an answer another replica served, also after restarts, and nothing
+per request is kept in memory at serving time (DESIGN.md §6a).
+
+Feedback is idempotent per replica: a label already recorded for a (request, text, adapter) is a
+`duplicate`; a different one is a `conflict` and ignored (the first label wins). The `LabelLedger` behind
+this is the one in-memory part: bounded by age and size, it only remembers labels this replica recorded, so
+a retry that lands on another replica counts again (at-least-once across the fleet; see README).
 A verdict by an adapter that has since been unloaded or replaced is `stale`: kept, not counted.
 """
 
@@ -18,8 +22,9 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from phishlens.explain.performance import ExpectedWindow, Outcome, OutcomeWindow, outcome
 
@@ -28,42 +33,35 @@ from ..metrics import Metrics
 from ..registry import AdapterRegistry
 from ..settings import Settings
 from .classify import ClassifyOutcome
+from .request_ids import RequestIdCodec, RequestIdRejected, SignedRequest, SignedVerdict
 
 Label = Literal["phishing", "legitimate"]
 Status = Literal["recorded", "duplicate", "conflict", "stale"]
+VerdictKey = tuple[int, str]  # (text index, adapter name)
 
 
 class RequestNotFound(PhishlensError):
     status, type = 404, "request_not_found"
 
 
-@dataclass(frozen=True)
-class Served:
-    """One remembered verdict: what was answered, never what was asked."""
-
-    p_phishing: float
-    predicted: str
-    adapter_sha256: str
-
-
 @dataclass
 class _Entry:
     expires: float
-    verdicts: dict[tuple[int, str], Served]  # (text index, adapter name) → verdict
-    labels: dict[tuple[int, str], str] = field(default_factory=dict)  # feedback already recorded
+    labels: dict[VerdictKey, str]  # feedback already recorded on this replica
 
 
-class ServedStore:
-    """request id → served verdicts, bounded by age and by total verdicts (oldest dropped first).
+class LabelLedger:
+    """request (its id's MAC) → labels recorded here, bounded by age and by total labels (oldest first).
 
-    Every entry lives the same TTL, so insertion order is expiry order: eviction only ever pops the front.
+    Every entry lives the same TTL from its first label, so insertion order is expiry order: eviction only
+    ever pops the front. An entry outlives its id (which expires `ttl_s` after it was *issued*).
     """
 
-    def __init__(self, ttl_s: float, max_items: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ttl_s: float, max_items: int, clock: Callable[[], float] = time.time) -> None:
         self.ttl_s = ttl_s
         self.max_items = max_items
         self.clock = clock
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._items = 0
 
     def __len__(self) -> int:
@@ -73,16 +71,22 @@ class ServedStore:
     def items(self) -> int:
         return self._items
 
-    def put(self, request_id: str, verdicts: dict[tuple[int, str], Served]) -> None:
-        if not verdicts or len(verdicts) > self.max_items:
-            return
-        self._entries[request_id] = _Entry(self.clock() + self.ttl_s, verdicts)
-        self._items += len(verdicts)
+    def get(self, key: bytes) -> dict[VerdictKey, str]:
+        """The labels recorded for a request (empty when none or forgotten)."""
         self._evict()
+        entry = self._entries.get(key)
+        return dict(entry.labels) if entry else {}
 
-    def get(self, request_id: str) -> _Entry | None:
+    def add(self, key: bytes, labels: dict[VerdictKey, str]) -> None:
+        if not labels:
+            return
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry(self.clock() + self.ttl_s, {})
+        new = {k: v for k, v in labels.items() if k not in entry.labels}
+        entry.labels.update(new)
+        self._items += len(new)
         self._evict()
-        return self._entries.get(request_id)
 
     def _evict(self) -> None:
         now = self.clock()
@@ -91,7 +95,7 @@ class ServedStore:
             if first.expires > now and self._items <= self.max_items:
                 break
             _, gone = self._entries.popitem(last=False)
-            self._items -= len(gone.verdicts)
+            self._items -= len(gone.labels)
 
 
 @dataclass(frozen=True)
@@ -130,73 +134,82 @@ class _AdapterState:
 
 
 class FeedbackService:
-    """CBPE windows, the served-verdict store and feedback recording (see the module docstring)."""
+    """CBPE windows, signed-id verification and feedback recording (see the module docstring)."""
 
     def __init__(self, settings: Settings, registry: AdapterRegistry, metrics: Metrics | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.registry = registry
         self.metrics = metrics
-        self.store = ServedStore(settings.feedback_ttl_s, settings.feedback_max_items, clock)
+        self.clock = clock
+        self.ids = RequestIdCodec.from_secrets(settings.feedback_secrets)
+        self.ledger = LabelLedger(settings.feedback_ttl_s, settings.feedback_max_items, clock)
         self._state: dict[str, _AdapterState] = {}
 
     # ---- ClassificationObserver ------------------------------------------------------------------
     def observe(self, texts: Sequence[str], outcome: ClassifyOutcome) -> None:
-        """Add the verdicts to the CBPE windows and remember them for feedback (O(verdicts), no I/O)."""
-        verdicts: dict[tuple[int, str], Served] = {}
+        """Add the verdicts to the CBPE windows (O(verdicts), no I/O; the request id carries the rest)."""
         touched: set[str] = set()
         for r in outcome.results:
             state = self._state_for(r.adapter, r.adapter_sha256)
             state.expected.add(r.p_phishing, r.label == "phishing")
             touched.add(r.adapter)
-            verdicts[(r.index, r.adapter)] = Served(r.p_phishing, r.label, r.adapter_sha256)
-        if outcome.request_id:
-            self.store.put(outcome.request_id, verdicts)
         for name in touched:
             self._export_expected(name)
 
     # ---- feedback ----------------------------------------------------------------------------------
     def record(self, request_id: str, labels: Sequence[LabelIn]) -> FeedbackReport:
         """Apply true labels to a served request; all-or-nothing validation, then per-verdict statuses."""
-        entry = self.store.get(request_id)
-        if entry is None:
-            raise RequestNotFound(
-                f"unknown or expired request id {request_id!r}: feedback is accepted for "
-                f"{self.settings.feedback_ttl_s:g} s after a /v1/classify answer, for the last "
-                f"{self.settings.feedback_max_items} verdicts served")
-        targets = self._targets(entry, labels)
+        signed = self._open(request_id)
+        verdicts = {(v.index, v.adapter): v for v in signed.verdicts}
+        targets = self._targets(verdicts, labels)
+        seen = self.ledger.get(signed.mac)
         loaded = {e.name: e.sha256 for e in self.registry.list()}
         self._prune(loaded)
         items: list[FeedbackItem] = []
         touched: set[str] = set()
+        noted: dict[VerdictKey, str] = {}
         for key, label in targets.items():
             index, adapter = key
-            served = entry.verdicts[key]
+            served = verdicts[key]
             o = outcome(served.predicted == "phishing", label == "phishing")
-            previous = entry.labels.get(key)
+            previous = seen.get(key)
             status: Status
             if previous is not None:
                 status = "duplicate" if previous == label else "conflict"
             elif loaded.get(adapter) != served.adapter_sha256:
                 status = "stale"
-                entry.labels[key] = label
+                noted[key] = label
             else:
                 status = "recorded"
-                entry.labels[key] = label
+                noted[key] = label
                 self._state_for(adapter, served.adapter_sha256).live.add(o)
                 if self.metrics:
                     self.metrics.feedback.labels(adapter=adapter, outcome=o).inc()
                 touched.add(adapter)
             items.append(FeedbackItem(index, adapter, label, served.predicted, o, status))
+        self.ledger.add(signed.mac, noted)
         for name in touched:
             self._export_live(name)
         return FeedbackReport(request_id, items)
 
+    def _open(self, request_id: str) -> SignedRequest:
+        """Verify the id's signature and age; 404 `request_not_found` with the reason otherwise."""
+        try:
+            signed = self.ids.open(request_id)
+        except RequestIdRejected as e:
+            raise RequestNotFound(f"unknown request id: {e}") from None
+        age = self.clock() - signed.issued
+        if age > self.settings.feedback_ttl_s:
+            raise RequestNotFound(f"expired request id: answered {age:.0f} s ago; feedback is accepted for "
+                                  f"{self.settings.feedback_ttl_s:g} s after a /v1/classify answer")
+        return signed
+
     @staticmethod
-    def _targets(entry: _Entry, labels: Sequence[LabelIn]) -> dict[tuple[int, str], str]:
+    def _targets(verdicts: dict[VerdictKey, SignedVerdict], labels: Sequence[LabelIn]) -> dict[VerdictKey, str]:
         """(index, adapter) → true label, in request order; 422 for a text or adapter the request lacks."""
         by_index: dict[int, list[str]] = {}
-        for index, adapter in entry.verdicts:
+        for index, adapter in verdicts:
             by_index.setdefault(index, []).append(adapter)
         targets: dict[tuple[int, str], str] = {}
         for k, lab in enumerate(labels):

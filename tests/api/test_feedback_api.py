@@ -9,12 +9,12 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
-
 from phishlens.clients import AsyncPhishlensClient, PhishlensClient, ValidationError
 from phishlens.clients.errors import PhishlensError
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.fakes import FakeBackend, expected_p
 
 API = {"Authorization": "Bearer k-user"}
@@ -106,10 +106,10 @@ def test_feedback_is_idempotent(client):
 
 def test_feedback_errors(client):
     rid = classify(client, [PHISHY, CLEAN], adapter="alt")
-    post = lambda body, headers=API: client.post("/v1/feedback", headers=headers, json=body)  # noqa: E731
+    post = lambda body, headers=API: client.post("/v1/feedback", headers=headers, json=body)
     msg = err(post({"request_id": "clf-" + "0" * 32, "labels": [{"index": 0, "label": "phishing"}]}),
               404, "request_not_found")
-    assert "unknown or expired" in msg
+    assert "unknown request id" in msg and "signature" in msg
     err(post({"request_id": "nope", "labels": [{"index": 0, "label": "phishing"}]}), 422, "validation_error")
     err(post({"request_id": rid, "labels": []}), 422, "validation_error")
     err(post({"request_id": rid, "labels": [{"index": 0, "label": "spam"}]}), 422, "validation_error")
@@ -147,15 +147,18 @@ def test_request_ids_expire(adapter_root, tokenizer, smollm2_base):
     with TestClient(app) as c:
         rid = classify(c, [PHISHY])
         time.sleep(0.4)
-        err(c.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
+        msg = err(c.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
             {"index": 0, "label": "phishing"}]}), 404, "request_not_found")
+        assert "expired request id" in msg
 
 
 def test_never_stores_request_text(client):
     secret = "urgent zq-secret-canary-7731 reset your password"
     rid = classify(client, [secret])
     fb = client.app.state.runtime.feedback
-    assert "zq-secret-canary" not in repr(fb.store.get(rid))
+    assert "zq-secret-canary" not in repr(fb.ids.open(rid))  # the id carries verdicts, never text
+    client.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [{"index": 0, "label": "phishing"}]})
+    assert "zq-secret-canary" not in repr(fb.ledger._entries)
     assert "zq-secret-canary" not in client.get("/metrics").text
 
 
@@ -188,9 +191,8 @@ def test_clients_send_feedback(client, adapter_root, tokenizer, smollm2_base):
 def test_cli_feedback_command(client, monkeypatch):
     import json
 
-    from typer.testing import CliRunner
-
     from phishlens.clients import cli
+    from typer.testing import CliRunner
 
     monkeypatch.setattr(cli, "client_factory",
                         lambda url, api_key=None: PhishlensClient(url, api_key=api_key, http_client=client))
@@ -206,3 +208,32 @@ def test_cli_feedback_command(client, monkeypatch):
     assert res.exit_code == 2 and "INDEX=LABEL" in res.output
     res = runner.invoke(cli.app, ["feedback", "clf-" + "a" * 32, "phishing", "--api-key", "k-user"])
     assert res.exit_code == 2 and "request_not_found" in res.output
+
+
+def test_any_replica_with_the_shared_secret_accepts_feedback_also_after_a_restart(adapter_root, tokenizer,
+                                                                                 smollm2_base):
+    """Two apps (replicas) sharing `feedback_secrets`: B records labels for A's answer; a replica with
+    another secret, or with none (per-process key), refuses it with a reason; B remembers duplicates."""
+    def replica(**kw):
+        return TestClient(create_app(settings_for(adapter_root, **kw),
+                                     backend=FakeBackend(tokenizer, smollm2_base.sha256)))
+
+    shared = ["fleet-secret-2", "fleet-secret-1"]
+    with replica(feedback_secrets=shared[1:]) as a:
+        rid = classify(a, [PHISHY, CLEAN], adapters=["default", "alt"])
+    # A is gone (a restart, or another pod): B and C have never seen the request
+    with replica(feedback_secrets=shared) as b:  # B signs with a newer key, still verifies A's (rotation)
+        body = b.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
+            {"index": 0, "label": "phishing"}, {"index": 1, "label": "legitimate", "adapter": "alt"}]}).json()
+        assert body.get("recorded") == 3, body
+        assert {(d["index"], d["adapter"], d["outcome"]) for d in body["data"]} == {
+            (0, "default", "tp"), (0, "alt", "tp"), (1, "alt", "tn")}
+        assert metric(b, "phishlens_feedback_total", adapter="default", outcome="tp") == 1.0
+        again = b.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
+            {"index": 0, "label": "legitimate"}]}).json()
+        assert again["conflicts"] == 2 and again["recorded"] == 0  # B's ledger: the first label stands
+    for kw in ({"feedback_secrets": ["another-fleet"]}, {}):
+        with replica(**kw) as c:
+            msg = err(c.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
+                {"index": 0, "label": "phishing"}]}), 404, "request_not_found")
+            assert "signature does not verify" in msg

@@ -1,4 +1,4 @@
-"""CBPE arithmetic (explain/performance.py) and the bounded served-verdict store (services/feedback.py)."""
+"""CBPE arithmetic (explain/performance.py) and the bounded label ledger (services/feedback.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import random
 
 import numpy as np
 import pytest
-
 from phishlens.explain.performance import (
     Confusion,
     ExpectedWindow,
@@ -15,7 +14,7 @@ from phishlens.explain.performance import (
     expected_confusion,
     outcome,
 )
-from phishlens.server.services.feedback import Served, ServedStore
+from phishlens.server.services.feedback import LabelLedger
 
 
 def test_expected_confusion_by_hand():
@@ -79,27 +78,28 @@ class Clock:
         return self.t
 
 
-def _verdicts(n: int) -> dict[tuple[int, str], Served]:
-    return {(i, "a"): Served(0.5, "phishing", "sha") for i in range(n)}
+def _labels(n: int) -> dict[tuple[int, str], str]:
+    return {(i, "a"): "phishing" for i in range(n)}
 
 
-def test_store_expires_by_age():
+def test_ledger_expires_by_age():
     clock = Clock()
-    s = ServedStore(ttl_s=10, max_items=100, clock=clock)
-    s.put("r1", _verdicts(2))
+    s = LabelLedger(ttl_s=10, max_items=100, clock=clock)
+    s.add(b"r1", _labels(2))
     clock.t = 5
-    s.put("r2", _verdicts(1))
+    s.add(b"r2", _labels(1))
     clock.t = 10.5
-    assert s.get("r1") is None and s.get("r2") is not None and s.items == 1
+    assert s.get(b"r1") == {} and s.get(b"r2") == {(0, "a"): "phishing"} and s.items == 1
     clock.t = 15.5
-    assert s.get("r2") is None and len(s) == 0 and s.items == 0
+    assert s.get(b"r2") == {} and len(s) == 0 and s.items == 0
 
 
-def test_store_caps_total_verdicts_oldest_first():
-    s = ServedStore(ttl_s=1e9, max_items=10, clock=Clock())
+def test_ledger_keeps_first_label_and_caps_total_oldest_first():
+    s = LabelLedger(ttl_s=1e9, max_items=10, clock=Clock())
+    s.add(b"r", {(0, "a"): "phishing"})
+    s.add(b"r", {(0, "a"): "legitimate", (1, "a"): "legitimate"})  # the first label of (0, a) stands
+    assert s.get(b"r") == {(0, "a"): "phishing", (1, "a"): "legitimate"} and s.items == 2
     for k in range(8):
-        s.put(f"r{k}", _verdicts(3))
+        s.add(f"r{k}".encode(), _labels(3))
     assert s.items <= 10 and len(s) == 3
-    assert [s.get(f"r{k}") is not None for k in range(8)] == [False] * 5 + [True] * 3
-    s.put("huge", _verdicts(11))  # larger than the whole store: not kept, evicts nothing
-    assert s.get("huge") is None and len(s) == 3
+    assert [bool(s.get(f"r{k}".encode())) for k in range(8)] == [False] * 5 + [True] * 3
