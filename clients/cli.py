@@ -98,6 +98,8 @@ app = typer.Typer(
 )
 adapters_app = typer.Typer(help="List, load and unload the server's adapters.", no_args_is_help=True)
 app.add_typer(adapters_app, name="adapters")
+data_app = typer.Typer(help="Obtain the training corpora (docs/data.md).", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 
 class OutputFormat(str, Enum):
@@ -525,6 +527,69 @@ def adapters_unload(
     with _client(url, api_key) as client:
         client.unload_adapter(name)
     typer.echo(f"unloaded {name}")
+
+
+# --------------------------------------------------------------------------------------------------
+# data fetch
+
+
+@data_app.command("fetch")
+def data_fetch(
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="A corpus folder (email_lingspam) or training source id (sms_uci); "
+                     "repeatable. Default: all.", show_default=False),
+    ] = None,
+    accept: Annotated[
+        list[str] | None,
+        typer.Option("--accept", help="A corpus folder whose licence step (shown by a first run) you have "
+                     "taken; repeatable.", show_default=False),
+    ] = None,
+    mirror: Annotated[
+        str | None,
+        typer.Option("--mirror", envvar="PHISHLENS_DATA_MIRROR", show_default=False,
+                     help="Base URL (http, https, file) of a prepared data root: every file is taken from "
+                     "<mirror>/raw/...; needed for the files converted by the corpus curators."),
+    ] = None,
+    data_root: Annotated[
+        Path | None,
+        typer.Option("--data-root", envvar="PHISHLENS_DATA_ROOT", show_default=False,
+                     help="Where to lay the files out (default: <repo>/../shared/data)."),
+    ] = None,
+    github_raw: Annotated[
+        str, typer.Option("--github-raw", help="Base URL of GitHub raw files (or a mirror of them).")
+    ] = "https://raw.githubusercontent.com",
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", show_default=False,
+                     help="Download bars on stderr (default: on a terminal)."),
+    ] = None,
+) -> None:
+    """Download each corpus from its original source, verify its sha256, lay it out for training.
+
+    Exit status: 0 when every file is in place, 3 when some need a manual step (licence, converted
+    files without --mirror), 1 when a download failed or did not match its sha256.
+    """
+    from phishlens.training.config import data_root as default_root
+    from phishlens.training.data_fetch import fetch_all, summary
+    from phishlens.training.data_sources import select
+
+    try:
+        files = select(only)
+    except ValueError as exc:
+        raise _fail("usage", str(exc)) from exc
+    root = (data_root or default_root(check=False)).expanduser().resolve()
+    show = progress if progress is not None else sys.stderr.isatty()
+    typer.echo(f"data root: {root}")
+    results = fetch_all(files, root, mirror=mirror, accept=accept or [], github_raw=github_raw, progress=show)
+    tags = {"present": "ok", "fetched": "ok", "manual": "MANUAL", "failed": "FAILED"}
+    for r in results:
+        typer.echo(f"{tags[r.status]:<7}{r.message}")
+    typer.echo(summary(results))
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+    if any(r.status == "manual" for r in results):
+        raise typer.Exit(3)
 
 
 def main() -> None:

@@ -136,17 +136,20 @@ def adapter_names(values: Sequence[str] | None) -> list[str]:
 
 
 def base_url(url: str) -> str:
-    """The server's base URL from what a user types: trailing '/' and '/v1' dropped; an endpoint is an error."""
+    """The server's base URL as typed: trailing '/' and '/v1' dropped; an endpoint is an error."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"--url {url!r} is not an http(s) URL; give the server's base URL, e.g. "
-                         "http://127.0.0.1:8000")
+        raise ValueError(
+            f"--url {url!r} is not an http(s) URL; give the server's base URL, e.g. http://127.0.0.1:8000"
+        )
     path = parts.path.rstrip("/")
     if path.endswith("/v1"):
         path = path[: -len("/v1")]
     if "/v1/" in path + "/" or parts.query or parts.fragment:
-        raise ValueError(f"--url {url!r} names an endpoint; give the server's base URL, e.g. "
-                         f"{parts.scheme}://{parts.netloc}")
+        raise ValueError(
+            f"--url {url!r} names an endpoint; give the server's base URL, e.g. "
+            f"{parts.scheme}://{parts.netloc}"
+        )
     return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
 
 
@@ -182,13 +185,18 @@ def preview(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: max(0, width - 3)] + "..."
 
 
-def table(rows: Sequence[Row], adapters: Sequence[str], *, style: Any = None, text_width: int = 60,
-          name_header: str = "text") -> list[str]:
+def table(
+    rows: Sequence[Row],
+    adapters: Sequence[str],
+    *,
+    style: Any = None,
+    text_width: int = 60,
+    name_header: str = "text",
+) -> list[str]:
     """Header and rows; each adapter column is as wide as the longer of its name and a cell."""
     widths = [max(CELL_WIDTH, len(a)) for a in adapters]
     index_w = max([1, *(len(str(r.index)) for r in rows)])
-    header = "  ".join([f"{'#':>{index_w}}", *(f"{a:<{w}}" for a, w in zip(adapters, widths)),
-                        name_header])
+    header = "  ".join([f"{'#':>{index_w}}", *(f"{a:<{w}}" for a, w in zip(adapters, widths)), name_header])
     out = [header.rstrip()]
     for r in rows:
         cells = []
@@ -208,10 +216,14 @@ def legend(adapters: Sequence[str], calibrations: Mapping[str, AdapterCalibratio
         if cal is None:
             out.append(f"{a:<{width}}  threshold not reported by the server")
         else:
-            out.append(f"{a:<{width}}  phishing when score >= {cal.threshold:.3f}; "
-                       f"U (uncertain) when {cal.uncertain_low:.3f} <= score <= {cal.uncertain_high:.3f}")
-    out.append("score = calibrated P(phishing); U = in the adapter's uncertain band; "
-               "T = text truncated (head and tail kept)")
+            out.append(
+                f"{a:<{width}}  phishing when score >= {cal.threshold:.3f}; "
+                f"U (uncertain) when {cal.uncertain_low:.3f} <= score <= {cal.uncertain_high:.3f}"
+            )
+    out.append(
+        "score = calibrated P(phishing); U = in the adapter's uncertain band; "
+        "T = text truncated (head and tail kept)"
+    )
     return out
 
 
