@@ -21,6 +21,7 @@ EXPECTED_ALERTS = {
     "PhishlensDriftDetected", "PhishlensOODShareHigh", "PhishlensExpectedPrecisionDrop",
     "PhishlensExpectedRecallDrop", "PhishlensLivePrecisionDrop", "PhishlensLiveRecallDrop", "PhishlensDown",
     "PhishlensNotReady", "PhishlensErrorRateHigh", "PhishlensLatencyHigh", "PhishlensQueueSaturated",
+    "PhishlensFleetDriftDetected",
 }
 
 
@@ -32,6 +33,15 @@ def promtool() -> str:
 
 
 def rules() -> list[dict]:
+    """Alerting rules (recording rules, e.g. the fleet aggregation, are in `recording_rules()`)."""
+    return [r for r in all_rules() if "alert" in r]
+
+
+def recording_rules() -> list[dict]:
+    return [r for r in all_rules() if "record" in r]
+
+
+def all_rules() -> list[dict]:
     return [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
 
 
@@ -56,7 +66,7 @@ def test_promtool_check_rules():
     out = subprocess.run([promtool(), "check", "rules", str(RULES)], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert f"SUCCESS: {len(EXPECTED_ALERTS)} rules found" in out.stdout + out.stderr
+    assert f"SUCCESS: {len(all_rules())} rules found" in out.stdout + out.stderr
 
 
 def test_promtool_test_rules():
@@ -64,3 +74,14 @@ def test_promtool_test_rules():
                          timeout=120, cwd=RULE_TESTS.parent)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SUCCESS" in out.stdout + out.stderr
+
+
+def test_fleet_drift_aggregates_over_replicas_before_any_ratio():
+    """Every fleet recording rule that reads raw series sums them without `instance`, so the values do not
+    depend on how many replicas share the traffic (the promtool cases split the same traffic 1 and 3 ways)."""
+    fleet = [r for r in recording_rules() if r["record"].startswith(("phishlens:drift_", "phishlens:ood_"))]
+    assert len(fleet) >= 6
+    raw = [r for r in fleet if "phishlens_" in r["expr"]]
+    assert raw and all(r["expr"].lstrip().startswith("sum by (job, adapter") or "sum by (job, adapter" in r["expr"]
+                       for r in raw)
+    assert not any("instance" in r["expr"] for r in fleet)
