@@ -16,6 +16,7 @@ from .deps import Runtime
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware, JsonBodyMiddleware
 from .metrics import Metrics, MetricsMiddleware
+from .middleware import CatchAllMiddleware, TextGuardMiddleware
 from .registry import AdapterRegistry
 from .routes import adapters, classify, health, kserve
 from .routes import feedback as feedback_routes
@@ -95,7 +96,10 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.include_router(drift_routes.router)
     app.include_router(explain_routes.router)
     app.include_router(probe_routes.router)
+    app.add_middleware(TextGuardMiddleware)  # inside the body cap: sees the buffered, capped body
     app.add_middleware(JsonBodyMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
+                       drain_bytes=settings.max_drain_bytes, drain_s=settings.drain_timeout_s)
+    app.add_middleware(CatchAllMiddleware)  # inside metrics: the 500s it answers are counted
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees the 413s too
     return app

@@ -87,8 +87,9 @@ def error_body(type_: str, message: str) -> dict[str, Any]:
     return {"error": {"type": type_, "message": message}}
 
 
-def error_response(exc: PhishlensError) -> JSONResponse:
-    return JSONResponse(error_body(exc.type, exc.message), status_code=exc.status, headers=exc.headers)
+def error_response(exc: PhishlensError, headers: dict[str, str] | None = None) -> JSONResponse:
+    merged = {**(exc.headers or {}), **(headers or {})} or None
+    return JSONResponse(error_body(exc.type, exc.message), status_code=exc.status, headers=merged)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -131,14 +132,10 @@ async def _on_http(_: Request, exc: Exception) -> JSONResponse:
                         headers=getattr(exc, "headers", None))
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
-
-
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the one error body for our errors, FastAPI's, Starlette's and anything unexpected."""
+    """Register the one error body for our errors, FastAPI's and Starlette's. Anything unexpected is
+    answered by `middleware.CatchAllMiddleware` (a handler for `Exception` here would log each traceback
+    twice: Starlette re-raises to the server after calling it)."""
     app.add_exception_handler(PhishlensError, _on_phishlens)
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http)
-    app.add_exception_handler(Exception, _on_unexpected)

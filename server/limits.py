@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import asyncio
+from collections.abc import Callable
+from typing import Any
 
 from fastapi.responses import JSONResponse
 
@@ -10,18 +12,46 @@ from .errors import PayloadTooLarge, error_response
 
 
 class BodyLimitMiddleware:
-    """Refuse a declared Content-Length over the cap at once; count streamed bytes otherwise.
+    """Refuse a declared Content-Length over the cap; count streamed bytes otherwise.
 
     The body (at most `max_bytes`) is buffered here and replayed to the app, so an over-long chunked
     body is answered with our 413 rather than surfacing as a parse error inside the route.
+
+    Before answering 413 the rest of the body is read and dropped (at most `drain_bytes`, for at most
+    `drain_s` seconds): a client that writes its whole body before reading (Python's urllib, most simple
+    clients) otherwise meets a closed socket ("connection reset by peer") instead of the 413. Requests
+    sent with `Expect: 100-continue` are answered at once: such clients have not sent the body.
     """
 
-    def __init__(self, app: Callable[..., Any], max_bytes: int) -> None:
+    def __init__(self, app: Callable[..., Any], max_bytes: int, drain_bytes: int = 64 * 1024 * 1024,
+                 drain_s: float = 10.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.drain_bytes = drain_bytes
+        self.drain_s = drain_s
 
     def _too_large(self) -> JSONResponse:
-        return error_response(PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes"))
+        # the connection closes after a 413 whose body was not fully read; say so
+        return error_response(PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes"),
+                              headers={"Connection": "close"})
+
+    async def _drain(self, receive: Callable[..., Any], seen: int) -> None:
+        """Read and drop the rest of the body, bounded in bytes and time (memory stays flat)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.drain_s
+        while seen <= self.drain_bytes:
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            try:
+                message = await asyncio.wait_for(receive(), left)
+            except asyncio.TimeoutError:
+                return
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
@@ -30,6 +60,9 @@ class BodyLimitMiddleware:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            expects = headers.get(b"expect", b"").lower() == b"100-continue"
+            if declared.isdigit() and int(declared) <= self.drain_bytes and not expects:
+                await self._drain(receive, 0)
             await self._too_large()(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -41,6 +74,8 @@ class BodyLimitMiddleware:
             body = message.get("body", b"")
             total += len(body)
             if total > self.max_bytes:
+                if message.get("more_body", False):
+                    await self._drain(receive, total)
                 await self._too_large()(scope, receive, send)
                 return
             chunks.append(body)

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     """Cap on adapters loaded at once (also bounded by the engine's own limit)."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body accepted (413 above)."""
+    max_drain_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    """An over-cap body up to this size is read and dropped before the 413, so clients that send the whole
+    body before reading (urllib) see the 413 instead of a reset connection; larger ones are cut off."""
+    drain_timeout_s: float = Field(default=10.0, ge=0)
+    """Longest time spent draining an over-cap body before answering 413 and closing."""
     max_batch: int = Field(default=64, ge=1)
     """Most texts in one request (413 above)."""
     max_chars: int = Field(default=100_000, ge=1)
