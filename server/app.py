@@ -23,6 +23,7 @@ from .routes import feedback as feedback_routes
 from .routes import drift as drift_routes
 from .routes import explain as explain_routes
 from .routes import probe as probe_routes
+from .routes import ui as ui_routes
 from .services.classify import ClassifyService
 from .services.drift import DriftMonitor
 from .services.drift_metrics import DriftMetrics
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app.include_router(drift_routes.router)
     app.include_router(explain_routes.router)
     app.include_router(probe_routes.router)
+    if settings.ui_enabled:  # the analyst console: static files over the public API
+        app.include_router(ui_routes.make_router(settings))
     app.add_middleware(TextGuardMiddleware)  # inside the body cap: sees the buffered, capped body
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,

@@ -131,6 +131,11 @@ class Settings(BaseSettings):
     explain_warmup: bool = True
     """Load shap and compile its numba kernels in a thread at start-up (else the first explain pays ≈20 s)."""
 
+    ui_enabled: bool = True
+    """Serve the analyst console at /ui (static files calling the public API); false for API-only deployments."""
+    ui_grafana_url: str | None = Field(default=None, pattern=r"^https?://")
+    """Grafana dashboard the console's adapter-health panel links to (e.g. the shipped phishlens dashboard)."""
+
     @field_validator("adapter_roots", "adapters", "api_keys", "admin_keys", "feedback_secrets", mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
