@@ -7,7 +7,7 @@ EXTRA ?= cpu
 STAMP := $(VENV)/.phishlens-installed-$(EXTRA)
 PYTEST_ARGS ?=
 
-.PHONY: install base serve test bench alerts clean-venv
+.PHONY: install base serve test bench alerts data clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,9 @@ serve: base
 
 test: base
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+data: $(STAMP)  # the corpora from their original sources, sha256-checked (docs/data.md); e.g. DATA_ARGS='--accept ...'
+	$(BIN)/phishlens data fetch $(DATA_ARGS)
 
 alerts:  # validate and unit-test the Prometheus alert rules (needs promtool: apt-get install prometheus)
 	promtool check rules deploy/prometheus/alerts.yml

@@ -313,11 +313,12 @@ def _classify_batches(client: PhishlensClient, inputs: cc.Inputs, names: list[st
 
 
 def _email_sender(client: PhishlensClient) -> Callable[..., Any]:
-    """`client.classify_email` (typed `{"email": raw}` inputs), or a clear error where this build lacks it."""
-    send = getattr(client, "classify_email", None)
-    if send is None:
-        raise _fail("unsupported", "--eml needs typed e-mail inputs ({\"email\": raw}), which this phishlens "
-                    "client does not have yet; classify the whole file as text with --whole instead")
+    """Send raw messages as typed `{"email": raw}` inputs (the server parses headers and MIME)."""
+    from phishlens.clients.client import email_input
+
+    def send(chunk: list[bytes], **kw: Any) -> Any:
+        return client.classify([email_input(raw) for raw in chunk], **kw)
+
     return send
 
 

@@ -23,7 +23,7 @@ STDIN = "-"
 class Inputs:
     """The texts to send, in order; `ids` are JSONL ids, `sources` the file each text came from."""
 
-    texts: list[str]
+    texts: list[Any]  # str, or the raw bytes of an RFC 822 message when `emails`
     ids: list[Any] = field(default_factory=list)
     sources: list[str | None] = field(default_factory=list)
     emails: bool = False  # texts are raw RFC 822 messages, sent as typed e-mail inputs
@@ -57,15 +57,19 @@ def texts_from_args(args: Sequence[str]) -> Inputs:
 
 
 def whole_files(paths: Sequence[str], *, emails: bool = False) -> Inputs:
-    """One text per file (a whole e-mail, page or message); '-' is stdin."""
+    """One text per file (a whole e-mail, page or message); '-' is stdin. E-mails are kept as bytes, so
+    8-bit bodies in any charset reach the server's MIME parser unchanged."""
     _one_stdin(paths)
-    texts = []
+    texts: list[Any] = []
     for p in paths:
         try:
-            texts.append(_read(p))
+            if emails:
+                texts.append(sys.stdin.buffer.read() if p == STDIN else Path(p).read_bytes())
+            else:
+                texts.append(_read(p))
         except OSError as exc:
             raise ValueError(f"{p}: {exc.strerror or exc}") from exc
-    _no_empty(texts, list(paths))
+    _no_empty([t.decode("latin-1") if isinstance(t, bytes) else t for t in texts], list(paths))
     return Inputs(texts, sources=list(paths), emails=emails)
 
 

@@ -48,9 +48,14 @@ def _matrix_png(matrix: dict[str, Any], names: Sequence[str], path: Path) -> Pat
 
 def run_diagnosis(adapters: Sequence[Path], out: Path, *, data_root: Path | None = None, per_label: int = 10,
                   shap_per_style: int = 2, shap_evals: int = 64, matrix_path: Path | None = None,
-                  seed: int = 13, command: str = "", notes: Path | None = None) -> Path:
+                  seed: int = 13, command: str = "", notes: Path | None = None,
+                  progress: bool = True) -> Path:
+    """Diagnose `adapters` on a per-source sample; ``progress``: bars on stderr for hidden-state passes."""
+    import sys
+
     import torch
     from peft import PeftModel
+    from tqdm import tqdm
 
     from phishlens.explain.diagnose import DiagnosedModel, diagnose, write_report
     from phishlens.explain.hidden import HiddenStates, collect_hidden, layer_name
@@ -96,7 +101,10 @@ def run_diagnosis(adapters: Sequence[Path], out: Path, *, data_root: Path | None
         todo = [t for t in dict.fromkeys(texts) if t not in pooled]
         if not todo or split == 0:
             return
-        h = collect_hidden(peft, [enc.encode(t).ids for t in todo], pad, keep_sequence_of=split - 1, end=split)
+        with tqdm(total=len(todo), desc=f"base layers 0-{split - 1}", unit="text", disable=not progress,
+                  file=sys.stderr, leave=False) as bar:
+            h = collect_hidden(peft, [enc.encode(t).ids for t in todo], pad, keep_sequence_of=split - 1,
+                               end=split, progress=bar)
         for i, t in enumerate(todo):
             pooled[t] = (h.last[i], h.mean[i])
             seq_cache[t] = h.sequences[i]
@@ -115,8 +123,10 @@ def run_diagnosis(adapters: Sequence[Path], out: Path, *, data_root: Path | None
             if split == 0:
                 return collect_hidden(peft, [enc.encode(t).ids for t in texts], pad)
             lower(texts)
-            top = collect_hidden(peft, [enc.encode(t).ids for t in texts], pad, start=split,
-                                 start_states=[seq_cache[t] for t in texts])
+            with tqdm(total=len(texts), desc=f"{peft.active_adapter}: top layers", unit="text", leave=False,
+                      disable=not progress or len(texts) < 32, file=sys.stderr) as bar:
+                top = collect_hidden(peft, [enc.encode(t).ids for t in texts], pad, start=split,
+                                     start_states=[seq_cache[t] for t in texts], progress=bar)
             last = np.concatenate([np.stack([pooled[t][0] for t in texts]), top.last], axis=1)
             mean = np.concatenate([np.stack([pooled[t][1] for t in texts]), top.mean], axis=1)
             return HiddenStates([layer_name(i) for i in range(last.shape[1])], last, mean)

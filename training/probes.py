@@ -67,7 +67,13 @@ def build_probes(ctx) -> dict[str, str]:  # ctx: training.artifacts.ArtifactCont
     t0 = time.monotonic()
     hidden = ctx.cache.get("hidden_states")  # another builder of this run may have computed them
     if hidden is None or ctx.cache.get("hidden_rows") != [r.uid for r in rows]:
-        hidden = collect_hidden(ctx.model, prompts, pad)
+        import sys
+
+        from tqdm import tqdm
+
+        with tqdm(total=len(prompts), desc=f"{ctx.manifest.name}: probe hidden states", unit="text",
+                  file=sys.stderr, leave=False) as bar:
+            hidden = collect_hidden(ctx.model, prompts, pad, progress=bar)
         ctx.cache["hidden_states"], ctx.cache["hidden_rows"] = hidden, [r.uid for r in rows]
     logger.info("%s: hidden states of %d validation rows (%.0fs)", ctx.manifest.name, len(rows), time.monotonic() - t0)
     probes = train_probes(hidden, probe_targets(rows), pooling="last", seed=ctx.seed)

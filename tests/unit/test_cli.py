@@ -183,13 +183,17 @@ def test_classify_whole_files_one_text_each(server, tmp_path):
     assert [json.loads(x)["file"] for x in r.stdout.splitlines()] == [str(a), "-"]
 
 
-def test_classify_eml_without_typed_inputs_is_a_clear_error(server, tmp_path, monkeypatch):
-    a = tmp_path / "a.eml"
-    a.write_text("Subject: hi\n\nbody\n")
-    monkeypatch.delattr(PhishlensClient, "classify_email", raising=False)
-    r = invoke("classify", "--eml", str(a))
-    assert r.exit_code == 2 and "error: unsupported: --eml" in r.stderr and "--whole" in r.stderr
-    assert not server.requests
+def test_classify_eml_sends_raw_messages_as_typed_inputs(server, tmp_path):
+    a, b = tmp_path / "a.eml", tmp_path / "b.eml"
+    a.write_bytes(b"Subject: hi\r\nContent-Transfer-Encoding: 8bit\r\n\r\ncaf\xe9 at noon\r\n")  # 8-bit
+    b.write_bytes(b"Subject: urgent\r\n\r\nverify now\r\n")
+    r = invoke("classify", "--eml", str(a), str(b), "-a", "default,sms")
+    assert r.exit_code == 0, r.output
+    sent = json.loads(server.requests[0].content)
+    assert sent["input"][1] == {"email": b.read_bytes().decode(), "encoding": "text"}  # ASCII: byte for byte
+    assert sent["input"][0]["encoding"] == "base64"  # 8-bit: base64 of the exact bytes
+    assert sent["adapters"] == ["default", "sms"]
+    assert [json.loads(x)["file"] for x in r.stdout.splitlines()] == [str(a)] * 2 + [str(b)] * 2
 
 
 def test_url_is_normalised_or_refused(server):
