@@ -15,10 +15,11 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import torch
 
+from .distributed import SINGLE, DistContext, TopHead, no_sync, wrap
 from .layers import top_label_logits
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class FitConfig:
     weight_decay: float = 0.0
     seed: int = 13
     checkpoint_every: int = 50
+    strategy: Literal["ddp", "fsdp"] = "ddp"  # under torchrun (training/distributed.py); ignored when single
 
 
 @dataclass
@@ -104,10 +106,13 @@ def _batches(n: int, lengths: Sequence[int], batch_size: int, rng: random.Random
 
 def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int, label_ids: Sequence[int],
         cfg: FitConfig, ckpt_dir: Path | None = None,
-        on_step: Callable[[int, float, float], None] | None = None) -> FitResult:
+        on_step: Callable[[int, float, float], None] | None = None,
+        dist: DistContext = SINGLE) -> FitResult:
     """Train the model's trainable (LoRA) parameters on cached lower-layer states.
 
-    ``y[i]`` is 1 for phishing; ``label_ids`` = [phishing token, legitimate token].
+    ``y[i]`` is 1 for phishing; ``label_ids`` = [phishing token, legitimate token]. Under torchrun
+    (``dist.enabled``) every rank sees the same global batches and trains on its share of each through DDP
+    (training/distributed.py): the adapter is the single-process one for the same ``batch_size``.
     """
     torch.manual_seed(cfg.seed)
     params = list(_trainable(model).values())
@@ -134,6 +139,7 @@ def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int
         logger.info("resumed from step %d", step)
     # Target: index of the true label among label_ids (0 = phishing).
     target = torch.tensor([0 if v == 1 else 1 for v in y], dtype=torch.long)
+    net = wrap(TopHead(model, split, label_ids), dist, cfg.strategy)
     model.train()
     t0 = time.monotonic()
     seen = 0
@@ -148,9 +154,17 @@ def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int
             batches = _batches(len(states), lengths, cfg.batch_size, random.Random(cfg.seed + epoch))[skip:]
             epoch, skip = epoch + 1, 0
         b = batches.pop(0)
-        logits = top_label_logits(model, [states[i] for i in b], split, label_ids)
-        loss = torch.nn.functional.cross_entropy(logits, target[b]) / cfg.grad_accum
-        loss.backward()
+        mine = dist.shard(b)
+        with no_sync(net, skip=(micro + 1) % cfg.grad_accum != 0):
+            if mine:
+                # this rank's sum over the global batch size; DDP averages over ranks, hence × world:
+                # the synchronised gradient is that of the mean loss over the whole global batch
+                logits = net([states[i] for i in mine])
+                loss = torch.nn.functional.cross_entropy(logits, target[mine], reduction="sum") * (
+                    dist.world / len(b)) / cfg.grad_accum
+            else:  # a rank with no share of a short batch still joins the all-reduce, adding zero
+                loss = net([states[b[0]]]).sum() * 0.0
+            loss.backward()
         micro += 1
         seen += len(b)
         if micro % cfg.grad_accum:
@@ -161,13 +175,13 @@ def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
-        losses.append(float(loss.item() * cfg.grad_accum))
+        losses.append(dist.all_mean(float(loss.item() * cfg.grad_accum)))  # the global batch's mean loss
         elapsed = time.monotonic() - t0
         if on_step is not None:
             on_step(step, losses[-1], seen / max(elapsed, 1e-9))
-        if ckpt_dir is not None and step % cfg.checkpoint_every == 0:
+        if ckpt_dir is not None and step % cfg.checkpoint_every == 0 and dist.is_main:
             _save_ckpt(ckpt_dir, model, opt, step, losses)
-        if cfg.max_minutes is not None and elapsed > cfg.max_minutes * 60:
+        if cfg.max_minutes is not None and dist.any(elapsed > cfg.max_minutes * 60):  # all ranks stop together
             stopped = "max_minutes"
             break
         if cfg.stop_after_steps is not None and step >= cfg.stop_after_steps:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import bundle as B
 from .base_models import LORA_TARGETS, PreparedBase, resolve_base
+from .distributed import from_env as join_process_group
 from .finetune import FitConfig, fit, margins
 from .layers import lower_states, n_layers
 from .prompt import DEFAULT_LABEL_WORDS, DEFAULT_TEMPLATE, PromptEncoder, label_token_ids
@@ -139,6 +140,8 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
     from .calibration import choose_threshold, fit_temperature, uncertain_band
 
     torch.manual_seed(cfg.seed)
+    dist = join_process_group()  # under torchrun: data-parallel fit, rank 0 writes (training/distributed.py)
+    progress = progress and dist.is_main
     if records is None:
         from .mixes import build_mix, load_mix
         from .splits import load_splits
@@ -182,10 +185,15 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
         steps_bar.set_postfix(loss=f"{loss:.4f}", ex_s=f"{eps:.1f}")
 
     ckpt = out_dir.parent / f".{out_dir.name}.ckpt"
-    if not resume and ckpt.exists():
+    if not resume and ckpt.exists() and dist.is_main:
         shutil.rmtree(ckpt)
-    result = fit(model, train_states, [r.y for r in train_rows], split, label_ids, fit_cfg, ckpt_dir=ckpt, on_step=on_step)
+    dist.barrier()  # no rank resumes from a checkpoint rank 0 is deleting
+    result = fit(model, train_states, [r.y for r in train_rows], split, label_ids, fit_cfg, ckpt_dir=ckpt,
+                 on_step=on_step, dist=dist)
     steps_bar.close()
+    if not dist.is_main:  # every rank holds the same adapter now; rank 0 calibrates, evaluates and writes it
+        dist.barrier()
+        return B.load_bundle(out_dir, expected_base_sha256=base.sha256)
 
     # Calibrate on validation rows: temperature, then threshold and uncertainty band on calibrated p.
     yv = np.array([r.y for r in val_rows])
@@ -247,6 +255,7 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
     tmp.rename(out_dir)
     shutil.rmtree(ckpt, ignore_errors=True)
     logger.info("wrote bundle %s", out_dir)
+    dist.barrier()
     return B.load_bundle(out_dir, expected_base_sha256=base.sha256)
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from phishlens.server.settings import Settings
+
 from tests.kustomize import render, validate
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,30 @@
+"""Driver for tests/unit/test_distributed_training.py: one `train_bundle` run (the code `phishlens train`
+runs) on planted data and a tiny base, as a plain process or under `torchrun`.
+
+    python tests/torchrun_train.py BASE_DIR OUT_DIR BATCH_SIZE
+    torchrun --standalone --nproc_per_node 2 tests/torchrun_train.py BASE_DIR OUT_DIR BATCH_SIZE
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from phishlens.training.train import TrainConfig, train_bundle
+
+from tests.models import planted
+
+
+def main(base: str, out: str, batch_size: int) -> None:
+    cfg = TrainConfig(name="ddp-check", base=base, mix="planted", max_text_tokens=32,
+                      lora={"r": 4, "alpha": 8, "dropout": 0.0, "top_layers": 2},
+                      fit={"lr": 5e-3, "epochs": 2, "batch_size": batch_size, "checkpoint_every": 5}, seed=13)
+    train_bundle(cfg, Path(out), ["tests/torchrun_train.py"], records=(planted(100, seed=0), planted(40, seed=1)),
+                 eval_sets={"sms_uci": planted(40, seed=2)}, seen_sources=["sms_uci"], progress=False,
+                 artifacts=())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

@@ -1,0 +1,153 @@
+"""Data-parallel training under `torchrun` (DESIGN.md §6a: torch.distributed, not a home-made launcher).
+
+    torchrun --nproc_per_node 4 $(which phishlens) train --config specialist-sms      # 4 processes, 1 node
+    torchrun --nnodes 2 --nproc_per_node 8 --rdzv-endpoint host:29400 $(which phishlens) train ...
+
+`torchrun` sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR; `phishlens train` then joins the process group
+(NCCL on GPUs, gloo on CPUs) and `finetune.fit` trains with PyTorch DDP. Every rank builds the same seeded
+global batch and takes its strided share of it; the per-rank loss is scaled so DDP's gradient average is
+the gradient of the mean loss over the *global* batch, so N processes with batch_size B give the adapter one
+process with batch_size B gives (up to float summation order; exactly the same batches and LR schedule).
+LoRA dropout draws its masks per rank, so with dropout > 0 the two runs agree in distribution only.
+
+Only rank 0 writes checkpoints, logs progress and writes the bundle; the others wait at a barrier.
+
+Strategies: `ddp` (default) replicates the model on each device — right while the base fits one device
+(SmolLM2, Gemma-3-270M, and an 8-9 B base in bf16 on one 24 GB+ GPU). `fsdp` is for bases that do not fit:
+see `wrap()` and docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+logger = logging.getLogger(__name__)
+Strategy = Literal["ddp", "fsdp"]
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, batch: Sequence[int]) -> list[int]:
+        """This rank's strided share of a global batch (ranks beyond the batch size get nothing)."""
+        return list(batch[self.rank::self.world])
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()
+
+    def all_mean(self, value: float) -> float:
+        """The mean of a per-rank scalar over all ranks (for logged losses identical on every rank)."""
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when it is true on one (stop decisions must agree or the ranks deadlock)."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([int(flag)])
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item())
+
+
+SINGLE = DistContext()
+
+
+def from_env() -> DistContext:
+    """Join the process group `torchrun` describes; a plain process (no WORLD_SIZE > 1) stays single."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return SINGLE
+    dist = torch.distributed
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        # rank 0 evaluates and writes the bundle while the others wait at a barrier: allow hours
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(hours=12))
+        logger.info("joined %s process group: rank %d of %d", backend, dist.get_rank(), dist.get_world_size())
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+    return DistContext(dist.get_rank(), dist.get_world_size(), local)
+
+
+class TopHead(torch.nn.Module):
+    """The trained part of the model as one module: cached lower-layer states → label logits.
+
+    DDP and FSDP synchronise through a module's `forward`; `finetune.fit` calls the top layers directly,
+    so this wrapper gives them one.
+    """
+
+    def __init__(self, model: Any, split: int, label_ids: Sequence[int]) -> None:
+        super().__init__()
+        self.model = model
+        self.split = split
+        self.label_ids = list(label_ids)
+
+    def forward(self, states: list[torch.Tensor]) -> torch.Tensor:
+        from .layers import top_label_logits
+
+        return top_label_logits(self.model, states, self.split, self.label_ids)
+
+
+def wrap(head: TopHead, ctx: DistContext, strategy: Strategy = "ddp") -> torch.nn.Module:
+    """`head` ready for data-parallel training on this rank (unchanged when single)."""
+    if not ctx.enabled:
+        return head
+    if strategy == "fsdp":
+        return _fsdp(head)
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    # The frozen base is loaded from the same files on every rank: skip broadcasting it (only LoRA syncs).
+    frozen = [n for n, p in head.named_parameters() if not p.requires_grad]
+    frozen += [n for n, _ in head.named_buffers()]
+    DDP._set_params_and_buffers_to_ignore_for_model(head, frozen)
+    device_ids = [ctx.local_rank] if torch.cuda.is_available() else None
+    return DDP(head, device_ids=device_ids, broadcast_buffers=False)
+
+
+def _fsdp(head: TopHead) -> torch.nn.Module:
+    """FSDP2: shard each decoder layer's parameters over the ranks, all-gathered layer by layer in forward.
+
+    For a base whose weights do not fit one device. The frozen lower layers must then be sharded too, so
+    `finetune.fit`'s cached lower states are computed through the same sharded model.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    from .layers import decoder
+
+    for layer in decoder(head.model).layers:
+        fully_shard(layer)
+    fully_shard(head)
+    return head
+
+
+@contextlib.contextmanager
+def no_sync(module: torch.nn.Module, skip: bool) -> Iterator[None]:
+    """Inside a gradient-accumulation run: skip DDP's all-reduce until the last micro-batch."""
+    if skip and hasattr(module, "no_sync"):
+        with module.no_sync():
+            yield
+    else:
+        yield
