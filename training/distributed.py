@@ -12,9 +12,8 @@ LoRA dropout draws its masks per rank, so with dropout > 0 the two runs agree in
 
 Only rank 0 writes checkpoints, logs progress and writes the bundle; the others wait at a barrier.
 
-Strategies: `ddp` (default) replicates the model on each device — right while the base fits one device
-(SmolLM2, Gemma-3-270M, and an 8-9 B base in bf16 on one 24 GB+ GPU). `fsdp` is for bases that do not fit:
-see `wrap()` and docs/deploy.md.
+DDP replicates the base on each device: right while it fits one (SmolLM2, Gemma-3-270M, an 8-9 B base in
+bf16 on one 24 GB+ GPU). FSDP for larger bases is not implemented; docs/deploy.md §4 says what it needs.
 """
 
 from __future__ import annotations
@@ -25,12 +24,11 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 logger = logging.getLogger(__name__)
-Strategy = Literal["ddp", "fsdp"]
 
 
 @dataclass(frozen=True)
@@ -111,12 +109,10 @@ class TopHead(torch.nn.Module):
         return top_label_logits(self.model, states, self.split, self.label_ids)
 
 
-def wrap(head: TopHead, ctx: DistContext, strategy: Strategy = "ddp") -> torch.nn.Module:
+def wrap(head: TopHead, ctx: DistContext) -> torch.nn.Module:
     """`head` ready for data-parallel training on this rank (unchanged when single)."""
     if not ctx.enabled:
         return head
-    if strategy == "fsdp":
-        return _fsdp(head)
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     # The frozen base is loaded from the same files on every rank: skip broadcasting it (only LoRA syncs).
@@ -125,22 +121,6 @@ def wrap(head: TopHead, ctx: DistContext, strategy: Strategy = "ddp") -> torch.n
     DDP._set_params_and_buffers_to_ignore_for_model(head, frozen)
     device_ids = [ctx.local_rank] if torch.cuda.is_available() else None
     return DDP(head, device_ids=device_ids, broadcast_buffers=False)
-
-
-def _fsdp(head: TopHead) -> torch.nn.Module:
-    """FSDP2: shard each decoder layer's parameters over the ranks, all-gathered layer by layer in forward.
-
-    For a base whose weights do not fit one device. The frozen lower layers must then be sharded too, so
-    `finetune.fit`'s cached lower states are computed through the same sharded model.
-    """
-    from torch.distributed.fsdp import fully_shard
-
-    from .layers import decoder
-
-    for layer in decoder(head.model).layers:
-        fully_shard(layer)
-    fully_shard(head)
-    return head
 
 
 @contextlib.contextmanager

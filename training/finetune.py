@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -38,7 +38,6 @@ class FitConfig:
     weight_decay: float = 0.0
     seed: int = 13
     checkpoint_every: int = 50
-    strategy: Literal["ddp", "fsdp"] = "ddp"  # under torchrun (training/distributed.py); ignored when single
 
 
 @dataclass
@@ -139,7 +138,7 @@ def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int
         logger.info("resumed from step %d", step)
     # Target: index of the true label among label_ids (0 = phishing).
     target = torch.tensor([0 if v == 1 else 1 for v in y], dtype=torch.long)
-    net = wrap(TopHead(model, split, label_ids), dist, cfg.strategy)
+    net = wrap(TopHead(model, split, label_ids), dist)
     model.train()
     t0 = time.monotonic()
     seen = 0
