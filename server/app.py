@@ -13,10 +13,10 @@ from phishlens import __version__
 
 from .backends.base import Backend
 from .deps import Runtime
-from .errors import install_error_handlers
+from .errors import ERROR_RESPONSES, install_error_handlers
 from .limits import BodyLimitMiddleware, JsonBodyMiddleware
 from .metrics import Metrics, MetricsMiddleware
-from .middleware import CatchAllMiddleware, TextGuardMiddleware
+from .middleware import AuditMiddleware, CatchAllMiddleware, TextGuardMiddleware
 from .registry import AdapterRegistry
 from .routes import adapters, classify, health, kserve
 from .routes import feedback as feedback_routes
@@ -88,21 +88,25 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
     app = FastAPI(title="phishlens", version=__version__, lifespan=lifespan,
                   description="LoRA phishing classifiers: classify, manage adapters, KServe V1.")
     app.state.settings = settings
+    if not (settings.api_keys or settings.explain_keys):
+        logger.warning("no API keys configured (PHISHLENS_API_KEYS, PHISHLENS_EXPLAIN_KEYS): the classify, "
+                       "explain and probe routes are open to anyone who can reach this port")
     app.state.metrics = metrics
     app.state.runtime = None
     install_error_handlers(app)
     for module in (classify, adapters, kserve, health):
-        app.include_router(module.router)
-    app.include_router(feedback_routes.router)
-    app.include_router(drift_routes.router)
-    app.include_router(explain_routes.router)
-    app.include_router(probe_routes.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)  # the error contract, in the OpenAPI
+    app.include_router(feedback_routes.router, responses=ERROR_RESPONSES)
+    app.include_router(drift_routes.router, responses=ERROR_RESPONSES)
+    app.include_router(explain_routes.router, responses=ERROR_RESPONSES)
+    app.include_router(probe_routes.router, responses=ERROR_RESPONSES)
     if settings.ui_enabled:  # the analyst console: static files over the public API
         app.include_router(ui_routes.make_router(settings))
     app.add_middleware(TextGuardMiddleware)  # inside the body cap: sees the buffered, capped body
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
                        drain_bytes=settings.max_drain_bytes, drain_s=settings.drain_timeout_s)
+    app.add_middleware(AuditMiddleware, audit_log=settings.audit_log)  # admin requests, granted or refused
     app.add_middleware(CatchAllMiddleware)  # inside metrics: the 500s it answers are counted
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees the 413s too
     return app

@@ -1,10 +1,15 @@
-"""Small accessors routes depend on: the services on `app.state` and the API/admin key checks (STYLE.md H3)."""
+"""Small accessors routes depend on: the services on `app.state` and the API key checks (STYLE.md H3).
+
+Keys carry scopes: `classify` (PHISHLENS_API_KEYS), `explain` (PHISHLENS_EXPLAIN_KEYS: explain and probe),
+`admin` (PHISHLENS_ADMIN_KEYS: everything, and adapter load/unload). /health and /ready need none;
+/metrics needs a classify key when PHISHLENS_METRICS_REQUIRE_KEY is set."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from pydantic import SecretStr
@@ -19,6 +24,8 @@ from .services.explain import ExplainService
 from .services.feedback import FeedbackService
 from .services.probe import ProbeService
 from .settings import Settings
+
+Scope = Literal["classify", "explain", "admin"]
 
 
 @dataclass
@@ -50,35 +57,83 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+
+
 def _matches(key: str, keys: list[SecretStr]) -> bool:
+    """Constant time: fixed-length digests compared with hmac.compare_digest against EVERY key, so
+    neither the position of the matching key nor the length of a configured key shows in the timing."""
+    presented = _digest(key)
     found = False
-    for k in keys:  # compare against all: timing does not reveal which key matched
-        found |= hmac.compare_digest(key.encode(), k.get_secret_value().encode())
+    for k in keys:
+        found |= hmac.compare_digest(presented, _digest(k.get_secret_value()))
     return found
 
 
-def require_api_key(request: Request) -> None:
+def key_id(key: str) -> str:
+    """A short, non-reversible name for a key in the audit log (never the key itself)."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def key_scopes(settings: Settings, key: str) -> set[Scope]:
+    """Scopes a key holds: admin ⊇ explain ⊇ classify. Classify keys also explain until explain keys
+    are configured (scopes are opt-in: PHISHLENS_EXPLAIN_KEYS separates them)."""
+    scopes: set[Scope] = set()
+    if _matches(key, settings.admin_keys):
+        scopes |= {"admin", "explain", "classify"}
+    if _matches(key, settings.explain_keys):
+        scopes |= {"explain", "classify"}
+    if _matches(key, settings.api_keys):
+        scopes |= {"classify"} if settings.explain_keys else {"classify", "explain"}
+    return scopes
+
+
+def _require(request: Request, scope: Scope) -> None:
     settings: Settings = request.app.state.settings
-    if not settings.api_keys:
-        return
     key = _presented_key(request)
+    if scope == "admin":
+        request.state.audit = key_id(key) if key is not None else "-"  # AuditMiddleware records the outcome
+        if not settings.admin_keys:
+            raise Forbidden("admin routes are disabled: no admin key is configured (PHISHLENS_ADMIN_KEYS)")
+        if key is None:
+            raise Unauthorized("missing admin key: send 'Authorization: Bearer <key>' or 'X-API-Key'")
+        if "admin" not in key_scopes(settings, key):
+            raise Forbidden("this key is not an admin key")
+        return
+    if not (settings.api_keys or settings.explain_keys):
+        return  # no API keys configured: the API is open (start-up logs a warning)
     if key is None:
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key'")
-    if not _matches(key, settings.api_keys + settings.admin_keys):
+    scopes = key_scopes(settings, key)
+    if not scopes:
         raise Unauthorized("unknown API key")
+    if scope not in scopes:
+        raise Forbidden(f"this key lacks the {scope!r} scope")
+
+
+def require_api_key(request: Request) -> None:
+    """Scope `classify`: classify, KServe predict and metadata, adapter list, drift, feedback."""
+    _require(request, "classify")
+
+
+def require_explain(request: Request) -> None:
+    """Scope `explain`: /v1/explain, /v1/probe, KServe explain (they reveal more of the model)."""
+    _require(request, "explain")
 
 
 def require_admin(request: Request) -> None:
-    settings: Settings = request.app.state.settings
-    if not settings.admin_keys:
-        raise Forbidden("admin routes are disabled: no admin key is configured (PHISHLENS_ADMIN_KEYS)")
-    key = _presented_key(request)
-    if key is None:
-        raise Unauthorized("missing admin key: send 'Authorization: Bearer <key>' or 'X-API-Key'")
-    if not _matches(key, settings.admin_keys):
-        raise Forbidden("this key is not an admin key")
+    """Scope `admin`: load and unload adapters; every attempt is written to the audit log."""
+    _require(request, "admin")
+
+
+def require_metrics_key(request: Request) -> None:
+    if request.app.state.settings.metrics_require_key:
+        _require(request, "classify")
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 ApiKey = Depends(require_api_key)
+ExplainKey = Depends(require_explain)
 AdminKey = Depends(require_admin)
+MetricsKey = Depends(require_metrics_key)

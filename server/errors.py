@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,27 @@ _TYPE_BY_STATUS = {cls.status: cls.type for cls in (BadRequest, Unauthorized, Fo
                                                      PayloadTooLarge, ValidationFailed, BackendFailure,
                                                      Overloaded, NotReady)}
 _TYPE_BY_STATUS.update({405: "method_not_allowed", 404: "not_found"})
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(description="machine-readable error type, e.g. `validation_error`")
+    message: str = Field(description="what went wrong, safe to show; never echoes request text")
+
+
+class ErrorBody(BaseModel):
+    """The one error body every non-2xx response carries."""
+
+    error: ErrorDetail
+
+
+_DOCUMENTED = {400: "malformed request (bad JSON, refused bundle)", 401: "missing or unknown API key",
+               403: "the key lacks the scope this route needs", 404: "unknown adapter or route",
+               413: "body, batch or text over the caps", 422: "well-formed JSON that fails validation",
+               424: "the inference engine failed this request", 429: "overloaded; retry after `Retry-After`",
+               500: "unexpected server error (a bug: please report)", 503: "not ready (starting, stopping, engine down)"}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text} for code, text in _DOCUMENTED.items()}
+"""OpenAPI `responses` for every API route: each error status the contract uses, with the one body."""
 
 
 def error_body(type_: str, message: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 `CatchAllMiddleware` answers anything no handler mapped with the one error body and logs it ONCE
 (Starlette's own 500 path logs through our handler and then re-raises to uvicorn, which logged every
-traceback a second time). `TextGuardMiddleware` refuses JSON strings holding lone UTF-16 surrogates
+traceback a second time), as the stack frames without the exception messages, which may quote the text. `TextGuardMiddleware` refuses JSON strings holding lone UTF-16 surrogates
 (`"\\ud800"`: valid JSON, not valid Unicode, sent by any JavaScript client that cuts a string inside a
 pair) with a 422 naming where, before they reach a tokenizer that raises TypeError on them.
 Policy: refuse, never repair; a silently rewritten text would be scored as something the caller did
@@ -11,10 +11,15 @@ not send.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import re
+import time
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -22,6 +27,8 @@ from fastapi.responses import JSONResponse
 from .errors import ValidationFailed, error_body, error_response
 
 logger = logging.getLogger(__name__)
+audit_logger = logging.getLogger("phishlens.audit")
+_AUDIT_BODY_BYTES = 4096  # a load request is a path and a name; never keep more
 
 # a JSON escape of a surrogate (\uD800-\uDFFF) or one encoded as UTF-8 bytes (json.loads decodes bodies
 # with "surrogatepass"); only bodies holding one, or in another encoding (UTF-16/32), are parsed here
@@ -49,12 +56,31 @@ class CatchAllMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
-        except Exception as exc:
-            logger.error("unhandled %s on %s %s", type(exc).__name__, scope.get("method"), scope.get("path"),
-                         exc_info=exc)
+        except Exception as exc:  # noqa: BLE001 - last line of defence: answered and logged here
+            logger.error("unhandled %s on %s %s (message withheld: it may quote request text)\n%s",
+                         type(exc).__name__, scope.get("method"), scope.get("path"), _frames(exc))
             if not started:  # else the response is half sent: the server closes the connection
                 response = JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
                 await response(scope, receive, send)
+
+
+def _frames(exc: BaseException) -> str:
+    """The traceback's frames (file, line, function, source line) without any exception message."""
+    out = []
+    for e in _chain(exc):
+        out.append(f"{type(e).__module__}.{type(e).__qualname__}")
+        out += [f'  File "{f.filename}", line {f.lineno}, in {f.name}: {f.line}'
+                for f in traceback.extract_tb(e.__traceback__)]
+    return "\n".join(out)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and e not in seen and len(seen) < 5:
+        seen.append(e)
+        e = e.__cause__ or e.__context__
+    return seen[::-1]
 
 
 def lone_surrogate(value: Any) -> tuple[str, int, int] | None:
@@ -122,3 +148,68 @@ def _find(body: bytes) -> tuple[str, int, int] | None:
     except (ValueError, RecursionError):  # not JSON (or absurdly nested): the app answers 400
         return None
     return lone_surrogate(value)
+
+
+class AuditMiddleware:
+    """One JSON line per admin request (granted or refused) to the `phishlens.audit` logger and, when
+    configured, appended to `audit_log`: time, method, path, status, key fingerprint, client address and
+    the adapter `name`/`path` of a load. `deps.require_admin` marks the request; others are not recorded."""
+
+    def __init__(self, app: Callable[..., Any], audit_log: Path | None = None) -> None:
+        self.app = app
+        self.audit_log = audit_log
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("state", {})  # shared by the copies inner middleware make of `scope`
+        status = 500
+        head = bytearray()
+
+        async def receive_wrapper() -> dict[str, Any]:
+            message = await receive()
+            if message.get("type") == "http.request" and len(head) < _AUDIT_BODY_BYTES:
+                head.extend(message.get("body", b"")[: _AUDIT_BODY_BYTES - len(head)])
+            return message
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        finally:
+            key = scope["state"].get("audit")
+            if key is not None:
+                await self._record(scope, status, key, bytes(head))
+
+    async def _record(self, scope: dict[str, Any], status: int, key: str, body: bytes) -> None:
+        record: dict[str, Any] = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                  "method": scope.get("method"), "path": scope.get("path"), "status": status,
+                                  "outcome": "granted" if status < 400 else "refused", "key": key,
+                                  "client": (scope.get("client") or ["-"])[0]}
+        try:
+            sent = json.loads(body) if body else {}
+        except (ValueError, RecursionError):
+            sent = {}
+        if isinstance(sent, dict):  # what was loaded: identifiers only, cut short
+            record.update({k: str(sent[k])[:200] for k in ("name", "path") if k in sent})
+        line = json.dumps(record, ensure_ascii=True)
+        audit_logger.info(line)
+        if self.audit_log is not None:
+            try:
+                await asyncio.to_thread(_append, self.audit_log, line)
+            except OSError as e:  # a full disk must not fail the admin request; the logger has the line
+                logger.error("audit log %s not written: %s", self.audit_log, e.strerror or type(e).__name__)
+
+
+def _append(path: Path, line: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)

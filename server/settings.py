@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     """When set, classify/adapter-list/KServe routes need one of these (Bearer or X-API-Key)."""
     admin_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     """When set, admin routes (load/unload adapters) need one; when empty they answer 403."""
+    explain_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Keys with the `explain` scope (/v1/explain, /v1/probe, KServe explain, plus everything `api_keys` do).
+    While empty, `api_keys` also hold that scope; once set, classify keys get 403 there."""
+    metrics_require_key: bool = False
+    """Require an API key (any scope) on GET /metrics; off by default so Prometheus scrapes without one."""
+    audit_log: Path | None = None
+    """Append one JSON line per admin request (load/unload, granted or refused) here, besides the
+    `phishlens.audit` logger; the key appears only as a short sha256 fingerprint."""
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     """Weights dtype for the engine (fp32 on CPUs without avx512_bf16)."""
     vllm_kv_cache_gb: float = Field(default=1.0, gt=0)
@@ -136,7 +144,8 @@ class Settings(BaseSettings):
     ui_grafana_url: str | None = Field(default=None, pattern=r"^https?://")
     """Grafana dashboard the console's adapter-health panel links to (e.g. the shipped phishlens dashboard)."""
 
-    @field_validator("adapter_roots", "adapters", "api_keys", "admin_keys", "feedback_secrets", mode="before")
+    @field_validator("adapter_roots", "adapters", "api_keys", "admin_keys", "explain_keys", "feedback_secrets",
+                     mode="before")
     @classmethod
     def _lists(cls, v: Any) -> Any:
         return _split_list(v)
@@ -148,7 +157,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _keys_not_empty(self) -> "Settings":
-        for field in ("api_keys", "admin_keys", "feedback_secrets"):
+        for field in ("api_keys", "admin_keys", "explain_keys", "feedback_secrets"):
             if any(not k.get_secret_value() for k in getattr(self, field)):
                 raise ValueError(f"{field} must not contain empty keys")
         return self

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..deps import ApiKey, RuntimeDep
+from ..deps import ExplainKey, RuntimeDep
 from ..errors import NotReady
 from ..schemas_explain import ExplainRequest, ExplainResponse
 from ..services.explain import ExplainService, explanation_html
 
-router = APIRouter(tags=["explain"], dependencies=[ApiKey])
+router = APIRouter(tags=["explain"], dependencies=[ExplainKey])
 
 
 def service(rt: RuntimeDep) -> ExplainService:

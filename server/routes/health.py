@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from ..deps import RuntimeDep
+from ..deps import MetricsKey, RuntimeDep
 from ..errors import NotReady
 
 router = APIRouter(tags=["health"])
@@ -27,7 +27,7 @@ async def ready(rt: RuntimeDep) -> dict[str, object]:
     return {"status": "ready", "backend": rt.backend.name, "adapters": [e.name for e in rt.registry.list()]}
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[MetricsKey])
 async def metrics(request: Request) -> Response:
     m = request.app.state.metrics
     return Response(m.render(), media_type=m.content_type)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..deps import ApiKey, RuntimeDep
+from ..deps import ApiKey, ExplainKey, RuntimeDep
 from ..schemas import ClassifyResult, KServeModel, KServePredictRequest, KServePredictResponse
 from ..schemas_explain import ExplainResponse, KServeExplainRequest, KServeExplainResponse
 from ..services.explain import explanation_html
@@ -19,7 +19,7 @@ async def predict(name: str, body: KServePredictRequest, rt: RuntimeDep) -> KSer
     return KServePredictResponse(predictions=[ClassifyResult.of(c) for c in out.results])
 
 
-@router.post("/{name}:explain", response_model=KServeExplainResponse)
+@router.post("/{name}:explain", response_model=KServeExplainResponse, dependencies=[ExplainKey])
 async def explain(name: str, body: KServeExplainRequest, rt: RuntimeDep) -> KServeExplainResponse:
     out = await explain_service(rt).explain(body.text, name, granularity=body.granularity,
                                             max_evals=body.max_evals)

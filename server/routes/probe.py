@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ..deps import ApiKey, RuntimeDep
+from ..deps import ExplainKey, RuntimeDep
 from ..errors import NotReady
 from ..schemas_probe import ProbeRequest, ProbeResponse
 
-router = APIRouter(tags=["probe"], dependencies=[ApiKey])
+router = APIRouter(tags=["probe"], dependencies=[ExplainKey])
 
 
 @router.post("/v1/probe", response_model=ProbeResponse)
