@@ -12,6 +12,8 @@ import asyncio
 import itertools
 import logging
 import re
+import shutil
+import tempfile
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -23,6 +25,8 @@ from phishlens.training.bundle import Bundle, BundleError, Manifest, load_bundle
 from phishlens.training.prompt import PromptEncoder, PromptError, label_token_ids
 
 from .backends.base import AdapterHandle, Backend, BackendError
+from .bundle_fit import check_adapter_fits
+from .bundle_snapshot import discard, snapshot_bundle
 from .errors import AdapterNotFound, BackendFailure, BadRequest
 from .metrics import Metrics
 from .settings import Settings
@@ -67,6 +71,9 @@ class AdapterRegistry:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._ids = itertools.count(1)
         self._reserved = 0  # loads past the cap check but not yet in the map
+        parent = settings.adapter_staging_dir or Path(tempfile.gettempdir())
+        parent.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(tempfile.mkdtemp(prefix="phishlens-bundles-", dir=parent)).resolve()  # ours alone
 
     # -- lookup -------------------------------------------------------------------------------------
     def get(self, name: str | None) -> AdapterEntry:
@@ -128,11 +135,28 @@ class AdapterRegistry:
             await self.load(ref)
 
     async def load(self, ref: str, name: str | None = None) -> AdapterEntry:
-        path = self.resolve_path(ref)
+        source = self.resolve_path(ref)
+        # read once, without following links, into a private copy: what is validated is what is served
+        path = await asyncio.to_thread(snapshot_bundle, source, self.roots, self.staging,
+                                       self.settings.max_bundle_bytes, self.settings.max_bundle_files)
+        try:
+            return await self._load(path, name)
+        except BaseException:
+            discard(path, self.staging)
+            raise
+
+    async def _load(self, path: Path, name: str | None) -> AdapterEntry:
         try:
             bundle = await asyncio.to_thread(load_bundle, path, getattr(self.backend, "base_sha256", None))
         except BundleError as e:
             raise BadRequest(str(e)) from e
+        base_path = getattr(self.backend, "base_path", "")  # fakes have none
+        if base_path:  # dtypes and shapes against the base, from the header only (bounded memory)
+            try:
+                await asyncio.to_thread(check_adapter_fits, path, Path(base_path) / "config.json",
+                                        bundle.manifest.lora.r)
+            except BundleError as e:
+                raise BadRequest(str(e)) from e
         name = name or bundle.manifest.name
         if not NAME_RE.match(name):
             raise BadRequest(f"adapter name {_short(name)!r} must match {NAME_RE.pattern}")
@@ -171,6 +195,7 @@ class AdapterRegistry:
                 await self.backend.remove_adapter(entry.handle)
             except BackendError as e:  # the name is gone either way; report it
                 logger.warning("engine failed to remove adapter %s: %s", name, e)
+            discard(entry.bundle.path, self.staging)
         if self.metrics:
             self.metrics.forget_adapter(name)
         logger.info("unloaded adapter %s (id %d)", name, entry.handle.adapter_id)
@@ -179,6 +204,7 @@ class AdapterRegistry:
     async def close(self) -> None:
         for name in list(self._entries):
             await self.unload(name)
+        shutil.rmtree(self.staging, ignore_errors=True)
 
     def _encoder(self, bundle: Bundle) -> PromptEncoder:
         m = bundle.manifest

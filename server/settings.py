@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     """Base model: an embedded name (`smollm2`, `gemma3-270m`), a local HF directory or a hub id."""
     adapter_roots: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [REPO_ROOT / "adapters"])
     """Directories bundles may be loaded from; anything resolving outside them is refused."""
+    max_bundle_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    """Largest adapter bundle (all files together) a load copies and accepts (413 above)."""
+    max_bundle_files: int = Field(default=64, ge=4)
+    """Most files (and folders) in one adapter bundle (413 above)."""
+    adapter_staging_dir: Path | None = None
+    """Where loaded bundles are copied (read without following links) and served from; default a
+    per-process folder in the system temp dir. Copies are removed on unload."""
     adapters: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["default"])
     """Bundles (names under a root, or paths inside a root) to load at start-up."""
     default_adapter: str = "default"

@@ -168,15 +168,20 @@ def _check_files(path: Path) -> None:
 def _check_adapter_config(path: Path, manifest: Manifest) -> None:
     try:
         cfg = json.loads((path / ADAPTER_CONFIG).read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:  # binary junk is "not JSON" too
         raise BundleError(f"bundle {path.name}: {ADAPTER_CONFIG} is not valid JSON ({e})") from e
+    if not isinstance(cfg, dict):
+        raise BundleError(f"bundle {path.name}: {ADAPTER_CONFIG} must be a JSON object")
     problems = []
     if cfg.get("peft_type") != "LORA":
-        problems.append(f"peft_type is {cfg.get('peft_type')!r}, expected 'LORA'")
+        problems.append(f"peft_type is {str(cfg.get('peft_type'))[:40]!r}, expected 'LORA'")
     if cfg.get("use_dora"):
         problems.append("DoRA adapters are not supported")
-    if int(cfg.get("r", 0)) != manifest.lora.r:
-        problems.append(f"rank {cfg.get('r')} differs from manifest rank {manifest.lora.r}")
+    r = cfg.get("r")
+    if not isinstance(r, int) or isinstance(r, bool):
+        problems.append(f"rank r is {str(r)[:40]!r}, expected an integer")
+    elif r != manifest.lora.r:
+        problems.append(f"rank {r} differs from manifest rank {manifest.lora.r}")
     if problems:
         raise BundleError(f"bundle {path.name}: " + "; ".join(problems))
 
@@ -195,7 +200,7 @@ def _check_safetensors(path: Path) -> None:
 def read_manifest(path: Path) -> Manifest:
     try:
         raw = json.loads((path / MANIFEST).read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:  # binary junk is "not JSON" too
         raise BundleError(f"bundle {path.name}: {MANIFEST} is not valid JSON ({e})") from e
     if isinstance(raw, dict) and raw.get("format") not in (None, 1):
         raise BundleError(f"bundle {path.name}: manifest format {raw.get('format')!r} is not supported (this reader knows 1)")
