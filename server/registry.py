@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from phishlens.training.bundle import Bundle, BundleError, Manifest, load_bundle
+from phishlens.training.contract.pipeline import EmailLimits, Pipeline, UnknownPipeline, get_pipeline
 from phishlens.training.prompt import PromptEncoder, PromptError, label_token_ids
 
 from .backends.base import AdapterHandle, Backend, BackendError
@@ -37,12 +38,13 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 @dataclass(eq=False)
 class AdapterEntry:
-    """One loaded adapter: backend handle, validated bundle and its prompt encoder."""
+    """One loaded adapter: backend handle, validated bundle, its prompt encoder and input pipeline."""
 
     name: str
     handle: AdapterHandle
     bundle: Bundle
     encoder: PromptEncoder
+    pipeline: Pipeline
     loaded_at: float = field(default_factory=time.time)
     refs: int = 0
     retired: bool = False
@@ -157,6 +159,7 @@ class AdapterRegistry:
                                         bundle.manifest.lora.r)
             except BundleError as e:
                 raise BadRequest(str(e)) from e
+        pipeline = self._pipeline(bundle)
         name = name or bundle.manifest.name
         if not NAME_RE.match(name):
             raise BadRequest(f"adapter name {_short(name)!r} must match {NAME_RE.pattern}")
@@ -173,7 +176,7 @@ class AdapterRegistry:
                     await self.backend.add_adapter(handle)
                 except BackendError as e:
                     raise BackendFailure(f"engine refused adapter {name!r}: {e}") from e
-                entry = AdapterEntry(name, handle, bundle, encoder)
+                entry = AdapterEntry(name, handle, bundle, encoder, pipeline)
                 self._entries[name] = entry
             finally:
                 self._reserved -= 1
@@ -217,6 +220,17 @@ class AdapterRegistry:
             return PromptEncoder(tok, m.prompt.template, m.prompt.max_text_tokens, m.prompt.head_fraction)
         except PromptError as e:
             raise BadRequest(f"bundle {m.name}: {e}") from e
+
+    def _pipeline(self, bundle: Bundle) -> Pipeline:
+        """The input pipeline the bundle was trained with (this server's e-mail caps); refused if unknown."""
+        ref = bundle.manifest.pipeline
+        try:
+            pipeline = get_pipeline(ref.name, ref.version)
+        except UnknownPipeline as e:
+            raise BadRequest(f"bundle {bundle.manifest.name}: {e}") from e
+        s = self.settings
+        limits = EmailLimits(s.email_max_parts, s.email_max_depth, s.email_max_decoded_bytes)
+        return pipeline.with_limits(limits)
 
     def _gauge(self) -> None:
         if self.metrics:

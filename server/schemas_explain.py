@@ -6,12 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .schemas import AdapterRef, KServeInstance
+from phishlens.training.contract import pipeline as P
+
+from .schemas import AdapterRef, EmailParse, InputItem, KServeItem, _main_text, kserve_items, pipeline_input
 from .services.explain import ExplainOutcome
 
 
-def _non_empty(v: str) -> str:
-    if not v.strip():
+def _non_empty(v: InputItem) -> InputItem:
+    if not _main_text(v).strip():
         raise ValueError("input is empty; it needs at least one non-space character")
     return v
 
@@ -25,13 +27,19 @@ class _Options(BaseModel):
                                   description="most unique texts scored (server default and cap apply)")
     html: bool = Field(default=False,
                        description="also return a self-contained HTML page highlighting the text")
+    return_text: bool = Field(default=False, description="return the exact text the model saw")
 
 
 class ExplainRequest(_Options):
-    input: str = Field(description="the one text to explain")
+    input: InputItem = Field(description='the one input to explain: a plain string (style detected), '
+                                         '{"email": raw RFC 822}, {"sms": ...} or {"url": ...}')
     adapter: str | None = Field(default=None, description="adapter to explain (default adapter when omitted)")
 
     _check = field_validator("input")(_non_empty)
+
+    @property
+    def item(self) -> P.InputItem:
+        return pipeline_input(self.input)
 
 
 class ExplainResponse(BaseModel):
@@ -50,13 +58,18 @@ class ExplainResponse(BaseModel):
     additivity_error: float
     evaluations: int = Field(description="unique texts scored")
     max_evals: int
-    masked_text: str = Field(description="the text explained: the input with whitespace normalised")
+    masked_text: str = Field(description="the text explained: the model text (`text`), whitespace normalised")
     seconds: float
     html: str | None = None
+    style: Literal["email", "sms", "url"] = Field(description="what was explained")
+    style_source: Literal["given", "detected"]
+    text: str | None = Field(default=None, description="the exact text the model saw (when return_text)")
+    email: EmailParse | None = Field(default=None, description="the parse of a raw e-mail input")
 
     @classmethod
-    def of(cls, out: ExplainOutcome, html: str | None = None) -> "ExplainResponse":
+    def of(cls, out: ExplainOutcome, html: str | None = None, return_text: bool = False) -> "ExplainResponse":
         a = out.attribution
+        inp = out.input
         return cls(id=out.id, adapter=AdapterRef(name=out.adapter, sha256=out.adapter_sha256),
                    label=out.label,  # type: ignore[arg-type]
                    uncertain=out.uncertain, truncated=out.truncated,
@@ -64,21 +77,22 @@ class ExplainResponse(BaseModel):
                    tokens=a.tokens, attributions=a.attributions, base_value=a.base_value,
                    prediction=a.prediction,
                    additivity_error=a.additivity_error, evaluations=a.evaluations, max_evals=a.max_evals,
-                   masked_text=a.masked_text, seconds=round(out.seconds, 4), html=html)
+                   masked_text=a.masked_text, seconds=round(out.seconds, 4), html=html,
+                   style=inp.style, style_source=inp.style_source,  # type: ignore[arg-type]
+                   text=inp.text if return_text else None, email=EmailParse.of(inp.email))
 
 
 class KServeExplainRequest(_Options):
-    instances: list[str | KServeInstance] = Field(min_length=1, max_length=1,
-                                                  description="exactly one text (an explanation is per text)")
+    instances: list[KServeItem] = Field(min_length=1, max_length=1,
+                                        description="exactly one input (an explanation is per input)")
 
     @property
-    def text(self) -> str:
-        i = self.instances[0]
-        return i if isinstance(i, str) else i.text
+    def item(self) -> P.InputItem:
+        return pipeline_input(kserve_items(self.instances)[0])
 
     @model_validator(mode="after")
     def _check(self) -> "KServeExplainRequest":
-        _non_empty(self.text)
+        _non_empty(kserve_items(self.instances)[0])
         return self
 
 

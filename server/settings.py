@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     """Most texts in one request (413 above)."""
     max_chars: int = Field(default=100_000, ge=1)
     """Most characters in one text (413 above)."""
+    email_max_parts: int = Field(default=100, ge=1)
+    """Most MIME parts in one raw e-mail input (413 above)."""
+    email_max_depth: int = Field(default=8, ge=1)
+    """Deepest nesting of MIME parts in one raw e-mail input (413 above)."""
+    email_max_decoded_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    """Most bytes of text parts decoded from one raw e-mail (attachments are never decoded; 413 above)."""
     max_queue: int = Field(default=256, ge=1)
     """Most texts in flight across all requests before new ones get 429."""
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .contract.pipeline import PIPELINE_NAME
 from .prompt import TEXT_SLOT
 
 MANIFEST = "phishlens.json"
@@ -91,6 +92,16 @@ class GoldenExample(_Strict):
     label: Literal["phishing", "legitimate"]
 
 
+class PipelineRef(_Strict):
+    """The input pipeline (phishlens.training.contract.pipeline) the adapter was trained with.
+
+    The default is version 1: bundles written before the manifest recorded it were trained with it.
+    """
+
+    name: str = PIPELINE_NAME
+    version: int = Field(default=1, ge=1)
+
+
 class Manifest(_Strict):
     """``phishlens.json``. Versioned: readers refuse formats they do not know."""
 
@@ -99,6 +110,7 @@ class Manifest(_Strict):
     base_model: BaseModelRef
     task: Literal["label_tokens"] = "label_tokens"
     prompt: PromptSpec
+    pipeline: PipelineRef = PipelineRef()
     labels: list[LabelSpec] = Field(min_length=2, max_length=2)
     calibration: Calibration = Calibration()
     lora: LoraSpec

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import bundle as B
 from .base_models import LORA_TARGETS, PreparedBase, resolve_base
+from .contract.pipeline import PIPELINE
 from .distributed import from_env as join_process_group
 from .finetune import FitConfig, fit, margins
 from .layers import lower_states, n_layers
@@ -227,6 +228,7 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
         name=cfg.name,
         base_model=B.BaseModelRef(ref=cfg.base, sha256=base.sha256, architecture=base.architecture),
         prompt=B.PromptSpec(template=cfg.template, max_text_tokens=cfg.max_text_tokens),
+        pipeline=B.PipelineRef(name=PIPELINE.name, version=PIPELINE.version),  # what built every record
         labels=[B.LabelSpec(name="phishing", word=cfg.label_words[0], token_id=label_ids[0]),
                 B.LabelSpec(name="legitimate", word=cfg.label_words[1], token_id=label_ids[1])],
         calibration=B.Calibration(temperature=temperature, threshold=threshold, uncertain_low=low, uncertain_high=high),

@@ -12,6 +12,7 @@ router = APIRouter(tags=["classify"], dependencies=[ApiKey])
 
 @router.post("/v1/classify", response_model=ClassifyResponse)
 async def classify(body: ClassifyRequest, rt: RuntimeDep) -> ClassifyResponse:
-    out = await rt.classify.classify(body.texts, body.adapter_names)
-    return ClassifyResponse(id=out.request_id, data=[ClassifyResult.of(c) for c in out.results],
+    out = await rt.classify.classify(body.inputs, body.adapter_names)
+    data = [ClassifyResult.of(c, body.return_text) for c in out.results]
+    return ClassifyResponse(id=out.request_id, data=data,
                             usage=Usage(texts=out.n_texts, prompt_tokens=out.prompt_tokens))

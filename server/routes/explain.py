@@ -21,6 +21,6 @@ def service(rt: RuntimeDep) -> ExplainService:
 @router.post("/v1/explain", response_model=ExplainResponse)
 async def explain(body: ExplainRequest, rt: RuntimeDep) -> ExplainResponse:
     """SHAP attributions of one text through one adapter (hundreds of forward passes: limited concurrency)."""
-    out = await service(rt).explain(body.input, body.adapter, granularity=body.granularity,
+    out = await service(rt).explain(body.item, body.adapter, granularity=body.granularity,
                                     max_evals=body.max_evals)
-    return ExplainResponse.of(out, explanation_html(out) if body.html else None)
+    return ExplainResponse.of(out, explanation_html(out) if body.html else None, body.return_text)

@@ -15,16 +15,16 @@ router = APIRouter(prefix="/v1/models", tags=["kserve"], dependencies=[ApiKey])
 
 @router.post("/{name}:predict", response_model=KServePredictResponse)
 async def predict(name: str, body: KServePredictRequest, rt: RuntimeDep) -> KServePredictResponse:
-    out = await rt.classify.classify(body.texts, [name])
-    return KServePredictResponse(predictions=[ClassifyResult.of(c) for c in out.results])
+    out = await rt.classify.classify(body.inputs, [name], field="instances")
+    return KServePredictResponse(predictions=[ClassifyResult.of(c, body.return_text) for c in out.results])
 
 
 @router.post("/{name}:explain", response_model=KServeExplainResponse, dependencies=[ExplainKey])
 async def explain(name: str, body: KServeExplainRequest, rt: RuntimeDep) -> KServeExplainResponse:
-    out = await explain_service(rt).explain(body.text, name, granularity=body.granularity,
-                                            max_evals=body.max_evals)
+    out = await explain_service(rt).explain(body.item, name, granularity=body.granularity,
+                                            max_evals=body.max_evals, field="instances")
     html = explanation_html(out) if body.html else None
-    return KServeExplainResponse(explanations=[ExplainResponse.of(out, html)])
+    return KServeExplainResponse(explanations=[ExplainResponse.of(out, html, body.return_text)])
 
 
 @router.get("/{name}", response_model=KServeModel)

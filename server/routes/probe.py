@@ -15,4 +15,4 @@ router = APIRouter(tags=["probe"], dependencies=[ExplainKey])
 async def probe(body: ProbeRequest, rt: RuntimeDep) -> ProbeResponse:
     if rt.probe is None:
         raise NotReady("the probe service is not running")
-    return ProbeResponse.of(await rt.probe.probe(body.input, body.adapter))
+    return ProbeResponse.of(await rt.probe.probe(body.item, body.adapter), body.return_text)

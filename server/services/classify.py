@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 from phishlens.training.bundle import Calibration
+from phishlens.training.contract.pipeline import EmailSummary, InputItem, Prepared
 
 from ..backends.base import Backend, BackendError, ScoreRequest, ScoreResult
-from ..errors import BackendFailure, Overloaded, PayloadTooLarge
+from ..errors import BackendFailure, Overloaded
 from ..metrics import Metrics
 from ..registry import AdapterEntry, AdapterRegistry
 from ..settings import Settings
+from .inputs import check_input_caps, prepare_inputs
 from .request_ids import RequestIdCodec, SignedVerdict
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,10 @@ class Classification:
     adapter: str
     adapter_sha256: str
     n_prompt_tokens: int
+    style: str = ""  # "email" | "sms" | "url" as the adapter's pipeline classified the input
+    style_source: str = ""  # "given" (typed input) | "detected" (plain string)
+    text: str = ""  # exactly what the prompt template wrapped
+    email: EmailSummary | None = None  # what the parser found, for e-mail inputs
 
 
 @dataclass(frozen=True)
@@ -79,26 +85,24 @@ class ClassifyService:
         self.request_ids = RequestIdCodec.from_secrets(settings.feedback_secrets)  # signed, for feedback
         self._golden: dict[tuple[int, str], GoldenReport] = {}  # (adapter id, sha256) → cached report
 
-    def check_caps(self, texts: Sequence[str]) -> None:
-        s = self.settings
-        if len(texts) > s.max_batch:
-            raise PayloadTooLarge(f"{len(texts)} texts in one request; the limit is {s.max_batch}")
-        for i, t in enumerate(texts):
-            if len(t) > s.max_chars:
-                raise PayloadTooLarge(f"input[{i}] has {len(t)} characters; the limit is {s.max_chars}")
+    def check_caps(self, items: Sequence[InputItem], field: str = "input") -> None:
+        check_input_caps(items, self.settings, field)
 
-    async def classify(self, texts: Sequence[str], adapters: Sequence[str | None] = (None,)) -> ClassifyOutcome:
-        """Score every text with every adapter (text-major order) in one backend call."""
-        self.check_caps(texts)
+    async def classify(self, items: Sequence[InputItem], adapters: Sequence[str | None] = (None,),
+                       field: str = "input") -> ClassifyOutcome:
+        """Every input through every adapter's input pipeline, then scored (text-major order) in one
+        backend call. `field` names the request field in error messages (input, instances)."""
+        self.check_caps(items, field)
         names = list(adapters) or [None]
-        n = len(texts)
+        n = len(items)
         if self.inflight + n > self.settings.max_queue:
             raise Overloaded(f"server busy: {self.inflight} texts in flight (limit {self.settings.max_queue}); "
                              "retry shortly")
         self._admit(n)
         try:
             with self.registry.lease(names) as entries:
-                outcome = await self._run(texts, entries)
+                prepared = await asyncio.to_thread(prepare_inputs, items, entries, field)
+                outcome = await self._run(prepared, entries)
         finally:
             self._admit(-n)
         outcome = ClassifyOutcome(outcome.results, outcome.n_texts, outcome.prompt_tokens,
@@ -106,6 +110,7 @@ class ClassifyService:
         if self.metrics:
             for r in outcome.results:
                 self.metrics.observe_classification(r.adapter, r.label, r.p_phishing)
+        texts = [row[0].text for row in prepared]  # what the model saw (drift compares it with training)
         for obs in self.observers:
             try:
                 obs.observe(texts, outcome)
@@ -136,15 +141,17 @@ class ClassifyService:
         if not golden:
             return GoldenReport(True, [])
         try:
-            out = await self._run([g.text for g in golden], [entry])
+            out = await self._run([[_as_given(g.text)] for g in golden], [entry])
         except BackendFailure as e:
             return GoldenReport(False, [f"{entry.name}: golden check failed: {e.message}"])
         fails = [f"{entry.name}: golden example {r.index} expected {g.label}, got {r.label} (p={r.p_phishing:.3f})"
                  for g, r in zip(golden, out.results) if r.label != g.label]
         return GoldenReport(not fails, fails)
 
-    async def _run(self, texts: Sequence[str], entries: Sequence[AdapterEntry]) -> ClassifyOutcome:
-        encoded = await asyncio.to_thread(_encode, texts, entries)
+    async def _run(self, prepared: Sequence[Sequence[Prepared]],
+                   entries: Sequence[AdapterEntry]) -> ClassifyOutcome:
+        """prepared[i][j]: input i as adapter j's pipeline prepared it."""
+        encoded = await asyncio.to_thread(_encode, prepared, entries)
         requests = [ScoreRequest(enc.ids, e.handle, e.manifest.label_token_ids)
                     for enc_row in encoded for enc, e in zip(enc_row, entries)]
         try:
@@ -158,9 +165,11 @@ class ClassifyService:
             i, j = divmod(k, len(entries))
             e = entries[j]
             p, label, uncertain = calibrate(sc.label_logprobs, e.manifest.calibration)
+            prep = prepared[i][j]
             results.append(Classification(i, label, p, uncertain, encoded[i][j].truncated, e.name, e.sha256,
-                                          sc.n_prompt_tokens))
-        return ClassifyOutcome(results, len(texts), sum(r.n_prompt_tokens for r in results))
+                                          sc.n_prompt_tokens, prep.style, prep.style_source, prep.text,
+                                          prep.email))
+        return ClassifyOutcome(results, len(prepared), sum(r.n_prompt_tokens for r in results))
 
     def _admit(self, delta: int) -> None:
         self.inflight += delta
@@ -168,13 +177,20 @@ class ClassifyService:
             self.metrics.inflight_texts.set(self.inflight)
 
 
-def _encode(texts: Sequence[str], entries: Sequence[AdapterEntry]) -> list[list]:
-    """encoded[i][j]: text i through adapter j's encoder (shared when adapters share an encoder spec)."""
-    cache: dict[tuple[str, int, float], list] = {}
+def _as_given(text: str) -> Prepared:
+    """A text already in model form (golden examples are training rows): scored as is."""
+    return Prepared("", "given", text)
+
+
+def _encode(prepared: Sequence[Sequence[Prepared]], entries: Sequence[AdapterEntry]) -> list[list]:
+    """encoded[i][j]: input i's text for adapter j through j's encoder (shared when adapters share an
+    encoder spec and their pipelines produced the same texts)."""
+    cache: dict[tuple[str, int, float, tuple[str, ...]], list] = {}
     cols = []
-    for e in entries:
-        spec = (e.encoder.template, e.encoder.max_text_tokens, e.encoder.head_fraction)
+    for j, e in enumerate(entries):
+        texts = tuple(row[j].text for row in prepared)
+        spec = (e.encoder.template, e.encoder.max_text_tokens, e.encoder.head_fraction, texts)
         if spec not in cache:
-            cache[spec] = e.encoder.encode_many(texts)
+            cache[spec] = e.encoder.encode_many(list(texts))
         cols.append(cache[spec])
-    return [[col[i] for col in cols] for i in range(len(texts))]
+    return [[col[i] for col in cols] for i in range(len(prepared))]

@@ -36,6 +36,7 @@ from phishlens.explain.attribution import (
     attribute,
 )
 from phishlens.explain.prefix_tree import PrefixTreeScorer
+from phishlens.training.contract.pipeline import InputItem, Prepared
 
 from ..backends.base import Backend, BackendError, ScoreRequest
 from ..errors import BackendFailure, Overloaded, PayloadTooLarge, ValidationFailed
@@ -44,6 +45,7 @@ from ..registry import AdapterEntry, AdapterRegistry
 from ..settings import Settings
 from .classify import calibrate
 from .hf_replica import HFReplica
+from .inputs import check_input_caps, prepare_inputs
 
 logger = logging.getLogger(__name__)
 _warm_lock = threading.Lock()
@@ -64,6 +66,7 @@ class ExplainOutcome:
     truncated: bool  # the explained text was longer than the adapter's window (head + tail kept)
     attribution: Attribution
     seconds: float
+    input: Prepared  # style, style_source and the model text the attributions are over
 
 
 def resolve_engine(setting: str) -> str:
@@ -114,11 +117,11 @@ class ExplainService:
                                    f"{s.explain_max_evals}")
         return max_evals
 
-    async def explain(self, text: str, adapter: str | None = None, *, granularity: Granularity = "word",
-                      max_evals: int | None = None) -> ExplainOutcome:
-        """Attributions of one text through one adapter; 429 past `explain_concurrency` running at once."""
-        if len(text) > self.settings.max_chars:
-            raise PayloadTooLarge(f"input has {len(text)} characters; the limit is {self.settings.max_chars}")
+    async def explain(self, item: InputItem, adapter: str | None = None, *, granularity: Granularity = "word",
+                      max_evals: int | None = None, field: str = "input") -> ExplainOutcome:
+        """Attributions of one input through one adapter, over the text its input pipeline makes of it
+        (the words the model saw); 429 past `explain_concurrency` running at once."""
+        check_input_caps([item], self.settings, field)
         budget = self.budget(max_evals)
         if self.running >= self.settings.explain_concurrency:
             raise Overloaded(f"{self.running} explanations running "
@@ -128,6 +131,8 @@ class ExplainService:
         start = time.perf_counter()
         try:
             with self.registry.lease([adapter]) as (entry,):
+                prepared = (await asyncio.to_thread(prepare_inputs, [item], [entry], field))[0][0]
+                text = prepared.text
                 if self.engine == "prefix_tree":
                     score = self._tree(entry, asyncio.get_running_loop(), cancelled)
                 else:
@@ -157,7 +162,8 @@ class ExplainService:
         p = attr.prediction
         return ExplainOutcome(f"exp-{uuid.uuid4().hex}", entry.name, entry.sha256,
                               "phishing" if p >= cal.threshold else "legitimate",
-                              cal.uncertain_low <= p <= cal.uncertain_high, truncated, attr, seconds)
+                              cal.uncertain_low <= p <= cal.uncertain_high, truncated, attr, seconds,
+                              prepared)
 
     def _bridge(self, entry: AdapterEntry, loop: asyncio.AbstractEventLoop, cancelled: threading.Event):
         """score(texts) for the worker thread: encode here, one backend call on the loop, calibrate."""

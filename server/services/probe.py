@@ -10,16 +10,19 @@ is never reported to classification metrics or to the drift / feedback observers
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from phishlens.explain.probes import ProbeError, ProbeSet
+from phishlens.training.contract.pipeline import InputItem, Prepared
 
-from ..errors import BackendFailure, Overloaded, PayloadTooLarge
+from ..errors import BackendFailure, Overloaded
 from ..registry import AdapterEntry, AdapterRegistry
 from ..settings import Settings
 from .hf_replica import HFReplica
+from .inputs import check_input_caps, prepare_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ class ProbeOutcome:
     uncertain: bool
     truncated: bool
     n_prompt_tokens: int
+    input: Prepared | None = None  # style, style_source and the model text the probes read
 
 
 class HFProbeModel:
@@ -101,18 +105,20 @@ class ProbeService:
         self.engine = HFProbeModel(self.replica)
         self.inflight = 0  # single event loop: no lock needed for the counter
 
-    async def probe(self, text: str, adapter: str | None = None) -> ProbeOutcome:
-        if len(text) > self.settings.max_chars:
-            raise PayloadTooLarge(f"input has {len(text)} characters; the limit is {self.settings.max_chars}")
+    async def probe(self, item: InputItem, adapter: str | None = None) -> ProbeOutcome:
+        """Probes and logit lens over the text the adapter's input pipeline makes of `item`."""
+        check_input_caps([item], self.settings)
         if self.inflight >= self.settings.probe_max_concurrency:
             raise Overloaded(f"{self.inflight} probe request(s) running (limit {self.settings.probe_max_concurrency}); "
                              "retry shortly")
         self.inflight += 1
         try:
             with self.registry.lease([adapter]) as (entry,):
+                prepared = (await asyncio.to_thread(prepare_inputs, [item], [entry]))[0][0]
                 live = {e.sha256 for e in self.registry.list()}
                 try:
-                    return await asyncio.to_thread(self.engine.run, entry, text, live)
+                    out = await asyncio.to_thread(self.engine.run, entry, prepared.text, live)
+                    return dataclasses.replace(out, input=prepared)
                 except BackendFailure:
                     raise
                 except Exception as e:  # loading or forward failures are engine failures, not 500s

@@ -10,10 +10,23 @@ import httpx
 
 from phishlens.clients import AsyncPhishlensClient, EmailInput, PhishlensClient, SmsInput, UrlInput
 
-_ANSWER = {"data": [{"index": 0, "label": "phishing", "probs": {"phishing": 0.9, "legitimate": 0.1},
-                     "score": 0.9, "style": "email", "style_source": "given", "text": "Subject: x\n\nhi",
-                     "email": {"body_type": "text/plain", "attachments": [
-                         {"filename": "a.pdf", "content_type": "application/pdf", "size": 3}]}}]}
+_ANSWER = {
+    "data": [
+        {
+            "index": 0,
+            "label": "phishing",
+            "probs": {"phishing": 0.9, "legitimate": 0.1},
+            "score": 0.9,
+            "style": "email",
+            "style_source": "given",
+            "text": "Subject: x\n\nhi",
+            "email": {
+                "body_type": "text/plain",
+                "attachments": [{"filename": "a.pdf", "content_type": "application/pdf", "size": 3}],
+            },
+        }
+    ]
+}
 
 
 def _recorder():
@@ -33,8 +46,11 @@ def test_classify_email_sends_ascii_as_text_and_8bit_as_base64():
         raw8 = "Subject: caf\u00e9\n\n\u00e9t\u00e9".encode("latin-1")
         c.classify_email(raw8)
         c.classify_email("Subject: x\n\n\u65e5\u672c")
-    assert bodies[0] == {"input": {"email": "Subject: x\r\n\r\nhi\r\n", "encoding": "text"},
-                         "adapter": "default", "return_text": True}
+    assert bodies[0] == {
+        "input": {"email": "Subject: x\r\n\r\nhi\r\n", "encoding": "text"},
+        "adapter": "default",
+        "return_text": True,
+    }
     assert bodies[1]["input"]["encoding"] == "base64"
     assert base64.b64decode(bodies[1]["input"]["email"]) == raw8  # bytes reach the server unchanged
     assert bodies[2]["input"] == {"email": "Subject: x\n\n\u65e5\u672c", "encoding": "text"}
@@ -46,10 +62,16 @@ def test_classify_email_sends_ascii_as_text_and_8bit_as_base64():
 def test_typed_inputs_mixed_with_plain_strings():
     bodies, transport = _recorder()
     with PhishlensClient(transport=transport) as c:
-        c.classify([SmsInput(sms="hi", sender="+123"), UrlInput(url="http://x.co"), "plain", {"url": "y.com"}])
+        c.classify(
+            [SmsInput(sms="hi", sender="+123"), UrlInput(url="http://x.co"), "plain", {"url": "y.com"}]
+        )
         c.classify(EmailInput(email="Subject: a\n\nb"))
-    assert bodies[0]["input"] == [{"sms": "hi", "sender": "+123"}, {"url": "http://x.co"}, "plain",
-                                  {"url": "y.com"}]
+    assert bodies[0]["input"] == [
+        {"sms": "hi", "sender": "+123"},
+        {"url": "http://x.co"},
+        "plain",
+        {"url": "y.com"},
+    ]
     assert bodies[1]["input"] == {"email": "Subject: a\n\nb", "encoding": "text"}
     assert "return_text" not in bodies[0]
 

@@ -84,8 +84,9 @@ def parse_email(raw: bytes | str, limits: EmailLimits = EmailLimits()) -> Parsed
         raise InputError("the e-mail is empty")
     declared = len(_MULTIPART.findall(data))
     if declared > limits.max_parts:  # a cheap bound before the (recursive) parser sees the nesting
-        raise InputTooLarge(f"the e-mail declares {declared} multipart containers; the limit is "
-                            f"{limits.max_parts} MIME parts")
+        raise InputTooLarge(
+            f"the e-mail declares {declared} multipart containers; the limit is {limits.max_parts} MIME parts"
+        )
     try:
         msg = email.message_from_bytes(data, policy=email.policy.default)
     except RecursionError as e:
@@ -100,7 +101,9 @@ def _check_tree(part: Message, depth: int, budget: _Budget) -> None:
     if budget.parts > budget.limits.max_parts:
         raise InputTooLarge(f"the e-mail has more than {budget.limits.max_parts} MIME parts")
     if depth > budget.limits.max_depth:
-        raise InputTooLarge(f"the e-mail nests MIME parts {depth} deep; the limit is {budget.limits.max_depth}")
+        raise InputTooLarge(
+            f"the e-mail nests MIME parts {depth} deep; the limit is {budget.limits.max_depth}"
+        )
     budget.defects += [type(d).__name__ for d in part.defects]
     payload = part.get_payload()
     if isinstance(payload, list):
@@ -117,9 +120,16 @@ def _parse(msg: Message, budget: _Budget, from_text: bool, follow_forward: bool)
         body_type = body_part.get_content_type()
         body = _text_of(body_part, budget, from_text)
     elif not msg.is_multipart() and msg.get_content_maintype() in ("multipart", "text"):
-        # broken MIME (e.g. a boundary that never occurs): the raw payload is the best text there is
-        body = _text_of(msg, budget, from_text)
-        body_type = "text/html" if _looks_html(body) else "text/plain"
+        # broken MIME (e.g. the declared boundary never occurs): re-split on the boundary the parts use,
+        # else the raw payload is the best text there is
+        recovered = _recover_parts(msg, budget) if msg.get_content_maintype() == "multipart" else None
+        if recovered is not None:
+            body_part = recovered
+            body_type = recovered.get_content_type()
+            body = _text_of(recovered, budget, from_text)
+        else:
+            body = _text_of(msg, budget, from_text)
+            body_type = "text/html" if _looks_html(body) else "text/plain"
         fallback = True
     if body_type == "text/html":
         body = html_to_text(body)
@@ -133,6 +143,7 @@ def _parse(msg: Message, budget: _Budget, from_text: bool, follow_forward: bool)
             inner = part.get_payload()
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 forwarded = _parse(inner[0], budget, from_text, follow_forward=False)
+                attachments += forwarded.attachments  # the forward's own attachments, listed not followed
                 continue
         if _is_alternative_twin(part, body_part) or (part is msg and fallback):
             continue
@@ -143,8 +154,15 @@ def _parse(msg: Message, budget: _Budget, from_text: bool, follow_forward: bool)
         if len(outer) > FORWARD_OUTER_CAP:
             outer = outer[:FORWARD_OUTER_CAP]
         body = f"{outer}\n\n{inner}" if outer else inner
-    return ParsedEmail(subject, body, body_type, tuple(attachments), forwarded, budget.parts,
-                       tuple(dict.fromkeys(budget.defects)))
+    return ParsedEmail(
+        subject,
+        body,
+        body_type,
+        tuple(attachments),
+        forwarded,
+        budget.parts,
+        tuple(dict.fromkeys(budget.defects)),
+    )
 
 
 def _header(msg: Message, name: str) -> str:
@@ -213,6 +231,28 @@ def _text_of(part: Message, budget: _Budget, from_text: bool) -> str:
         except UnicodeDecodeError:
             pass
     return data.decode(_charset(part), "replace")
+
+
+_BOUNDARY_LINE = re.compile(r"^--([^\s-][^\s]{0,198})[ \t]*$", re.M)
+
+
+def _recover_parts(msg: Message, budget: _Budget) -> Message | None:
+    """A multipart whose declared boundary never occurs: parse it again with the boundary its parts use."""
+    payload = msg.get_payload()
+    if not isinstance(payload, str):
+        return None
+    m = _BOUNDARY_LINE.search(payload)
+    if m is None:
+        return None
+    boundary = m.group(1)
+    if boundary.endswith("--"):
+        boundary = boundary[:-2]
+    budget.defects.append("BoundaryRecovered")
+    fixed = email.message_from_string(
+        f'Content-Type: multipart/mixed; boundary="{boundary}"\n\n{payload}', policy=email.policy.default
+    )
+    _check_tree(fixed, 1, budget)
+    return _find_body(fixed)
 
 
 def _looks_html(text: str) -> bool:

@@ -29,9 +29,23 @@ PIPELINE_VERSION = 1
 StyleSource = Literal["given", "detected"]
 
 __all__ = [
-    "Attachment", "EmailInput", "EmailLimits", "EmailSummary", "InputError", "InputItem", "InputTooLarge",
-    "Pipeline", "PIPELINE", "PIPELINE_NAME", "PIPELINE_VERSION", "Prepared", "SmsInput", "UnknownPipeline",
-    "UrlInput", "get_pipeline", "known_pipelines",
+    "Attachment",
+    "EmailInput",
+    "EmailLimits",
+    "EmailSummary",
+    "InputError",
+    "InputItem",
+    "InputTooLarge",
+    "Pipeline",
+    "PIPELINE",
+    "PIPELINE_NAME",
+    "PIPELINE_VERSION",
+    "Prepared",
+    "SmsInput",
+    "UnknownPipeline",
+    "UrlInput",
+    "get_pipeline",
+    "known_pipelines",
 ]
 
 
@@ -119,9 +133,11 @@ class Pipeline:
         return Prepared("email", "detected", self.email_fields(subject, body, source))
 
     def _email(self, parsed: ParsedEmail, style_source: StyleSource, source: str | None) -> Prepared:
-        summary = EmailSummary(parsed.body_type, parsed.attachments, parsed.forwarded is not None,
-                               parsed.parts, parsed.defects)
-        return Prepared("email", style_source, self.email_fields(parsed.subject, parsed.body, source), summary)
+        summary = EmailSummary(
+            parsed.body_type, parsed.attachments, parsed.forwarded is not None, parsed.parts, parsed.defects
+        )
+        text = self.email_fields(parsed.subject, parsed.body, source)
+        return Prepared("email", style_source, text, summary)
 
 
 def split_layout(text: str) -> tuple[str, str]:
@@ -147,5 +163,7 @@ def get_pipeline(name: str, version: int) -> Pipeline:
         return _KNOWN[(name, version)]
     except KeyError:
         known = ", ".join(f"{n} v{v}" for n, v in known_pipelines())
-        raise UnknownPipeline(f"input pipeline {name} v{version} is not known to this server "
-                              f"(it implements {known}); upgrade phishlens or retrain the adapter") from None
+        raise UnknownPipeline(
+            f"input pipeline {name} v{version} is not known to this server "
+            f"(it implements {known}); upgrade phishlens or retrain the adapter"
+        ) from None

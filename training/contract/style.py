@@ -26,15 +26,33 @@ EMAIL_MIN_CHARS = 300  # 95 % of held-out SMS are shorter than ≈ 210 character
 _URL = re.compile(
     r"^(?:[a-z][a-z0-9+.-]{1,15}://\S+"  # scheme://...
     r"|www\.\S+"
-    r"|(?:[a-z0-9](?:[a-z0-9-]{0,62})\.)+[a-z][a-z0-9-]{1,62}\.?(?::\d{1,5})?(?:[/?#]\S*)?"  # host[:port][/path]
+    r"|(?:[a-z0-9](?:[a-z0-9-]{0,62})\.)+[a-z][a-z0-9-]{1,62}\.?"  # host
+    r"(?::\d{1,5})?(?:[/?#]\S*)?"  # [:port][/path]
     r"|(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?(?:[/?#]\S*)?)$",  # IPv4[:port][/path]
     re.I,
 )
 _HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]{0,76}):[ \t]*\S?", re.M)
 _RFC822_NAMES = {
-    "from", "to", "cc", "date", "received", "return-path", "message-id", "mime-version", "content-type",
-    "reply-to", "delivered-to", "x-mailer", "sender", "dkim-signature", "authentication-results",
-    "content-transfer-encoding", "x-original-to", "thread-index", "in-reply-to", "references",
+    "from",
+    "to",
+    "cc",
+    "date",
+    "received",
+    "return-path",
+    "message-id",
+    "mime-version",
+    "content-type",
+    "reply-to",
+    "delivered-to",
+    "x-mailer",
+    "sender",
+    "dkim-signature",
+    "authentication-results",
+    "content-transfer-encoding",
+    "x-original-to",
+    "thread-index",
+    "in-reply-to",
+    "references",
 }
 _EMAIL_CUES = re.compile(
     r"\b(?:best regards|kind regards|warm regards|regards|sincerely|yours (?:truly|faithfully)|"
