@@ -4,16 +4,10 @@ Loaders do not de-duplicate (``splits.py`` does, within and across sources) but 
 than 3 non-space characters. Labels: spam / smishing / phishing -> ``phishing``; ham / legit / benign
 -> ``legitimate``; the corpus's own label is kept in ``original_label``.
 
-E-mail layout (every e-mail source, see docs/data.md)::
-
-    Subject: {subject}
-
-    {body}
-
-No ``From:`` line anywhere: only SpamAssassin, the mbox part of Nazario 2004-07 and Greco-human have
-senders, so a From line would name the corpus. The Subject line is omitted when the corpus has no
-subject (Greco-LLM, both classes, and the multi-generator LLM set), so a missing subject is not a
-label cue within Greco-LLM. Bodies are capped at :data:`EMAIL_BODY_CAP` characters.
+Every text is built by the input pipeline (``phishlens.training.contract``: masking rules and the
+e-mail layout ``Subject: {subject}\n\n{body}``, see docs/data.md), the same code serving applies to
+what callers send. The Subject line is omitted when the corpus has no subject (Greco-LLM, both classes,
+and the multi-generator LLM set), so a missing subject is not a label cue within Greco-LLM.
 """
 
 from __future__ import annotations
@@ -30,12 +24,11 @@ from typing import Callable, Iterable
 import pandas as pd
 
 from phishlens.training.config import data_root as _default_root
-from phishlens.training.masking import mask_text, uid_for
+from phishlens.training.contract.layout import EMAIL_BODY_CAP, SUBJECT_CAP  # noqa: F401 - re-exported
+from phishlens.training.contract.pipeline import PIPELINE
+from phishlens.training.masking import uid_for
 from phishlens.training.records import Record
 
-EMAIL_BODY_CAP = 4000
-SUBJECT_CAP = 300
-_RAW_PREFIX = 20_000  # characters of a raw body masked before the cap (HTML shrinks a lot)
 MIN_NON_SPACE = 3
 
 _POSITIVE = {"spam", "smishing", "phishing", "1"}
@@ -68,26 +61,6 @@ def _enough(text: str) -> bool:
     return False
 
 
-def _cap(text: str, cap: int) -> str:
-    if len(text) <= cap:
-        return text
-    cut = text[:cap]
-    sp = cut.rfind(" ", cap - 200)  # end on a word boundary when one is near
-    return (cut[:sp] if sp > 0 else cut).rstrip()
-
-
-def email_text(subject: str, body: str, source: str) -> str:
-    """Mask subject and body separately and lay them out (subject on one line, body capped)."""
-    subj = mask_text(subject[:2000], "email", source).replace("\n", " ")
-    subj = _cap(subj, SUBJECT_CAP)
-    body = _cap(mask_text(body[:_RAW_PREFIX], "email", source), EMAIL_BODY_CAP)
-    if subj and body:
-        return f"Subject: {subj}\n\n{body}"
-    if subj:
-        return f"Subject: {subj}"
-    return body
-
-
 def _record(text: str, original: object, style: str, source: str) -> Record | None:
     if not _enough(text):
         return None
@@ -99,7 +72,7 @@ def _record(text: str, original: object, style: str, source: str) -> Record | No
 def _emails(rows: Iterable[tuple[str, str, object]], source: str) -> list[Record]:
     out = []
     for subject, body, original in rows:
-        r = _record(email_text(subject, body, source), original, "email", source)
+        r = _record(PIPELINE.email_fields(subject, body, source), original, "email", source)
         if r is not None:
             out.append(r)
     return out
@@ -108,7 +81,7 @@ def _emails(rows: Iterable[tuple[str, str, object]], source: str) -> list[Record
 def _short(rows: Iterable[tuple[str, object]], style: str, source: str) -> list[Record]:
     out = []
     for text, original in rows:
-        r = _record(mask_text(text, style, source), original, style, source)
+        r = _record(PIPELINE.short(text, style, source), original, style, source)
         if r is not None:
             out.append(r)
     return out
@@ -264,7 +237,8 @@ def load_source(source: str, root: Path | None = None) -> list[Record]:
 
 # --- on-disk cache of loaded records (masking all e-mail takes ~10 s on 2 cores) ----------------------
 CACHE_ENV = "PHISHLENS_RECORD_CACHE"  # "0" disables; a path overrides <repo>/.cache/records
-_CODE_FILES = ("corpora.py", "masking.py", "records.py")
+_CODE_FILES = ("corpora.py", "masking.py", "records.py", "contract/masking.py", "contract/layout.py",
+               "contract/pipeline.py")
 
 
 def _cache_dir() -> Path | None:
