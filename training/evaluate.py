@@ -84,8 +84,11 @@ def eval_sets(splits: "SplitSet", per_label: int = 150, seed: int = 13) -> dict[
     return out
 
 
-def _score_unique(scorer: Scorer, texts: list[str], batch_size: int) -> np.ndarray:
-    """Score each distinct text once (in batches); returns P(phishing) aligned with ``texts``."""
+def _score_unique(scorer: Scorer, texts: list[str], batch_size: int, progress: Any = None) -> np.ndarray:
+    """Score each distinct text once (in batches); returns P(phishing) aligned with ``texts``.
+
+    ``progress``: a tqdm-like bar; its total is set to the distinct texts and it advances per batch.
+    """
     index: dict[str, int] = {}
     unique: list[str] = []
     positions = np.empty(len(texts), dtype=np.int64)
@@ -96,6 +99,8 @@ def _score_unique(scorer: Scorer, texts: list[str], batch_size: int) -> np.ndarr
             unique.append(t)
         positions[i] = j
     scores = np.empty(len(unique), dtype=float)
+    if progress is not None:
+        progress.reset(total=len(unique))
     for start in range(0, len(unique), batch_size):
         chunk = unique[start:start + batch_size]
         out = np.asarray(scorer(chunk), dtype=float).reshape(-1)
@@ -104,6 +109,8 @@ def _score_unique(scorer: Scorer, texts: list[str], batch_size: int) -> np.ndarr
         if not np.all(np.isfinite(out)) or out.min(initial=0.0) < 0.0 or out.max(initial=0.0) > 1.0:
             raise ValueError("scorer must return finite probabilities in [0, 1]")
         scores[start:start + len(chunk)] = out
+        if progress is not None:
+            progress.update(len(chunk))
     return scores[positions] if len(texts) else np.empty(0, dtype=float)
 
 
@@ -175,7 +182,7 @@ class EvalReport:
 
 
 def evaluate_scorer(scorer: Scorer, threshold: float, sets: Mapping[str, list[Record]],
-                    seen_sources: Collection[str], *, batch_size: int = 64) -> EvalReport:
+                    seen_sources: Collection[str], *, batch_size: int = 64, progress: Any = None) -> EvalReport:
     """Score every text in ``sets`` once and report metrics per source, per seen style and per unseen source.
 
     ``sets`` maps source id -> records (see :func:`eval_sets`); ``seen_sources`` are the sources of the
@@ -191,7 +198,7 @@ def evaluate_scorer(scorer: Scorer, threshold: float, sets: Mapping[str, list[Re
         start = len(all_texts)
         all_texts.extend(r.text for r in sets[src])
         spans[src] = (start, len(all_texts))
-    p_all = _score_unique(scorer, all_texts, batch_size)
+    p_all = _score_unique(scorer, all_texts, batch_size, progress)
     y_all = np.fromiter((r.y for src in sources for r in sets[src]), dtype=int, count=len(all_texts))
 
     def idx(srcs: Iterable[str]) -> np.ndarray:

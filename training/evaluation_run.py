@@ -17,10 +17,15 @@ logger = logging.getLogger(__name__)
 
 
 def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tfidf: bool = True,
-                   data_root: Path | None = None, from_manifests: bool = False) -> CrossDomainMatrix:
+                   data_root: Path | None = None, from_manifests: bool = False,
+                   progress: bool = False) -> CrossDomainMatrix:
     """Build the matrix. ``from_manifests``: take each bundle's stored metrics (scored at training time
-    on the same seeded test samples) instead of re-scoring; only the TF-IDF peers are trained here."""
+    on the same seeded test samples) instead of re-scoring; only the TF-IDF peers are trained here.
+    ``progress``: a bar per scored model on stderr (texts scored)."""
+    import sys
+
     from peft import PeftModel
+    from tqdm import tqdm
 
     from .base_models import resolve_base
     from .mixes import build_mix, load_mix
@@ -61,7 +66,9 @@ def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tf
         scorer.temperature = m.calibration.temperature
         seen = list(m.training_data.sources)
         logger.info("evaluating %s", b.name)
-        report = evaluate_scorer(scorer, m.calibration.threshold, sets, seen)
+        with tqdm(desc=f"evaluate {b.name}", unit="text", disable=not progress, file=sys.stderr,
+                  mininterval=2) as bar:
+            report = evaluate_scorer(scorer, m.calibration.threshold, sets, seen, progress=bar)
         matrix.add(b.name, report, architecture=m.base_model.architecture)
     if tfidf:
         from .tfidf import ARCHITECTURE, train_tfidf

@@ -343,3 +343,16 @@ def test_cli_works_when_training_is_missing(monkeypatch, server):
     assert r.exit_code == 1 and r.stderr.startswith("error: training_unavailable:")
     assert "Traceback" not in r.output
     assert invoke("classify", "hi").exit_code == 0
+
+
+def test_boolean_flags_are_named_once():
+    """No `--no-no-resume`: a flag that defaults off is one option, a flag that defaults on has one `--no-`."""
+    for command in (["train"], ["evaluate"], ["prepare-base"], ["data", "fetch"], ["classify"], ["explain"]):
+        r = invoke(*command, "--help", env={"COLUMNS": "200"})
+        assert r.exit_code == 0, (command, r.output)
+        assert "--no-no-" not in r.output, command
+    train = invoke("train", "--help", env={"COLUMNS": "200"}).output
+    assert "--resume" in train and "--no-resume" in train
+    evaluate = invoke("evaluate", "--help", env={"COLUMNS": "200"}).output
+    assert "--from-manifests" in evaluate and "--no-from-manifests" not in evaluate
+    assert "--no-force" not in invoke("prepare-base", "--help", env={"COLUMNS": "200"}).output
