@@ -494,15 +494,20 @@ def adapters_list(
         for info in adapters:
             typer.echo(json.dumps(info.model_dump(mode="json")))
         return
-    row = "{:<1} {:<24}  {:<14}  {}"
-    typer.echo(row.format("", "name", "sha256", "base_model"))
+    width = max([len("name"), *(len(a.name) for a in adapters)])
+    row = "{:<1} {:<%d}  {:<12}  {:>9}  {:<13}  {}" % width
+    typer.echo(row.format("", "name", "sha256", "threshold", "uncertain", "base_model"))
     for info in adapters:
         typer.echo(_adapter_row(row, info))
+    typer.echo("* = default adapter; phishing when score >= threshold; flagged uncertain inside the band")
 
 
 def _adapter_row(row: str, info: AdapterInfo) -> str:
     sha = (info.sha256 or "-")[:12]
-    return row.format("*" if info.default else "", info.name, sha, info.base_model or "-")
+    cal = info.calibration
+    threshold = f"{cal.threshold:.3f}" if cal else "-"
+    band = f"{cal.uncertain_low:.3f}-{cal.uncertain_high:.3f}" if cal else "-"
+    return row.format("*" if info.default else "", info.name, sha, threshold, band, info.base_model or "-")
 
 
 @adapters_app.command("load")

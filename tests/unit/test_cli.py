@@ -267,7 +267,9 @@ def test_adapters_list_load_unload(server):
     r = invoke("adapters", "list")
     assert r.exit_code == 0, r.output
     rows = r.stdout.splitlines()
-    assert rows[1].split()[:2] == ["*", "default"] and rows[2].split()[0] == "sms"
+    assert rows[0].split() == ["name", "sha256", "threshold", "uncertain", "base_model"]
+    assert rows[1].split() == ["*", "default", SHA[:12], "0.500", "0.400-0.600", "smollm2"]
+    assert rows[2].split() == ["sms", SHA[:12], "0.764", "0.664-0.864", "smollm2"]
     r = invoke("adapters", "list", "--format", "json")
     assert [json.loads(x)["name"] for x in r.stdout.splitlines()] == ["default", "sms"]
 
