@@ -250,3 +250,18 @@ def test_style_detection_on_held_out_rows(splits):
             continue
         assert ok / len(rows) >= floors[rows[0].style], (source, ok / len(rows))
     assert overall[0] / overall[1] >= 0.98
+
+
+@pytest.mark.data
+def test_shipped_bundles_training_data_fingerprints_reproduce(data_root):
+    """Records built through the pipeline are the rows the shipped adapters were trained on: each bundle's
+    training-data fingerprint (sha256 over uid, label, source of its rows) is reproduced exactly."""
+    from phishlens.training import artifacts as A
+    from phishlens.training.bundle import read_manifest
+    from phishlens.training.train import REPO
+
+    for name in ("default", "specialist-email", "specialist-sms", "specialist-url"):
+        m = read_manifest(REPO / "adapters" / name)
+        assert (m.pipeline.name, m.pipeline.version) == (PIPELINE.name, PIPELINE.version)  # the v1 default
+        rows = A.validation_rows(m, data_root)  # raises ValueError when the fingerprint differs
+        assert len(rows) == m.training_data.rows["validation"], name
