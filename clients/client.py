@@ -214,14 +214,14 @@ def _explain_body(granularity: str, max_evals: int | None, html: bool) -> dict[s
 
 
 def _explain_call(
-    input: str,
+    input: ClassifyInput,
     adapter: str | None,
     granularity: str,
     max_evals: int | None,
     html: bool,
     timeout: float | None,
 ) -> _Call[ExplainResponse]:
-    body = {"input": input, **_explain_body(granularity, max_evals, html)}
+    body = {"input": _wire_input(input), **_explain_body(granularity, max_evals, html)}
     if adapter is not None:
         body["adapter"] = adapter
     return _Call("POST", "/v1/explain", _model_parser(ExplainResponse), json=body,
@@ -229,15 +229,20 @@ def _explain_call(
 
 
 def _kserve_explain_call(
-    model: str, input: str, granularity: str, max_evals: int | None, html: bool, timeout: float | None
+    model: str,
+    input: ClassifyInput,
+    granularity: str,
+    max_evals: int | None,
+    html: bool,
+    timeout: float | None,
 ) -> _Call[KServeExplainResponse]:
-    body = {"instances": [input], **_explain_body(granularity, max_evals, html)}
+    body = {"instances": [_wire_input(input)], **_explain_body(granularity, max_evals, html)}
     return _Call("POST", f"/v1/models/{quote(model, safe='')}:explain", _model_parser(KServeExplainResponse),
                  json=body, timeout=timeout if timeout is not None else EXPLAIN_TIMEOUT)
 
 
-def _probe_call(input: str, adapter: str | None) -> _Call[ProbeResponse]:
-    body: dict[str, Any] = {"input": input}
+def _probe_call(input: ClassifyInput, adapter: str | None) -> _Call[ProbeResponse]:
+    body: dict[str, Any] = {"input": _wire_input(input)}
     if adapter is not None:
         body["adapter"] = adapter
     return _Call("POST", "/v1/probe", _model_parser(ProbeResponse), json=body)
@@ -483,7 +488,7 @@ class PhishlensClient(_BaseClient):
 
     def explain(
         self,
-        input: str,
+        input: ClassifyInput,
         adapter: str | None = None,
         *,
         granularity: str = "word",
@@ -497,7 +502,7 @@ class PhishlensClient(_BaseClient):
     def kserve_explain(
         self,
         model: str,
-        input: str,
+        input: ClassifyInput,
         *,
         granularity: str = "word",
         max_evals: int | None = None,
@@ -507,7 +512,7 @@ class PhishlensClient(_BaseClient):
         """KServe V1 `POST /v1/models/{model}:explain` for one text."""
         return self._send(_kserve_explain_call(model, input, granularity, max_evals, html, timeout))
 
-    def probe(self, input: str, adapter: str | None = None) -> ProbeResponse:
+    def probe(self, input: ClassifyInput, adapter: str | None = None) -> ProbeResponse:
         """Per-layer probe outputs and logit-lens P(phishing) of one text (`POST /v1/probe`)."""
         return self._send(_probe_call(input, adapter))
 
@@ -662,7 +667,7 @@ class AsyncPhishlensClient(_BaseClient):
 
     async def explain(
         self,
-        input: str,
+        input: ClassifyInput,
         adapter: str | None = None,
         *,
         granularity: str = "word",
@@ -676,7 +681,7 @@ class AsyncPhishlensClient(_BaseClient):
     async def kserve_explain(
         self,
         model: str,
-        input: str,
+        input: ClassifyInput,
         *,
         granularity: str = "word",
         max_evals: int | None = None,
@@ -686,7 +691,7 @@ class AsyncPhishlensClient(_BaseClient):
         """KServe V1 `POST /v1/models/{model}:explain` for one text."""
         return await self._send(_kserve_explain_call(model, input, granularity, max_evals, html, timeout))
 
-    async def probe(self, input: str, adapter: str | None = None) -> ProbeResponse:
+    async def probe(self, input: ClassifyInput, adapter: str | None = None) -> ProbeResponse:
         """Per-layer probe outputs and logit-lens P(phishing) of one text (`POST /v1/probe`)."""
         return await self._send(_probe_call(input, adapter))
 

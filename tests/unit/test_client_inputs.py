@@ -7,8 +7,15 @@ import base64
 import json
 
 import httpx
-
-from phishlens.clients import AsyncPhishlensClient, EmailInput, PhishlensClient, SmsInput, UrlInput
+import pytest
+from phishlens.clients import (
+    AsyncPhishlensClient,
+    EmailInput,
+    PhishlensClient,
+    PhishlensError,
+    SmsInput,
+    UrlInput,
+)
 
 _ANSWER = {
     "data": [
@@ -86,3 +93,20 @@ def test_async_classify_email():
     r = asyncio.run(go())
     assert bodies[0] == {"input": {"email": "Subject: x\n\nhi", "encoding": "text"}, "adapters": ["a", "b"]}
     assert r.data[0].style == "email"
+
+
+def test_explain_and_probe_take_typed_inputs():
+    bodies: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(500, json={"error": {"type": "internal_error", "message": "stop here"}})
+
+    with PhishlensClient(transport=httpx.MockTransport(handler), max_retries=0) as c:
+        for call in (lambda: c.explain(EmailInput(email="Subject: a\n\nb")), lambda: c.probe(SmsInput(sms="hi")),
+                     lambda: c.kserve_explain("default", UrlInput(url="x.example"))):
+            with pytest.raises(PhishlensError, match="stop here"):  # the request body is what is checked
+                call()
+    assert bodies[0]["input"] == {"email": "Subject: a\n\nb", "encoding": "text"}
+    assert bodies[1]["input"] == {"sms": "hi"}
+    assert bodies[2]["instances"] == [{"url": "x.example"}]
