@@ -257,10 +257,19 @@ def _param(block: Block) -> Any:
     return pytest.param(block, id=block.name, marks=marks)
 
 
+def _slow_selected(config: Any) -> bool:
+    """Slow blocks run only when asked for (`-m slow` or PHISHLENS_README_SLOW=1): the default `make test`
+    selects every marker, and the re-scoring evaluate alone takes longer than the rest of the suite."""
+    expr = config.getoption("markexpr") or ""
+    return os.environ.get("PHISHLENS_README_SLOW") == "1" or ("slow" in expr and "not slow" not in expr)
+
+
 @pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
 def test_readme_block(block: Block, request) -> None:
     if block.marker == "skip":
         pytest.skip(f"{block.name}: {block.reason}")
+    if block.marker == "slow" and not _slow_selected(request.config):
+        pytest.skip(f"{block.name}: slow, {block.reason}; run it with -m slow or PHISHLENS_README_SLOW=1")
     _needs_data(block)
     rd = request.getfixturevalue("readme")
     out = run_python(block, rd) if block.is_python else run_bash(block, rd)
