@@ -24,7 +24,7 @@ from tests.e2e.conftest import free_port, require_vllm
 from tests.e2e.test_prometheus_drift import _ok, _wait, stop
 from tests.email_fixtures import capture_raw_rows, fixtures, raw_email
 
-pytestmark = [pytest.mark.vllm, pytest.mark.data]
+pytestmark = [pytest.mark.vllm, pytest.mark.data, pytest.mark.slow]  # a SmolLM2 vLLM server: minutes
 REPO = Path(__file__).resolve().parents[2]
 PARITY_ROWS = 4  # per class
 
