@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.e2e.test_ui import CHROME_FLAGS, by_id, classify_in_page, screenshot, set_viewport, wait  # noqa: E402
+from tests.e2e.test_ui import CHROME_FLAGS, by_id, classify_in_page, screenshot, set_viewport, wait
 
 OUT = Path(__file__).resolve().parent
 MESSAGE = ("Subject: Your mailbox is full\n\nDear user, verify your account within 24 hours at "
