@@ -136,6 +136,7 @@ class PredictResponse(WireModel):
     """KServe V1 `:predict` answer."""
 
     predictions: list[Any]
+    id: str | None = None  # phishlens: the signed request id `feedback()` takes
 
 
 class ModelInfo(WireModel):

@@ -259,6 +259,8 @@ class KServePredictRequest(BaseModel):
 
 class KServePredictResponse(BaseModel):
     predictions: list[ClassifyResult]
+    id: str = Field(description="signed request id: POST /v1/feedback takes it, on any replica (not in KServe's "
+                                "V1 schema; KServe clients ignore extra fields)")
 
 
 class KServeModel(BaseModel):

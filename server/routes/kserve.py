@@ -16,7 +16,8 @@ router = APIRouter(prefix="/v1/models", tags=["kserve"], dependencies=[ApiKey])
 @router.post("/{name}:predict", response_model=KServePredictResponse)
 async def predict(name: str, body: KServePredictRequest, rt: RuntimeDep) -> KServePredictResponse:
     out = await rt.classify.classify(body.inputs, [name], field="instances")
-    return KServePredictResponse(predictions=[ClassifyResult.of(c, body.return_text) for c in out.results])
+    return KServePredictResponse(predictions=[ClassifyResult.of(c, body.return_text) for c in out.results],
+                                 id=out.request_id)
 
 
 @router.post("/{name}:explain", response_model=KServeExplainResponse, dependencies=[ExplainKey])

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from phishlens.clients import AsyncPhishlensClient, PhishlensClient, ValidationError
-from phishlens.clients.errors import PhishlensError
+from phishlens.clients.errors import AdapterNotFoundError, RequestNotFoundError
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
 from prometheus_client.parser import text_string_to_metric_families
@@ -169,9 +169,10 @@ def test_clients_send_feedback(client, adapter_root, tokenizer, smollm2_base):
         assert out.recorded == 2 and {(d.index, d.adapter, d.outcome) for d in out.data} == {
             (0, "alt", "tp"), (1, "alt", "tn")}
         assert pc.feedback(resp.id, {1: "legitimate"}).recorded == 1  # default's verdict on text 1
-        with pytest.raises(PhishlensError) as e:
+        with pytest.raises(RequestNotFoundError) as e:  # its own class, not AdapterNotFoundError (a 404 too)
             pc.feedback("clf-" + "f" * 32, {0: "phishing"})
         assert e.value.status == 404 and e.value.type == "request_not_found"
+        assert not isinstance(e.value, AdapterNotFoundError)
         with pytest.raises(ValidationError):
             pc.feedback(resp.id, [{"index": 5, "label": "phishing"}])
 
@@ -237,3 +238,16 @@ def test_any_replica_with_the_shared_secret_accepts_feedback_also_after_a_restar
             msg = err(c.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
                 {"index": 0, "label": "phishing"}]}), 404, "request_not_found")
             assert "signature does not verify" in msg
+
+
+def test_kserve_predictions_carry_a_feedback_id(client):
+    """A KServe V1 :predict answer names its signed request id too, so KServe users can send feedback."""
+    r = client.post("/v1/models/alt:predict", json={"instances": [PHISHY, CLEAN]}, headers=API)
+    assert r.status_code == 200, r.text
+    rid = r.json()["id"]
+    body = client.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
+        {"index": 0, "label": "phishing"}, {"index": 1, "label": "legitimate"}]}).json()
+    assert body["recorded"] == 2 and {d["adapter"] for d in body["data"]} == {"alt"}
+    with PhishlensClient("http://testserver", api_key="k-user", http_client=client) as pc:
+        pred = pc.predict("alt", [PHISHY])
+        assert pred.id and pc.feedback(pred.id, ["phishing"]).recorded == 1
