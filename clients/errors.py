@@ -7,6 +7,7 @@ Hierarchy::
     ├── AuthenticationError     401  missing or wrong API key
     ├── PermissionDeniedError   403  key lacks the right (admin routes, admin disabled)
     ├── AdapterNotFoundError    404  unknown adapter / model / route
+    ├── RequestNotFoundError    404  feedback for an unknown or expired request id (`request_not_found`)
     ├── PayloadTooLargeError    413  body, text count or text length over the server's caps
     ├── ValidationError         422  well-formed JSON that fails validation
     ├── OverloadedError         429  queue full; retried with backoff by the client
@@ -16,7 +17,8 @@ Hierarchy::
     └── ConnectionError         no HTTP response at all (refused, DNS, timeout); `.status` is None
 
 A status the server does not document (e.g. 405) raises `PhishlensError` itself. `parse_error` is the
-one place that maps a response to a class; the sync and async clients both go through it.
+one place that maps a response to a class, on the server's `error.type` first (two 404s mean different
+things) and the status second; the sync and async clients both go through it.
 """
 
 from __future__ import annotations
@@ -64,6 +66,10 @@ class AdapterNotFoundError(PhishlensError):
     default_type = "adapter_not_found"
 
 
+class RequestNotFoundError(PhishlensError):
+    default_type = "request_not_found"
+
+
 class PayloadTooLargeError(PhishlensError):
     default_type = "payload_too_large"
 
@@ -104,6 +110,11 @@ STATUS_ERRORS: dict[int, type[PhishlensError]] = {
     503: NotReadyError,
 }
 
+# Error types whose class is not the status's default (matched before the status).
+TYPE_ERRORS: dict[str, type[PhishlensError]] = {
+    "request_not_found": RequestNotFoundError,
+}
+
 RETRYABLE_STATUSES = frozenset({429, 503})
 
 
@@ -127,6 +138,8 @@ def parse_error(status: int, payload: Any) -> PhishlensError:
             message = _detail_message(payload["detail"])
     elif isinstance(payload, str) and payload.strip():
         message = payload.strip()[:500]
+    if err_type in TYPE_ERRORS:
+        cls = TYPE_ERRORS[err_type]
     return cls(message or f"HTTP {status}", status=status, type=err_type, payload=payload)
 
 

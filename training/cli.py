@@ -78,11 +78,25 @@ def evaluate_cmd(adapters: list[Path] = typer.Argument(..., help="bundle directo
                  from_manifests: bool = typer.Option(False, "--from-manifests",
                                                      help="use the metrics stored in each bundle instead of re-scoring"),
                  progress: bool = typer.Option(True, "--progress/--no-progress",
-                                               help="progress bar per adapter on stderr")) -> None:
-    """Score adapters on every source's test split; write the cross-domain matrix."""
+                                               help="progress bar per adapter on stderr"),
+                 protocol: str = typer.Option("matrix", help="matrix: every source's test split (cross-domain "
+                                              "matrix); unseen: the held-out sources only, balanced per style, "
+                                              "served and nested thresholds (docs/eval/generalization.md)"),
+                 peer_mix: list[str] = typer.Option([], "--peer-mix", help="unseen protocol: also a TF-IDF peer "
+                                                    "on this mix (name or TOML path; repeatable)")) -> None:
+    """Score adapters on every source's test split (cross-domain matrix) or on the unseen sources only."""
     _log()
-    from .evaluation_run import run_evaluation
+    from .evaluation_run import run_evaluation, run_unseen
 
+    if protocol not in ("matrix", "unseen"):
+        raise typer.BadParameter(f"unknown protocol {protocol!r}; known: matrix, unseen", param_hint="--protocol")
+    if protocol == "unseen":
+        if from_manifests:
+            raise typer.BadParameter("--from-manifests applies to the matrix protocol only")
+        r = run_unseen(adapters, out, per_label=per_label, tfidf=tfidf, data_root=data_root, peer_mixes=peer_mix,
+                       command=shlex.join(["phishlens", *sys.argv[1:]]))
+        typer.echo(r.to_markdown())
+        return
     m = run_evaluation(adapters, out, per_label=per_label, tfidf=tfidf, data_root=data_root,
                        from_manifests=from_manifests, progress=progress)
     typer.echo(m.to_markdown())

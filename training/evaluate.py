@@ -37,7 +37,7 @@ SOURCE_ORDER = (
     "email_spamassassin", "email_lingspam", "email_nazario_classic", "email_nazario_recent",
     "email_greco_human", "email_greco_llm", "email_llm_multigen",
     "sms_uci", "sms_smishtank", "sms_exais",
-    "url_phishtank_iscx", "url_hannousse",
+    "url_phishtank_iscx", "url_hannousse", "url_spamassassin_ham", "url_top_sites",
 )
 
 

@@ -8,43 +8,34 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from .bundle import load_bundle
+from .bundle import Bundle, load_bundle
 from .evaluate import CrossDomainMatrix, EvalReport, eval_sets, evaluate_scorer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .generalization import GeneralizationReport
+    from .train import CachedScorer
 
 logger = logging.getLogger(__name__)
 
 
-def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tfidf: bool = True,
-                   data_root: Path | None = None, from_manifests: bool = False,
-                   progress: bool = False) -> CrossDomainMatrix:
-    """Build the matrix. ``from_manifests``: take each bundle's stored metrics (scored at training time
-    on the same seeded test samples) instead of re-scoring; only the TF-IDF peers are trained here.
-    ``progress``: a bar per scored model on stderr (texts scored)."""
-    import sys
+def adapter_scorers(bundles: Sequence[Bundle]) -> Iterator[tuple[Bundle, CachedScorer]]:
+    """Each bundle with a scorer of calibrated P(phishing), its adapter active while it is yielded.
 
+    Bundles of one base share one peft model; those with the same prompt and split layer share the
+    frozen-lower-layer cache, so each extra adapter costs only its top layers on the texts.
+    """
     from peft import PeftModel
-    from tqdm import tqdm
 
     from .base_models import resolve_base
-    from .mixes import build_mix, load_mix
     from .prompt import PromptEncoder
-    from .splits import load_splits
     from .train import CachedScorer, load_model
 
-    splits = load_splits(data_root)
-    sets = eval_sets(splits, per_label=per_label)
-    matrix = CrossDomainMatrix()
-    bundles = [load_bundle(p) for p in adapters]
     scorers: dict[tuple, CachedScorer] = {}
-    models: dict[str, object] = {}
+    models: dict[str, tuple[Any, Any]] = {}
     for b in bundles:
         m = b.manifest
-        if from_manifests:
-            report = EvalReport.from_dict(m.metrics, list(m.training_data.sources), m.calibration.threshold)
-            matrix.add(b.name, report, architecture=m.base_model.architecture)
-            continue
         base = resolve_base(m.base_model.ref)
         if base.sha256 != m.base_model.sha256:
             raise ValueError(f"{b.name}: base weights differ from the ones it was trained on")
@@ -64,12 +55,40 @@ def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tf
         scorer = scorers[key]
         scorer.label_ids = m.label_token_ids
         scorer.temperature = m.calibration.temperature
-        seen = list(m.training_data.sources)
-        logger.info("evaluating %s", b.name)
-        with tqdm(desc=f"evaluate {b.name}", unit="text", disable=not progress, file=sys.stderr,
-                  mininterval=2) as bar:
-            report = evaluate_scorer(scorer, m.calibration.threshold, sets, seen, progress=bar)
-        matrix.add(b.name, report, architecture=m.base_model.architecture)
+        yield b, scorer
+
+
+def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tfidf: bool = True,
+                   data_root: Path | None = None, from_manifests: bool = False,
+                   progress: bool = False) -> CrossDomainMatrix:
+    """Build the matrix. ``from_manifests``: take each bundle's stored metrics (scored at training time
+    on the same seeded test samples) instead of re-scoring; only the TF-IDF peers are trained here.
+    ``progress``: a bar per scored model on stderr (texts scored)."""
+    import sys
+
+    from tqdm import tqdm
+
+    from .mixes import build_mix, load_mix
+    from .splits import load_splits
+
+    splits = load_splits(data_root)
+    sets = eval_sets(splits, per_label=per_label)
+    matrix = CrossDomainMatrix()
+    bundles = [load_bundle(p) for p in adapters]
+    if from_manifests:
+        for b in bundles:
+            m = b.manifest
+            report = EvalReport.from_dict(m.metrics, list(m.training_data.sources), m.calibration.threshold)
+            matrix.add(b.name, report, architecture=m.base_model.architecture)
+    else:
+        for b, scorer in adapter_scorers(bundles):
+            m = b.manifest
+            logger.info("evaluating %s", b.name)
+            with tqdm(desc=f"evaluate {b.name}", unit="text", disable=not progress, file=sys.stderr,
+                      mininterval=2) as bar:
+                report = evaluate_scorer(scorer, m.calibration.threshold, sets, list(m.training_data.sources),
+                                         progress=bar)
+            matrix.add(b.name, report, architecture=m.base_model.architecture)
     if tfidf:
         from .tfidf import ARCHITECTURE, train_tfidf
 
@@ -86,3 +105,59 @@ def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tf
     (out / "matrix.md").write_text(matrix.to_markdown() + "\n")
     matrix.to_png(out / "matrix.png")
     return matrix
+
+
+def run_unseen(adapters: Sequence[Path], out: Path, per_label: int = 200, tfidf: bool = True,
+               data_root: Path | None = None, command: str = "",
+               peer_mixes: Sequence[str] = ()) -> "GeneralizationReport":
+    """The unseen-source benchmark (`training.generalization`): adapters and their mixes' TF-IDF peers."""
+    from .contract.style import detect_style
+    from .generalization import (
+        GeneralizationReport, held_out_of, report_sets, result_from_scores, route_scores, score_sets, unseen_sets,
+    )
+    from .mixes import build_mix, load_mix
+    from .splits import load_splits
+
+    splits = load_splits(data_root)
+    bundles = [load_bundle(p) for p in adapters]
+    mixes = {name: load_mix(name) for name in dict.fromkeys(b.manifest.training_data.mix for b in bundles)}
+    extra = {load_mix(p).name: load_mix(p) for p in peer_mixes}
+    held = held_out_of(list(mixes.values()) + list(extra.values()))
+    sets = unseen_sets(splits, held, per_label=per_label)
+    report = GeneralizationReport(per_label=per_label, seed=13, held_out=held, set_sizes=report_sets(sets),
+                                  command=command)
+    specialists: dict[str, tuple[dict, float]] = {}  # style -> (scores, served threshold)
+    for b, scorer in adapter_scorers(bundles):
+        m = b.manifest
+        logger.info("scoring %s on unseen sources", b.name)
+        p = score_sets(scorer, sets)
+        report.models.append(result_from_scores(p, m.calibration.threshold, sets, name=b.name, kind="lora",
+                                                architecture=m.base_model.architecture,
+                                                info={"sha256": b.sha256, "mix": m.training_data.mix}))
+        mix_styles = mixes[m.training_data.mix].styles
+        if len(mix_styles) == 1:
+            specialists.setdefault(mix_styles[0], (p, m.calibration.threshold))
+    if set(sets) <= set(specialists):
+        report.models.append(result_from_scores(
+            route_scores(sets, specialists, detect_style), 0.5, sets, name="routed-specialists", kind="lora",
+            architecture=report.models[0].architecture, info={"routes": "detected style -> specialist"}))
+    if tfidf:
+        from .tfidf import ARCHITECTURE, train_tfidf
+
+        peers: dict[str, tuple[dict, float]] = {}
+        for name, spec in {**mixes, **extra}.items():
+            peer = train_tfidf(build_mix(spec, splits))
+            p = score_sets(peer, sets)
+            report.models.append(result_from_scores(p, peer.threshold, sets, name=f"tfidf-{name}", kind="tfidf",
+                                                    architecture=ARCHITECTURE, info={"mix": name}))
+            if len(spec.styles) == 1:
+                peers.setdefault(spec.styles[0], (p, peer.threshold))
+        if set(sets) <= set(peers):
+            report.models.append(result_from_scores(
+                route_scores(sets, peers, detect_style), 0.5, sets, name="tfidf-routed-specialists",
+                kind="tfidf", architecture=ARCHITECTURE, info={"routes": "detected style -> specialist peer"}))
+    out.mkdir(parents=True, exist_ok=True)
+    report.to_json(out / "generalization.json")
+    (out / "generalization.md").write_text(report.to_markdown())
+    report.to_png(out / "generalization.png")
+    return report

@@ -154,7 +154,8 @@ def build_mix(spec: MixSpec, splits: SplitSet) -> MixData:
     """Train and validation rows of the mix: balanced per style and label, deterministic, shuffled."""
     missing = [s for s in spec.sources if s not in splits.by_source]
     if missing:
-        raise MixError(f"mix {spec.name!r}: sources {missing} are not in the SplitSet")
+        raise MixError(f"mix {spec.name!r}: sources {missing} are not in the SplitSet (a supplementary "
+                       "corpus not fetched yet? run `phishlens data fetch`)")
     return MixData(
         spec=spec,
         train=_draw(spec, splits, "train", spec.train_per_style_label),

@@ -49,6 +49,8 @@ DEDUP_PRIORITY: tuple[str, ...] = (
     "sms_exais",
     "sms_uci",
     "url_hannousse",
+    "url_spamassassin_ham",
+    "url_top_sites",
     "url_phishtank_iscx",
 )
 assert set(DEDUP_PRIORITY) == set(SOURCES), "DEDUP_PRIORITY must list every source"

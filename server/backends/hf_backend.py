@@ -22,6 +22,16 @@ logger = logging.getLogger(__name__)
 BASE = "__base__"  # peft's name for "no adapter" in mixed batches
 
 
+def torch_dtype(name: str) -> Any:
+    """The settings' dtype for ``from_pretrained``: a torch dtype, or "auto" (the checkpoint's own dtype,
+    as vLLM reads ``dtype=auto``) so the HF paths load exactly what the engine serves."""
+    if name == "auto":
+        return "auto"
+    import torch
+
+    return getattr(torch, name)
+
+
 class HFScorer:
     """Synchronous label-token scorer over a (possibly peft-wrapped) causal LM. Used by the HF
     backend and by training/evaluation, so served and evaluated numbers come from one code path."""
@@ -79,7 +89,7 @@ class HFBackend(Backend):
 
     @property
     def max_adapters(self) -> int:
-        return int(getattr(self.settings, "max_loaded_adapters", 8))
+        return self.settings.max_loaded_adapters
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)
@@ -94,7 +104,7 @@ class HFBackend(Backend):
 
         base = resolve_base(self.settings.base_model)
         self.base_path, self.base_sha256 = str(base.path), base.sha256
-        dtype = getattr(torch, str(getattr(self.settings, "dtype", "float32")))
+        dtype = torch_dtype(self.settings.dtype)
         with LOAD_LOCK:
             self.tokenizer = AutoTokenizer.from_pretrained(self.base_path)
             self._model = AutoModelForCausalLM.from_pretrained(self.base_path, dtype=dtype).eval()

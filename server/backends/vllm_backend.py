@@ -77,7 +77,7 @@ class VLLMBackend(Backend):
 
     @property
     def max_adapters(self) -> int:
-        return int(getattr(self.settings, "max_loaded_adapters", 8))
+        return self.settings.max_loaded_adapters
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -118,7 +118,7 @@ class VLLMBackend(Backend):
             install()  # grouped LoRA matmuls instead of vLLM's per-token weight gather (6x faster here)
             _llvmlite_scan_safe()
 
-        kv_cache_bytes = (int(float(getattr(self.settings, "vllm_kv_cache_gb", 1.0)) * (1 << 30))
+        kv_cache_bytes = (int(self.settings.vllm_kv_cache_gb * (1 << 30))
                           if current_platform.is_cpu() else None)
         from transformers import AutoTokenizer
         from vllm.engine.arg_utils import EngineArgs
@@ -131,14 +131,14 @@ class VLLMBackend(Backend):
         self.tokenizer = AutoTokenizer.from_pretrained(self.base_path)
         args = EngineArgs(
             model=self.base_path,
-            dtype=getattr(self.settings, "dtype", "float32"),
-            max_model_len=int(getattr(self.settings, "max_model_len", 1024)),
+            dtype=self.settings.dtype,
+            max_model_len=self.settings.max_model_len,
             enable_lora=True,
             max_loras=self.max_adapters,
             max_cpu_loras=self.max_adapters,
-            max_lora_rank=int(getattr(self.settings, "max_lora_rank", 16)),
+            max_lora_rank=self.settings.max_lora_rank,
             enable_prefix_caching=True,
-            block_size=getattr(self.settings, "vllm_block_size", None),  # prefix-cache granularity (tokens)
+            block_size=self.settings.vllm_block_size,  # prefix-cache granularity (tokens)
             kv_cache_memory_bytes=kv_cache_bytes,
             disable_log_stats=True,
             seed=0,

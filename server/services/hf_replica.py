@@ -35,13 +35,14 @@ class HFReplica:
         self.on_forget: list[Any] = []  # callbacks(sha256) when an adapter's weights are freed
 
     def _load_base(self) -> None:
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from phishlens.training.base_models import resolve_base
 
+        from ..backends.hf_backend import torch_dtype
+
         base = resolve_base(self.settings.base_model)
-        dtype = torch.float32 if self.settings.dtype == "auto" else getattr(torch, self.settings.dtype)
+        dtype = torch_dtype(self.settings.dtype)
         with LOAD_LOCK:
             self.tokenizer = AutoTokenizer.from_pretrained(str(base.path))
             self.model = AutoModelForCausalLM.from_pretrained(str(base.path), dtype=dtype).eval()

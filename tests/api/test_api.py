@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
 from phishlens.training.bundle import content_sha256
-from tests.fakes import FakeBackend, expected_p
+from tests.fakes import FakeBackend, expected_p, write_bundle
 
 API = {"Authorization": "Bearer k-user"}
 ADMIN = {"X-API-Key": "k-admin"}
@@ -325,3 +325,15 @@ def test_curl_style_form_content_type_is_read_as_json(client):
     assert r.json()["data"][0]["label"] == "phishing"
     r = client.post("/v1/classify", content=b"input=hello", headers={**API, "content-type": "application/x-www-form-urlencoded"})
     assert r.status_code == 400 and r.json()["error"]["type"] == "bad_request"
+
+
+def test_bundle_above_max_lora_rank_is_refused_with_the_reason(adapter_root, backend, tokenizer):
+    write_bundle(adapter_root, "rank32", tokenizer=tokenizer, base_sha256=backend.base_sha256, r=32)
+    app = create_app(settings_for(adapter_root, max_lora_rank=16), backend=FakeBackend(
+        backend.tokenizer, backend.base_sha256))
+    with TestClient(app) as c:
+        msg = err(c.post("/v1/adapters", json={"path": "rank32"}, headers=ADMIN), 400, "bad_request")
+        assert "rank 32" in msg and "max_lora_rank 16" in msg
+    app = create_app(settings_for(adapter_root), backend=FakeBackend(backend.tokenizer, backend.base_sha256))
+    with TestClient(app) as c:  # the default (64) admits it
+        assert c.post("/v1/adapters", json={"path": "rank32"}, headers=ADMIN).status_code == 201

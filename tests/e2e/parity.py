@@ -71,17 +71,17 @@ async def compare(vllm: Backend, hf: Backend, requests: Sequence[ScoreRequest]) 
     return ParityReport(len(rows), max(r["dp"] for r in rows), max(r["dlogprob"] for r in rows), rows)
 
 
-def _settings(base: str, max_model_len: int):
+def _settings(base: str, max_model_len: int, dtype: str = "float32"):
     from phishlens.server.settings import Settings
 
     return Settings(backend="hf", base_model=base, adapters=[], max_model_len=max_model_len,
-                    max_loaded_adapters=4, vllm_kv_cache_gb=1.0)
+                    max_loaded_adapters=4, vllm_kv_cache_gb=1.0, dtype=dtype)
 
 
-async def start_hf(base: str, handles: Sequence[AdapterHandle]) -> Backend:
+async def start_hf(base: str, handles: Sequence[AdapterHandle], dtype: str = "float32") -> Backend:
     from phishlens.server.backends.hf_backend import HFBackend
 
-    hf = HFBackend(_settings(base, 1024))
+    hf = HFBackend(_settings(base, 1024, dtype))
     await hf.start()
     for h in handles:
         await hf.add_adapter(h)

@@ -50,6 +50,38 @@ def test_vllm_matches_hf_on_tiny_llama(live_server):
     assert max(by[PHISH]) - min(by[PHISH]) > 0.5 and max(by[LEGIT]) - min(by[LEGIT]) > 0.5
 
 
+
+def test_rank_32_adapter_is_served_by_vllm_and_matches_hf_loaded_with_dtype_auto(live_server, tiny_llama, tmp_path):
+    """Regressions: vLLM was silently built with max_lora_rank 16 (a getattr default), so a rank-32 bundle
+    failed in the engine; and `dtype=auto` made the HF backend call getattr(torch, "auto")."""
+    from tests.models import single_thread, train_tiny_bundle
+
+    name = "zebra-r32"
+    with single_thread():
+        b = train_tiny_bundle(tiny_llama.path, live_server.root / name, name, seed=3, r=32, epochs=4.0)
+    assert b.manifest.lora.r == 32
+    rt = live_server.app.state.runtime
+    with live_server.admin() as c:
+        c.load_adapter(name)
+        try:
+            entry = rt.registry.get(name)
+            requests = build_requests(rt.backend.tokenizer, [(entry.handle, entry.manifest)], _texts(8, seed=5))
+
+            async def run():
+                hf = await start_hf(live_server.settings.base_model, [entry.handle], dtype="auto")
+                try:
+                    return await compare(rt.backend, hf, requests)
+                finally:
+                    await hf.close()
+
+            rep = asyncio.run(run())
+            served = c.classify(["invoice zebra update", "lunch meeting friday"], adapter=name).data
+        finally:
+            c.unload_adapter(name)
+    assert rep.max_dp <= P_TOL, rep.worst()
+    assert served[0].label == "phishing" and served[1].label == "legitimate"
+
+
 @pytest.mark.slow
 def test_vllm_matches_hf_on_smollm2_with_the_default_bundle(tmp_path, smollm2_base):
     """The real base and the shipped bundle; runs in a subprocess (its own vLLM engine, ≈60 s)."""

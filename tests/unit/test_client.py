@@ -351,3 +351,11 @@ def test_import_is_light():
             " if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_error_type_chooses_the_class_before_the_status():
+    """Regression: feedback's 404 `request_not_found` was raised as AdapterNotFoundError (status-only map)."""
+    e = errors.parse_error(404, {"error": {"type": "request_not_found", "message": "unknown request id"}})
+    assert type(e) is errors.RequestNotFoundError and e.status == 404 and e.message == "unknown request id"
+    assert type(errors.parse_error(404, {"error": {"type": "adapter_not_found", "message": "x"}})) \
+        is errors.AdapterNotFoundError

@@ -27,6 +27,9 @@ EXPECTED = {
     "sms_exais": (1476, 2433),
     "url_phishtank_iscx": (14855, 35378),
     "url_hannousse": (5714, 5715),
+    # supplementary legitimate URLs (training/corpora_extra.py); top-sites is fetched from npm
+    "url_spamassassin_ham": (0, 3102),
+    "url_top_sites": (0, 500),
 }
 
 
@@ -67,7 +70,7 @@ def test_loader_counts_labels_and_fields(loaded, source):
     n_pos = sum(1 for v in uniq.values() if v == "phishing")
     n_neg = sum(1 for v in uniq.values() if v == "legitimate")
     exp_pos, exp_neg = EXPECTED[source]
-    assert set(info.labels) == ({"phishing"} | ({"legitimate"} if exp_neg else set()))
+    assert set(info.labels) == ({"phishing"} if exp_pos else set()) | ({"legitimate"} if exp_neg else set())
     for got, exp in ((n_pos, exp_pos), (n_neg, exp_neg)):
         assert (got == 0) == (exp == 0)
         assert abs(got - exp) <= 0.12 * exp + 10, (source, n_pos, n_neg, EXPECTED[source])
@@ -103,3 +106,26 @@ def test_dedup_stats_consistent(loaded):
     for s in loaded:
         assert stats.rows_in[s] == (stats.rows_out[s] + stats.within_source[s] + stats.cross_source[s]
                                     + stats.label_conflict[s])
+
+
+def test_ham_links_are_cleaned_capped_per_host_and_in_file_order():
+    from phishlens.training.corpora_extra import ham_links
+
+    bodies = ["see http://lists.example.org/a. and (http://lists.example.org/b)",
+              "http://lists.example.org/c http://lists.example.org/d https://news.example.co.uk/x?y=1,",
+              "mail me at zzzz@spamassassin.taint.org http://spamassassin.taint.org/ http://localhost/x "
+              "http://61/ http://lists.example.org/a"]
+    assert ham_links(bodies, per_host=3) == [
+        "http://lists.example.org/a", "http://lists.example.org/b", "http://lists.example.org/c",
+        "https://news.example.co.uk/x?y=1"]
+
+
+def test_top_sites_needs_its_pinned_tarball(monkeypatch, tmp_path):
+    from phishlens.training import corpora_extra as X
+
+    monkeypatch.setenv(X.EXTRA_DATA_ENV, str(tmp_path))
+    with pytest.raises(X.ExtraDataMissing, match="phishlens data fetch"):
+        X.load_url_top_sites(tmp_path)
+    (tmp_path / X.TOP_SITES_FILE).write_bytes(b"not the tarball")
+    with pytest.raises(ValueError, match="sha256"):
+        X.load_url_top_sites(tmp_path)
