@@ -160,6 +160,9 @@ class AdapterRegistry:
             except BundleError as e:
                 raise BadRequest(str(e)) from e
         pipeline = self._pipeline(bundle)
+        if bundle.manifest.lora.r > self.settings.max_lora_rank:
+            raise BadRequest(f"bundle {bundle.manifest.name}: LoRA rank {bundle.manifest.lora.r} is above this "
+                             f"server's max_lora_rank {self.settings.max_lora_rank} (PHISHLENS_MAX_LORA_RANK)")
         name = name or bundle.manifest.name
         if not NAME_RE.match(name):
             raise BadRequest(f"adapter name {_short(name)!r} must match {NAME_RE.pattern}")

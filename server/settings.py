@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     """Adapter that serves requests naming none."""
     max_loaded_adapters: int = Field(default=8, ge=1)
     """Cap on adapters loaded at once (also bounded by the engine's own limit)."""
+    max_lora_rank: Literal[1, 8, 16, 32, 64, 128, 256, 320, 512] = 64
+    """Highest LoRA rank a bundle may have (vLLM sizes its LoRA buffers for it; the values vLLM accepts).
+    A bundle above it is refused at load with a clear error instead of failing inside the engine."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body accepted (413 above)."""
     max_drain_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
