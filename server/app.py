@@ -32,8 +32,15 @@ from .services.feedback import FeedbackService
 from .services.hf_replica import HFReplica
 from .services.probe import ProbeService
 from .settings import Settings, get_settings
+from .watchdog import ENGINE_DEAD_EXIT, watch_engine
 
 logger = logging.getLogger(__name__)
+
+
+def _engine_dead(app: FastAPI) -> None:
+    app.state.exit_code = ENGINE_DEAD_EXIT
+    if app.state.request_exit is not None:
+        app.state.request_exit()
 
 
 def create_app(settings: Settings | None = None, backend: Backend | None = None) -> FastAPI:
@@ -73,7 +80,12 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
                 service.observers.append(monitor)
                 app.state.runtime.drift = monitor
             logger.info("serving %d adapter(s) on %s backend", len(registry), engine.name)
-            yield
+            watchdog = asyncio.create_task(watch_engine(engine, settings.engine_check_s,
+                                                        settings.engine_dead_after_s, lambda: _engine_dead(app)))
+            try:
+                yield
+            finally:
+                watchdog.cancel()
         finally:
             drift = app.state.runtime.drift if app.state.runtime is not None else None
             app.state.runtime = None
@@ -93,6 +105,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
                        "explain and probe routes are open to anyone who can reach this port")
     app.state.metrics = metrics
     app.state.runtime = None
+    app.state.exit_code = 0  # set by the engine watchdog; `phishlens serve` exits with it
+    app.state.request_exit = None  # set by whoever runs the server: asks it to stop gracefully
     install_error_handlers(app)
     for module in (classify, adapters, kserve, health):
         app.include_router(module.router, responses=ERROR_RESPONSES)  # the error contract, in the OpenAPI

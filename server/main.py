@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 
 from .settings import Settings, get_settings
@@ -35,8 +36,14 @@ def serve(settings: Settings | None = None) -> None:
 
     settings = settings or get_settings()
     configure_logging(settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, workers=1,
-                log_config=None, access_log=False)
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, workers=1,
+                                           log_config=None, access_log=False,
+                                           timeout_graceful_shutdown=int(settings.shutdown_grace_s)))
+    app.state.request_exit = lambda: setattr(server, "should_exit", True)  # the engine watchdog's stop
+    server.run()  # SIGTERM/SIGINT: stop accepting, drain in-flight requests (up to the grace), shut down
+    if app.state.exit_code:
+        sys.exit(app.state.exit_code)
 
 
 if __name__ == "__main__":  # the vLLM engine spawns processes: keep the guard

@@ -28,7 +28,7 @@ from phishlens.training.prompt import PromptEncoder, PromptError, label_token_id
 from .backends.base import AdapterHandle, Backend, BackendError
 from .bundle_fit import check_adapter_fits
 from .bundle_snapshot import discard, snapshot_bundle
-from .errors import AdapterNotFound, BackendFailure, BadRequest
+from .errors import AdapterNotFound, BackendFailure, BadRequest, PhishlensError
 from .metrics import Metrics
 from .settings import Settings
 
@@ -132,9 +132,13 @@ class AdapterRegistry:
 
     # -- load / unload --------------------------------------------------------------------------------
     async def open(self) -> None:
-        """Load the start-up adapters; any failure aborts start-up with the reason."""
+        """Load the start-up adapters. One that fails (corrupt, missing, refused) is logged with the reason
+        and skipped, so the server starts with the rest; /ready reports 503 while none is loaded."""
         for ref in self.settings.adapters:
-            await self.load(ref)
+            try:
+                await self.load(ref)
+            except PhishlensError as e:
+                logger.error("adapter %s not loaded at start-up: %s", _short(ref), e.message)
 
     async def load(self, ref: str, name: str | None = None) -> AdapterEntry:
         source = self.resolve_path(ref)

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     """Most bytes of text parts decoded from one raw e-mail (attachments are never decoded; 413 above)."""
     max_queue: int = Field(default=256, ge=1)
     """Most texts in flight across all requests before new ones get 429."""
+    engine_check_s: float = Field(default=5.0, gt=0)
+    """Seconds between the engine watchdog's health checks."""
+    engine_dead_after_s: float = Field(default=60.0, gt=0)
+    """An engine unhealthy this long stops the server; `phishlens serve` then exits with status 3 so the
+    supervisor restarts it (/ready answers 503 from the first failed check)."""
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    """On SIGTERM: stop accepting connections, let in-flight requests finish for up to this long, then exit."""
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     """When set, classify/adapter-list/KServe routes need one of these (Bearer or X-API-Key)."""
     admin_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)

@@ -32,6 +32,7 @@ from phishlens.explain.reference import FEATURES, SCALAR_FEATURES, ReferenceErro
 from phishlens.explain.style import style_matrix, words
 
 from ..registry import AdapterRegistry
+from ..state_io import atomic_write_bytes
 from ..settings import Settings
 from .classify import ClassifyOutcome
 from .drift_metrics import DriftMetrics
@@ -92,16 +93,15 @@ class _Window:
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         dim = self.ref.embedding.dim if self.ref and self.ref.embedding else 0
         sc = np.stack(self.scalars) if self.scalars else np.zeros((0, len(SCALAR_FEATURES)))
         em = np.stack(self.embeddings) if self.embeddings else np.zeros((0, dim), dtype=np.float32)
         meta = {"format": STATE_FORMAT, "adapter": self.name, "sha256": self.sha, "texts_seen": str(self.texts_seen),
                 "live_n": repr(self.live_n), "live_df": json.dumps(self.live_df)}
-        tmp = path.with_name(path.name + ".tmp")
-        save_file({"scalars": sc.astype(np.float64), "embeddings": em.astype(np.float32)}, str(tmp), metadata=meta)
-        os.replace(tmp, path)  # readers (a restart) see the old or the new state, never half
+        data = save({"scalars": sc.astype(np.float64), "embeddings": em.astype(np.float32)}, metadata=meta)
+        atomic_write_bytes(path, data)  # old or new state after a crash, never half; ENOSPC raises OSError
 
     def restore(self, path: Path) -> bool:
         from safetensors import safe_open

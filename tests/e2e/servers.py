@@ -49,6 +49,7 @@ class Server:
     settings: Any
     logs: LogLines
     uvicorn: Any = field(repr=False, default=None)
+    thread: threading.Thread | None = field(repr=False, default=None)
 
     def http(self, **kw: Any) -> httpx.Client:
         kw.setdefault("timeout", 120.0)
@@ -56,8 +57,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(settings: Any, backend: Any = None, startup_timeout_s: float = 300.0) -> Iterator[Server]:
-    """Run `create_app(settings, backend)` under uvicorn in a thread until the block exits; wait for /ready."""
+def serve(settings: Any, backend: Any = None, startup_timeout_s: float = 300.0,
+          ready: bool = True) -> Iterator[Server]:
+    """Run `create_app(settings, backend)` under uvicorn in a thread until the block exits; wait for /ready
+    (or only /health when `ready` is false)."""
     import uvicorn
     from phishlens.server.app import create_app
 
@@ -70,6 +73,7 @@ def serve(settings: Any, backend: Any = None, startup_timeout_s: float = 300.0) 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
                                            access_log=False, timeout_graceful_shutdown=30))
+    app.state.request_exit = lambda: setattr(server, "should_exit", True)  # as `phishlens serve` does
     thread = threading.Thread(target=server.run, name="phishlens-reliability-uvicorn", daemon=True)
     thread.start()
     live = Server(f"http://127.0.0.1:{port}", app, settings, logs, server)
@@ -80,13 +84,14 @@ def serve(settings: Any, backend: Any = None, startup_timeout_s: float = 300.0) 
                 if not thread.is_alive():
                     raise RuntimeError("the server exited during start-up:\n" + logs.text()[-4000:])
                 try:
-                    if c.get("/ready").status_code == 200:
+                    if c.get("/ready" if ready else "/health").status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
                     raise RuntimeError("the server did not become ready:\n" + logs.text()[-4000:])
                 time.sleep(0.3)
+        live.thread = thread
         yield live
     finally:
         server.should_exit = True
