@@ -4,7 +4,8 @@
     torchrun --nnodes 2 --nproc_per_node 8 --rdzv-endpoint host:29400 $(which phishlens) train ...
 
 `torchrun` sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR; `phishlens train` then joins the process group
-(NCCL on GPUs, gloo on CPUs) and `finetune.fit` trains with PyTorch DDP. Every rank builds the same seeded
+(gloo: the training code runs on CPUs — placing the model and its batches on `cuda:LOCAL_RANK` with NCCL is
+the step a GPU cluster needs, docs/deploy.md §4) and `finetune.fit` trains with PyTorch DDP. Every rank builds the same seeded
 global batch and takes its strided share of it; the per-rank loss is scaled so DDP's gradient average is
 the gradient of the mean loss over the *global* batch, so N processes with batch_size B give the adapter one
 process with batch_size B gives (up to float summation order; exactly the same batches and LR schedule).
@@ -80,14 +81,11 @@ def from_env() -> DistContext:
         return SINGLE
     dist = torch.distributed
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        # rank 0 evaluates and writes the bundle while the others wait at a barrier: allow hours
-        dist.init_process_group(backend=backend, timeout=datetime.timedelta(hours=12))
-        logger.info("joined %s process group: rank %d of %d", backend, dist.get_rank(), dist.get_world_size())
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local)
-    return DistContext(dist.get_rank(), dist.get_world_size(), local)
+        # gloo: the model and its batches live on the CPU (train.load_model); rank 0 evaluates and writes the
+        # bundle while the others wait at a barrier, hence hours of timeout
+        dist.init_process_group(backend="gloo", timeout=datetime.timedelta(hours=12))
+        logger.info("joined gloo process group: rank %d of %d", dist.get_rank(), dist.get_world_size())
+    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
 class TopHead(torch.nn.Module):
@@ -119,8 +117,7 @@ def wrap(head: TopHead, ctx: DistContext) -> torch.nn.Module:
     frozen = [n for n, p in head.named_parameters() if not p.requires_grad]
     frozen += [n for n, _ in head.named_buffers()]
     DDP._set_params_and_buffers_to_ignore_for_model(head, frozen)
-    device_ids = [ctx.local_rank] if torch.cuda.is_available() else None
-    return DDP(head, device_ids=device_ids, broadcast_buffers=False)
+    return DDP(head, broadcast_buffers=False)  # CPU module: no device_ids
 
 
 @contextlib.contextmanager
