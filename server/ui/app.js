@@ -139,6 +139,8 @@ function setStatus(id, text) {
 }
 
 function verdictRow(r) {
+  // the adapter's decision rule (GET /v1/adapters `calibration`), when the server publishes it
+  const cal = state.adapters.find((a) => a.name === r.adapter.name)?.calibration;
   const label = el("span", { class: `badge ${r.label}`, text: r.label });
   const uncertain = r.uncertain ? el("span", { class: "badge uncertain", text: "uncertain",
     title: "P(phishing) falls in the adapter's uncertain band: a person should look" }) : null;
@@ -150,7 +152,11 @@ function verdictRow(r) {
                     text: short(r.adapter.sha256) })),
     el("td", { "data-col": "verdict" }, label, " ", uncertain),
     el("td", { class: "score", "data-score": r.score, "data-col": "P(phishing)" },
-       el("meter", { min: 0, max: 1, low: 0.35, high: 0.65, optimum: 0, value: r.score }), ` ${pct(r.score)}`),
+       el("meter", { min: 0, max: 1, low: cal?.uncertain_low ?? 0.35, high: cal?.uncertain_high ?? 0.65, optimum: 0,
+                     value: r.score }), ` ${pct(r.score)}`,
+       cal ? el("span", { class: "band", "data-threshold": cal.threshold,
+                          text: `phishing from ${pct(cal.threshold)}; uncertain ${pct(cal.uncertain_low)}` +
+                                `–${pct(cal.uncertain_high)}` }) : null),
     el("td", { "data-col": "input", text: input }));
 }
 
@@ -310,6 +316,9 @@ function healthCard(d, metrics) {
       f ? ` ${f.statistic.toFixed(3)} / ${f.threshold.toFixed(3)}${f.over ? " over" : ""}` : "");
   });
   const words = d.typical_live.slice(0, 6).map((w) => w.word).join(", ");
+  // what the adapter scored on held-out test rows at training time (bundle manifest, GET /v1/adapters)
+  const tests = Object.entries(state.adapters.find((a) => a.name === d.adapter)?.metrics?.test || {})
+    .filter(([, m]) => typeof m?.f1 === "number").map(([style, m]) => `${style} ${m.f1.toFixed(2)}`);
   return el("article", { class: `card ${d.status}`, "data-adapter": d.adapter },
     el("h3", {}, d.adapter, " ", el("span", { class: `badge drift-${d.status}`, text: d.status.replace("_", " ") }),
        d.alert ? el("span", { class: "badge phishing", text: "alert" }) : null),
@@ -323,6 +332,8 @@ function healthCard(d, metrics) {
           el("td", { text: fmt(one("phishlens_expected_precision")) }), el("td", { text: fmt(one("phishlens_expected_recall")) })),
         el("tr", { "data-labelled": labelled }, el("th", { scope: "row", text: `live (${labelled} labels)` }),
           el("td", { text: fmt(one("phishlens_live_precision")) }), el("td", { text: fmt(one("phishlens_live_recall")) })))),
+    tests.length ? el("p", { class: "trained" }, el("span", { class: "muted", text: "test F1 at training: " }),
+      tests.join(" · ")) : null,
     shifted.length ? el("div", {}, el("h4", { text: "Most shifted (statistic / threshold)" }), el("ol", {}, ...shifted)) : null,
     words ? el("p", {}, el("span", { class: "muted", text: "typical of live traffic: " }), words) : null,
     d.detail ? el("p", { class: "muted", text: d.detail }) : null);

@@ -194,6 +194,11 @@ def test_analyst_session(keyed_server, browser, shots):
             assert label == direct[name][0] and abs(score - direct[name][1]) <= 1e-6, (name, shown, direct)
         other = "legitimate" if phish_label == "phishing" else "phishing"
         assert shown[PHISH][0] == phish_label and shown[LEGIT][0] == other, shown  # the planted rules
+    thresholds = {a.name: a.calibration.threshold for a in api.list_adapters()}
+    for row in d.find_elements("css selector", "#verdict-table tbody tr"):  # each adapter's decision rule
+        band = row.find_element("css selector", ".band")
+        assert float(band.get_attribute("data-threshold")) == thresholds[row.get_attribute("data-adapter")]
+        assert "uncertain" in band.text
     set_viewport(d, 1280)
     screenshot(d, shots / "console-verdicts-1280.png")
 
