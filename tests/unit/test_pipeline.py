@@ -265,3 +265,42 @@ def test_shipped_bundles_training_data_fingerprints_reproduce(data_root):
         assert (m.pipeline.name, m.pipeline.version) == (PIPELINE.name, PIPELINE.version)  # the v1 default
         rows = A.validation_rows(m, data_root)  # raises ValueError when the fingerprint differs
         assert len(rows) == m.training_data.rows["validation"], name
+
+
+MUTATIONS = [
+    b'Content-Type: multipart/mixed; boundary="x"\n', b"--x\n", b"--x--\n", b"\n\n", b"\x00", b"\r",
+    b"Content-Disposition: attachment; filename*=utf-8''%ff%fe\n", b'Content-Type: text/html; charset="\xff"\n',
+    b"Subject: =?x?b?@@?=\n", b"Content-Transfer-Encoding: base64\n", b"Content-Type: message/rfc822\n",
+    b"<html><a href='", b"Content-Type: text/plain; charset=utf-7\n", b'To: "unterminated\n', b"From: <<<@>>>\n",
+    b"Content-Type: ;;;=\n", b"Content-Type: text/plain; charset*=''\n",
+]
+
+
+def test_mutated_messages_parse_or_fail_with_an_input_error():
+    """Broken MIME from every fixture form: the pipeline answers text or InputError, never another exception
+    (found this way: a NUL in a charset parameter made the stdlib raise ValueError)."""
+    import random
+
+    seeds = [f.raw for f in fixtures(SUBJECT, BODY, PHISH_SUBJECT, PHISH_BODY, big=False)]
+    rng = random.Random(7)
+    outcomes = {"text": 0, "refused": 0}
+    for _ in range(250):
+        b = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 6)):
+            pos, op = rng.randint(0, len(b)), rng.random()
+            if op < 0.4:
+                b[pos:pos] = rng.choice(MUTATIONS)
+            elif op < 0.7:
+                del b[pos : pos + rng.randint(1, 50)]
+            else:
+                b[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        for raw in (bytes(b), bytes(b).decode("latin-1")):
+            try:
+                PIPELINE.prepare(EmailInput(raw))
+                outcomes["text"] += 1
+            except InputError:
+                outcomes["refused"] += 1
+    assert outcomes["text"] > 400
+    nul = b'Subject: x\nContent-Type: text/plain; charset="utf\x00-8"\nContent-Transfer-Encoding: 8bit\n\n\xe9t\xe9\n'
+    with pytest.raises(InputError, match="could not be parsed"):
+        PIPELINE.prepare(EmailInput(nul))

@@ -89,11 +89,16 @@ def parse_email(raw: bytes | str, limits: EmailLimits = EmailLimits()) -> Parsed
         )
     try:
         msg = email.message_from_bytes(data, policy=email.policy.default)
+        budget = _Budget(limits)
+        _check_tree(msg, 0, budget)
+        return _parse(msg, budget, from_text, follow_forward=True)
+    except InputError:
+        raise
     except RecursionError as e:
         raise InputTooLarge(f"the e-mail nests MIME parts too deeply (limit {limits.max_depth})") from e
-    budget = _Budget(limits)
-    _check_tree(msg, 0, budget)
-    return _parse(msg, budget, from_text, follow_forward=True)
+    except Exception as e:  # noqa: BLE001 - the stdlib parser raises assorted errors on malformed MIME
+        # (e.g. ValueError for a NUL in a charset parameter): a 4xx naming the error, never a 5xx
+        raise InputError(f"the e-mail could not be parsed ({type(e).__name__}: malformed MIME)") from e
 
 
 def _check_tree(part: Message, depth: int, budget: _Budget) -> None:
