@@ -268,11 +268,23 @@ def test_shipped_bundles_training_data_fingerprints_reproduce(data_root):
 
 
 MUTATIONS = [
-    b'Content-Type: multipart/mixed; boundary="x"\n', b"--x\n", b"--x--\n", b"\n\n", b"\x00", b"\r",
-    b"Content-Disposition: attachment; filename*=utf-8''%ff%fe\n", b'Content-Type: text/html; charset="\xff"\n',
-    b"Subject: =?x?b?@@?=\n", b"Content-Transfer-Encoding: base64\n", b"Content-Type: message/rfc822\n",
-    b"<html><a href='", b"Content-Type: text/plain; charset=utf-7\n", b'To: "unterminated\n', b"From: <<<@>>>\n",
-    b"Content-Type: ;;;=\n", b"Content-Type: text/plain; charset*=''\n",
+    b'Content-Type: multipart/mixed; boundary="x"\n',
+    b"--x\n",
+    b"--x--\n",
+    b"\n\n",
+    b"\x00",
+    b"\r",
+    b"Content-Disposition: attachment; filename*=utf-8''%ff%fe\n",
+    b'Content-Type: text/html; charset="\xff"\n',
+    b"Subject: =?x?b?@@?=\n",
+    b"Content-Transfer-Encoding: base64\n",
+    b"Content-Type: message/rfc822\n",
+    b"<html><a href='",
+    b"Content-Type: text/plain; charset=utf-7\n",
+    b'To: "unterminated\n',
+    b"From: <<<@>>>\n",
+    b"Content-Type: ;;;=\n",
+    b"Content-Type: text/plain; charset*=''\n",
 ]
 
 
@@ -301,6 +313,9 @@ def test_mutated_messages_parse_or_fail_with_an_input_error():
             except InputError:
                 outcomes["refused"] += 1
     assert outcomes["text"] > 400
-    nul = b'Subject: x\nContent-Type: text/plain; charset="utf\x00-8"\nContent-Transfer-Encoding: 8bit\n\n\xe9t\xe9\n'
+    nul = (
+        b'Subject: x\nContent-Type: text/plain; charset="utf\x00-8"\n'
+        b"Content-Transfer-Encoding: 8bit\n\n\xe9t\xe9\n"
+    )
     with pytest.raises(InputError, match="could not be parsed"):
         PIPELINE.prepare(EmailInput(nul))
