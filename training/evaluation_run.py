@@ -30,6 +30,7 @@ def adapter_scorers(bundles: Sequence[Bundle]) -> Iterator[tuple[Bundle, CachedS
 
     from .base_models import resolve_base
     from .prompt import PromptEncoder
+    from .state_cache import StateCache, disk_root, namespace
     from .train import CachedScorer, load_model
 
     scorers: dict[tuple, CachedScorer] = {}
@@ -51,7 +52,8 @@ def adapter_scorers(bundles: Sequence[Bundle]) -> Iterator[tuple[Bundle, CachedS
         if key not in scorers:
             enc = PromptEncoder(tok, m.prompt.template, m.prompt.max_text_tokens, m.prompt.head_fraction)
             pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-            scorers[key] = CachedScorer(peft_model, enc, split, m.label_token_ids, pad)
+            cache = StateCache(namespace(base.sha256, m.prompt.template, m.prompt.max_text_tokens, split), disk_root())
+            scorers[key] = CachedScorer(peft_model, enc, split, m.label_token_ids, pad, cache=cache)
         scorer = scorers[key]
         scorer.label_ids = m.label_token_ids
         scorer.temperature = m.calibration.temperature

@@ -10,6 +10,7 @@ import sys
 import time
 import tomllib
 from pathlib import Path
+from collections.abc import MutableMapping
 from typing import Any, Sequence
 
 import numpy as np
@@ -24,6 +25,7 @@ from .finetune import FitConfig, fit, margins
 from .layers import lower_states, n_layers
 from .prompt import DEFAULT_LABEL_WORDS, DEFAULT_TEMPLATE, PromptEncoder, label_token_ids
 from .records import Record, fingerprint
+from .state_cache import StateCache, disk_root, namespace
 
 logger = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
@@ -70,10 +72,10 @@ class CachedScorer:
     """
 
     def __init__(self, model: Any, encoder: PromptEncoder, split: int, label_ids: Sequence[int],
-                 pad_id: int, temperature: float = 1.0, cache: dict[str, torch.Tensor] | None = None) -> None:
+                 pad_id: int, temperature: float = 1.0, cache: MutableMapping[str, torch.Tensor] | None = None) -> None:
         self.model, self.encoder, self.split = model, encoder, split
         self.label_ids, self.pad_id, self.temperature = list(label_ids), pad_id, temperature
-        self._cache: dict[str, torch.Tensor] = {} if cache is None else cache
+        self._cache: MutableMapping[str, torch.Tensor] = {} if cache is None else cache
 
     def states(self, texts: Sequence[str]) -> list[torch.Tensor]:
         todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
@@ -92,7 +94,7 @@ class CachedScorer:
 
 # Lower-layer states are a pure function of (base weights, prompt, split, text): runs in one process
 # (several configs in one `phishlens train`) share them, so a text's frozen layers run once.
-_STATE_CACHES: dict[tuple, dict[str, torch.Tensor]] = {}
+_STATE_CACHES: dict[tuple, StateCache] = {}
 
 
 def load_model(base: PreparedBase, dtype: str = "float32") -> tuple[Any, Any]:
@@ -166,7 +168,8 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
     encoder = PromptEncoder(tok, cfg.template, cfg.max_text_tokens)
     label_ids = label_token_ids(tok, cfg.label_words)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    cache = _STATE_CACHES.setdefault((base.sha256, cfg.template, cfg.max_text_tokens, split), {})
+    cache = _STATE_CACHES.setdefault((base.sha256, cfg.template, cfg.max_text_tokens, split), StateCache(
+        namespace(base.sha256, cfg.template, cfg.max_text_tokens, split), disk_root()))
     scorer = CachedScorer(model, encoder, split, label_ids, pad, cache=cache)
 
     t0 = time.monotonic()
