@@ -155,8 +155,8 @@ function verdictRow(r) {
        el("meter", { min: 0, max: 1, low: cal?.uncertain_low ?? 0.35, high: cal?.uncertain_high ?? 0.65, optimum: 0,
                      value: r.score }), ` ${pct(r.score)}`,
        cal ? el("span", { class: "band", "data-threshold": cal.threshold,
-                          text: `phishing from ${pct(cal.threshold)}; uncertain ${pct(cal.uncertain_low)}` +
-                                `–${pct(cal.uncertain_high)}` }) : null),
+                          text: `phishing from ${pct(cal.threshold)}; uncertain ` +
+                                `${(100 * cal.uncertain_low).toFixed(1)}–${pct(cal.uncertain_high)}` }) : null),
     el("td", { "data-col": "input", text: input }));
 }
 
