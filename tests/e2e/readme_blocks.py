@@ -1,10 +1,10 @@
-"""README.md as a list of runnable blocks: fenced `bash` / `python` code, its `readme-test` marker, its output.
+"""README.md as runnable blocks: fenced `bash` / `python` code, its `readme-test` marker, its output.
 
 Markers are HTML comments on the line right before a fence (invisible on GitHub):
 
 - `<!-- readme-test: skip: REASON -->`   the block cannot run in the test (it says why);
 - `<!-- readme-test: slow: REASON -->`   it runs only in the `slow` selection;
-- `<!-- readme-test: output -->`         this (`text`) block is the expected stdout of the code block before it:
+- `<!-- readme-test: output -->`         this (`text`) block is the expected stdout of the code block above:
   compared line by line, with `…` matching any run of characters and trailing spaces ignored.
 
 Bash blocks are cut into commands where `bash -n` accepts the lines so far (so quoted strings and `\\`
@@ -119,7 +119,8 @@ def matches(expected: str, actual: str) -> str | None:
     exp = [line.rstrip() for line in expected.rstrip("\n").splitlines()]
     act = [line.rstrip() for line in actual.rstrip("\n").splitlines()]
     if len(exp) != len(act):
-        return f"{len(act)} lines printed, {len(exp)} documented:\n--- documented\n{expected}--- printed\n{actual}"
+        return (f"{len(act)} lines printed, {len(exp)} documented:\n--- documented\n{expected}"
+                f"--- printed\n{actual}")
     for n, (e, a) in enumerate(zip(exp, act), 1):
         pattern = "^" + ".*".join(re.escape(part) for part in e.split("…")) + "$"
         if not re.match(pattern, a):
