@@ -14,8 +14,8 @@ For each shipped adapter with a reference profile (``adapters/<name>/reference.j
 
 Scores: scoring 2,000 texts per adapter through SmolLM2 on a 2-core CPU takes far too long, so the replay
 drives the monitor directly and draws each text's P(phishing) from the adapter's own reference score
-sample. The score and uncertainty features are therefore in distribution by construction: the false-alert
-count covers the style and embedding features, and the detection delays are upper bounds (a real model's
+sample of the text's class (benchmarks/drift_live.py uses real scores). The score and uncertainty features
+are therefore in distribution by construction: the false-alert count covers the style and embedding features, and the detection delays are upper bounds (a real model's
 scores shift too on novel traffic, which can only add evidence).
 
 Overhead: real /v1/classify single-text requests (mixed SMS / e-mail test rows) through one real uvicorn
@@ -90,14 +90,14 @@ def streams(bundle, splits, n: int, n_novel: int, seed: int):
         groups[(r.source, r.label)] += 1
     test = defaultdict(list)
     for r in splits.rows("test", sorted({s for s, _ in groups})):
-        test[(r.source, r.label)].append(r.text)
+        test[(r.source, r.label)].append((r.text, r.label))
     ind = []
     for g, k in groups.items():
         pool = test[g]
         want = round(n * k / len(val))
         ind += [pool[i % len(pool)] for i in rng.sample(range(max(want, len(pool))), want)] if pool else []
     rng.shuffle(ind)
-    novel = [r.text for r in splits.rows("test", NOVEL[bundle.manifest.name])]
+    novel = [(r.text, r.label) for r in splits.rows("test", NOVEL[bundle.manifest.name])]
     rng.shuffle(novel)
     return ind[:n], novel[:n_novel]
 
@@ -112,7 +112,7 @@ def replay(bundle, ind, novel, embedder, window: int, eval_every: int, batch: in
 
     name = bundle.manifest.name
     ref = ReferenceProfile.load(bundle.path / bundle.manifest.extras["reference"])
-    scores = np.asarray(ref.features["score"].sample)
+    by_class = ref.features["score"].sorted  # (legitimate, phishing) reference scores
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as state:
         settings = Settings(drift_window=window, drift_eval_every=eval_every, drift_state_dir=Path(state),
@@ -121,8 +121,9 @@ def replay(bundle, ind, novel, embedder, window: int, eval_every: int, batch: in
         mon.start()
         t0 = time.perf_counter()
 
-        def feed(texts) -> bool:
-            p = rng.choice(scores, len(texts))
+        def feed(rows) -> bool:
+            texts = [t for t, _ in rows]
+            p = [rng.choice(by_class[lab == "phishing"]) for _, lab in rows]
             res = [Classification(i, "phishing" if q >= 0.5 else "legitimate", float(q), False, False, name,
                                   bundle.sha256, 0) for i, q in enumerate(p)]
             mon.observe(texts, ClassifyOutcome(res, len(texts), 0, "clf-replay"))
@@ -244,7 +245,7 @@ def main() -> None:
         emb = embedders.setdefault(mt, _CachedEmbedder(mt))
         ind, novel = streams(b, splits, args.n, args.novel, seed=5)
         t = time.perf_counter()
-        emb.warm(ind + novel)
+        emb.warm([t for t, _ in ind + novel])
         t_emb = (time.perf_counter() - t) / max(len(ind) + len(novel), 1)
         onsets, delay, rep, per_text = replay(b, ind, novel, emb, args.window, args.eval_every, args.batch, 7)
         top = ", ".join(rep.most_shifted[:3])

@@ -20,13 +20,24 @@ class WordShift(WireModel):
     log_odds: float  # > 0: typical of live traffic
 
 
+class Prevalence(WireModel):
+    """The window's estimated phishing prevalence with its 95 % interval."""
+
+    estimate: float
+    low: float
+    high: float
+    calibration: float  # phishing share of the rows the adapter's scores are calibrated on
+    texts: int
+
+
 class AdapterDrift(WireModel):
     """One adapter's drift state: `status` is no_reference | warming_up | ok | drift | error."""
 
     adapter: str
     sha256: str
     status: str
-    alert: bool
+    alert: bool  # drift against the reference reweighted to the prevalence: not raised by a phishing wave
+    prevalence: Prevalence | None = None
     window_size: int
     window_texts: int
     texts_seen: int

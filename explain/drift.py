@@ -1,17 +1,23 @@
 """Drift statistics (DESIGN.md §6): pure numpy functions, shared by the bundle builder and the live monitor.
 
-- PSI over reference deciles for every scalar feature (score, uncertainty, style features); KS as a
-  second, threshold-free view.
+Label shift is not drift. Phishing prevalence moves all the time (a few percent of real traffic, in
+waves), and every feature that differs between the classes (score, URL count, the embedding) moves with
+it. So the reference is kept per class, the window's prevalence is estimated from the calibrated scores
+(explain.prior), and every statistic compares the window with the reference MIXED AT THAT PREVALENCE:
+only a change in what the texts of a class look like (covariate shift: a new style or source) raises it.
+
+- PSI over reference deciles for every scalar feature (score, uncertainty, style features), against the
+  per-class bin shares mixed at the prior; KS against the mixed CDF as a second, threshold-free view.
 - Unbiased MMD² with an RBF kernel (median-heuristic bandwidth) between a window of text embeddings and
-  the reference embedding sample.
+  the reference embedding sample reweighted to the prior (pairs of identical texts left out).
 - A per-text out-of-distribution score: mean cosine distance to the k nearest reference embeddings,
   divided by the reference's own leave-one-out 99th percentile (so 1.0 = "as odd as the oddest 1 % of
   the reference").
-- Threshold calibration: windows of size W drawn from one half of the reference rows are compared with
-  a profile built on the other half, many times; each statistic's threshold is its (1 - alpha/k)
-  quantile (Bonferroni over the k statistics), so a window of in-distribution traffic raises any
-  statistic with probability <= alpha. Comparing with a half-size reference makes the thresholds a
-  little conservative.
+- Threshold calibration: windows of size W drawn (class counts ~ Binomial(W, prior)) from one half of the
+  reference rows, at each of several prevalences, are compared with the other half reweighted to the
+  prior estimated from the drawn scores; each statistic's threshold is its (1 - alpha/k) quantile
+  (Bonferroni over the k statistics) at the prevalence where it is highest, so an in-distribution window
+  raises any statistic with probability <= alpha whatever the prevalence, the estimation error included.
 - Alert rule (`drift_rule`): the embedding statistic over its threshold, or at least two scalar features
   over theirs. One scalar feature alone never alerts: a single odd feature (one HTML message in an SMS
   stream) is noise more often than a new kind of traffic.
@@ -21,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -128,15 +134,90 @@ def knn_distance(x: np.ndarray, ref: np.ndarray, k: int = 5, exclude_self: bool 
     return np.sort(np.partition(d, k - 1, axis=1)[:, :k], axis=1).mean(1)
 
 
+# ---- class-conditional reference, reweighted to the live prior ----------------------------------------
+# Under label shift the live distribution of any feature is pi * p(x | phishing) + (1 - pi) * p(x | legit),
+# with pi the live prevalence (explain.prior). Every reference statistic below is kept per class and mixed
+# at the window's estimated prior, so a change in how much phishing arrives moves nothing.
+def mixture_props(props_by_class: np.ndarray, prior: float | np.ndarray) -> np.ndarray:
+    """[2, k] per-class bin shares (legitimate, phishing) → the mixture at `prior` ([k], or [S, k])."""
+    pi = np.asarray(prior, dtype=np.float64)[..., None]
+    return pi * props_by_class[1] + (1.0 - pi) * props_by_class[0]
+
+
+def ks_mixture(live: np.ndarray, sorted_by_class: Sequence[np.ndarray], prior: float) -> float:
+    """KS statistic between a live sample and the class-mixture of two sorted reference samples."""
+    live = np.sort(np.asarray(live, dtype=np.float64))
+    s0, s1 = (np.asarray(s, dtype=np.float64) for s in sorted_by_class)
+    if len(live) == 0 or len(s0) == 0 or len(s1) == 0:
+        return 0.0
+    grid = np.concatenate([live, s0, s1])
+    f_live = np.searchsorted(live, grid, side="right") / len(live)
+    f_ref = (prior * np.searchsorted(s1, grid, side="right") / len(s1)
+             + (1 - prior) * np.searchsorted(s0, grid, side="right") / len(s0))
+    return float(np.max(np.abs(f_live - f_ref)))
+
+
+def reference_quantile_mixture(values: np.ndarray, sorted_by_class: Sequence[np.ndarray], prior: float,
+                               rng: np.random.Generator) -> np.ndarray:
+    """Randomised PIT under the class mixture at `prior` (uniform on [0, 1] for in-distribution values)."""
+    values = np.asarray(values, dtype=np.float64)
+    r = rng.random(len(values))
+    u = np.zeros(len(values))
+    for w, s in ((1 - prior, sorted_by_class[0]), (prior, sorted_by_class[1])):
+        s = np.asarray(s, dtype=np.float64)
+        lo = np.searchsorted(s, values, side="left")
+        hi = np.searchsorted(s, values, side="right")
+        u += w * (lo + r * (hi - lo)) / max(len(s), 1)
+    return np.clip(u, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class KernelMeans:
+    """Off-diagonal means of K(ref, ref) within and between the classes, for the reweighted MMD."""
+
+    k00: float
+    k01: float
+    k11: float
+
+    def kyy(self, prior: float | np.ndarray) -> float | np.ndarray:
+        return prior * prior * self.k11 + 2 * prior * (1 - prior) * self.k01 + (1 - prior) ** 2 * self.k00
+
+    @classmethod
+    def of(cls, ref: np.ndarray, y: np.ndarray, gamma: float) -> KernelMeans:
+        a, b = ref[y == 0], ref[y == 1]
+        return cls(offdiag_mean(rbf(a, a, gamma)), float(rbf(a, b, gamma).mean()), offdiag_mean(rbf(b, b, gamma)))
+
+
+def mmd2_prior(x: np.ndarray, ref: np.ndarray, y: np.ndarray, gamma: float, km: KernelMeans,
+               prior: float) -> float:
+    """Unbiased MMD² between a window x [n, d] and the reference [m, d] reweighted to `prior` (y: 1 = phishing).
+
+    The within-window term skips pairs of identical texts as well as the diagonal: a campaign repeating
+    one message is not, by itself, a new kind of traffic (and calibration draws rows with replacement)."""
+    if len(x) < 2 or (y == 0).sum() < 1 or (y == 1).sum() < 1:
+        return 0.0
+    x = x.astype(np.float64)
+    d = _sqdist(x, x)
+    keep = d > 1e-8
+    kxx = float(np.exp(-gamma * d)[keep].mean()) if keep.any() else 1.0
+    kxr = rbf(x, ref, gamma)
+    cross = prior * kxr[:, y == 1].mean() + (1 - prior) * kxr[:, y == 0].mean()
+    return float(kxx - 2.0 * cross + km.kyy(prior))
+
+
 # ---- calibration -------------------------------------------------------------------------------------
+PRIOR_GRID: tuple[float, ...] = (0.01, 0.05, 0.2, 0.5, 0.9)  # live prevalences thresholds must hold at
+
+
 @dataclass(frozen=True)
 class Calibrated:
     """Thresholds for one window size and what the simulation measured with them."""
 
     window: int
     thresholds: dict[str, float]  # feature -> threshold (PSI for scalars, MMD² for "embedding")
-    false_alarm_rate: float  # share of simulated in-distribution windows on which `drift_rule` fired
-    n_sims: int
+    false_alarm_rate: float  # highest share, over the simulated priors, of windows on which `drift_rule` fired
+    n_sims: int  # simulated windows per prior
+    false_alarm_by_prior: dict[float, float] = field(default_factory=dict)
 
 
 def drift_rule(over: Mapping[str, bool]) -> bool:
@@ -144,58 +225,110 @@ def drift_rule(over: Mapping[str, bool]) -> bool:
     return bool(over.get("embedding", False)) or sum(v for f, v in over.items() if f != "embedding") >= 2
 
 
-def calibrate(values: np.ndarray, names: Sequence[str], embeddings: np.ndarray | None, windows: Sequence[int],
-              alpha: float = 0.01, n_sims: int = 2000, seed: int = 0,
-              gamma: float | None = None) -> list[Calibrated]:
-    """Thresholds per window size from reference rows `values` [n, F] (+ `embeddings` [n, d]).
+@dataclass(frozen=True)
+class RowSet:
+    """Labelled reference rows of one kind: `values` [n, F] named `names`, `y` [n] (1 = phishing),
+    optional `embeddings` [n, d]."""
 
-    Split-half: windows of W rows drawn with replacement from half H are compared with the profile of the
-    other half R. The MMD within-window term skips pairs drawn from the same row, so repeated draws do not
-    look like a tight cluster.
+    values: np.ndarray
+    y: np.ndarray
+    names: tuple[str, ...]
+    embeddings: np.ndarray | None = None
+
+
+def _halves(y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Class-stratified split-half: (R, H) row indices."""
+    r, h = [], []
+    for c in (0, 1):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        r.append(idx[: len(idx) // 2])
+        h.append(idx[len(idx) // 2:])
+    return np.concatenate(r), np.concatenate(h)
+
+
+def _draw(h_idx: np.ndarray, y: np.ndarray, n1: np.ndarray, w: int, rng: np.random.Generator) -> np.ndarray:
+    """[S, w] positions in `h_idx`: the first n1[s] of row s phishing rows, the rest legitimate ones."""
+    pos, neg = np.flatnonzero(y[h_idx] == 1), np.flatnonzero(y[h_idx] == 0)
+    a = pos[rng.integers(0, len(pos), size=(len(n1), w))]
+    b = neg[rng.integers(0, len(neg), size=(len(n1), w))]
+    return np.where(np.arange(w)[None, :] < n1[:, None], a, b)
+
+
+def _psi_sims(rows: RowSet, r_idx: np.ndarray, h_idx: np.ndarray, pos: np.ndarray, pi_hat: np.ndarray,
+              out: dict[str, np.ndarray]) -> None:
+    n_sims, w = pos.shape
+    for f, name in enumerate(rows.names):
+        col = rows.values[:, f]
+        edges = decile_edges(col[r_idx])
+        by_class = np.stack([bin_props(col[r_idx][rows.y[r_idx] == c], edges) for c in (0, 1)])
+        kbins = len(edges) + 1
+        b = bin_index(col[h_idx], edges)[pos] + np.arange(n_sims)[:, None] * kbins
+        counts = np.bincount(b.ravel(), minlength=n_sims * kbins).reshape(n_sims, kbins).astype(float)
+        props = (counts + SMOOTH) / (w + SMOOTH * kbins)
+        out[name] = psi_from_props(props, mixture_props(by_class, pi_hat))
+
+
+def calibrate(scored: RowSet, styled: RowSet, calibration_prior: float, windows: Sequence[int],
+              alpha: float = 0.005, n_sims: int = 2000, seed: int = 0, gamma: float | None = None,
+              priors: Sequence[float] = PRIOR_GRID) -> list[Calibrated]:
+    """Thresholds per window size, valid at every live prevalence in `priors`.
+
+    `scored` holds the model-dependent features of held-out rows (column 0 = calibrated P(phishing)),
+    `styled` the model-independent ones (style features, embeddings), possibly from more rows. Each is
+    split in halves per class; for each prior and window size, `n_sims` windows are drawn from one half
+    (class counts ~ Binomial(W, prior), the same counts for both row sets), the prior is estimated from
+    the drawn scores exactly as live (explain.prior), and every statistic is computed against the other
+    half reweighted to that estimate. Each threshold is the (1 - alpha/k) quantile (Bonferroni over the
+    k statistics) at the prior where it is highest, so an in-distribution window at any of these
+    prevalences raises the alert with probability <= alpha, estimation error of the prior included.
     """
+    from .prior import mle_prior
+
     rng = np.random.default_rng(seed)
-    n = len(values)
-    if n < 20:
-        raise ValueError(f"need at least 20 reference rows to calibrate thresholds, got {n}")
-    perm = rng.permutation(n)
-    r_idx, h_idx = perm[: n // 2], perm[n // 2:]
-    feats = list(names)
-    k_stats = len(feats) + (1 if embeddings is not None else 0)
+    for rows in (scored, styled):
+        if min((rows.y == 0).sum(), (rows.y == 1).sum()) < 10:
+            raise ValueError("need at least 10 reference rows of each class to calibrate thresholds")
+    rs, hs = _halves(scored.y, rng)
+    rx, hx = _halves(styled.y, rng)
+    emb = styled.embeddings
+    k_stats = len(scored.names) + len(styled.names) + (1 if emb is not None else 0)
     q = 1.0 - alpha / k_stats
-    bins_h, ref_props = [], []
-    for f in range(len(feats)):
-        edges = decile_edges(values[r_idx, f])
-        ref_props.append(bin_props(values[r_idx, f], edges))
-        bins_h.append(bin_index(values[h_idx, f], edges))
-    if embeddings is not None:
-        er, eh = embeddings[r_idx], embeddings[h_idx]
-        gamma = rbf_gamma(er) if gamma is None else gamma  # pass the served bandwidth: same kernel
+    if emb is not None:
+        er, eh = emb[rx].astype(np.float64), emb[hx].astype(np.float64)
+        gamma = rbf_gamma(emb) if gamma is None else gamma  # pass the served bandwidth: same kernel
         k_hh = rbf(eh, eh, gamma)
-        k_hr_mean = rbf(eh, er, gamma).mean(1)
-        kyy = offdiag_mean(rbf(er, er, gamma))
+        k_hr = rbf(eh, er, gamma)
+        yr = styled.y[rx]
+        m1, m0 = k_hr[:, yr == 1].mean(1), k_hr[:, yr == 0].mean(1)
+        km = KernelMeans.of(er, yr, gamma)
     out = []
     for w in windows:
-        idx = rng.integers(0, len(h_idx), size=(n_sims, w))
-        stats: dict[str, np.ndarray] = {}
-        for f, name in enumerate(feats):
-            kbins = len(ref_props[f])
-            b = bins_h[f][idx] + np.arange(n_sims)[:, None] * kbins
-            counts = np.bincount(b.ravel(), minlength=n_sims * kbins).reshape(n_sims, kbins).astype(float)
-            props = (counts + SMOOTH) / (w + SMOOTH * kbins)
-            stats[name] = psi_from_props(props, ref_props[f][None, :])
-        if embeddings is not None:
-            # draw counts c per held-out row: sum over pairs of draws = c K c; pairs of one row with itself
-            # (K_jj = 1) are left out, so repeated draws do not look like a tight cluster
-            c = np.zeros((n_sims, len(h_idx)))
-            np.add.at(c, (np.repeat(np.arange(n_sims), w), idx.ravel()), 1.0)
-            same = (c * c).sum(1)
-            kxx = (((c @ k_hh) * c).sum(1) - same) / np.maximum(w * w - same, 1.0)
-            stats["embedding"] = kxx - 2.0 * (c @ k_hr_mean) / w + kyy
-        thr = {f: float(np.quantile(v, q)) for f, v in stats.items()}
-        for f in feats:
-            thr[f] = max(thr[f], PSI_FLOOR)
-        fired = sum(drift_rule({f: stats[f][s] > thr[f] for f in stats}) for s in range(n_sims))
-        out.append(Calibrated(int(w), thr, fired / n_sims, n_sims))
+        per_prior: dict[float, dict[str, np.ndarray]] = {}
+        for pi in priors:
+            n1 = rng.binomial(w, pi, size=n_sims)
+            ps, px = _draw(hs, scored.y, n1, w, rng), _draw(hx, styled.y, n1, w, rng)
+            pi_hat = mle_prior(scored.values[hs, 0][ps], calibration_prior)
+            stats: dict[str, np.ndarray] = {}
+            _psi_sims(scored, rs, hs, ps, pi_hat, stats)
+            _psi_sims(styled, rx, hx, px, pi_hat, stats)
+            if emb is not None:
+                # draw counts c per held-out row: sum over pairs of draws = c K c; pairs of one row with
+                # itself (K_jj = 1) are left out, as the live statistic leaves out identical texts
+                c = np.zeros((n_sims, len(hx)))
+                np.add.at(c, (np.repeat(np.arange(n_sims), w), px.ravel()), 1.0)
+                same = (c * c).sum(1)
+                kxx = (((c @ k_hh) * c).sum(1) - same) / np.maximum(w * w - same, 1.0)
+                cross = (pi_hat * (c @ m1) + (1 - pi_hat) * (c @ m0)) / w
+                stats["embedding"] = kxx - 2.0 * cross + km.kyy(pi_hat)
+            per_prior[pi] = stats
+        names = list(per_prior[priors[0]])
+        thr = {f: max(float(np.quantile(per_prior[pi][f], q)) for pi in priors) for f in names}
+        for f in names:
+            if f != "embedding":
+                thr[f] = max(thr[f], PSI_FLOOR)
+        fa = {pi: float(np.mean([drift_rule({f: st[f][s] > thr[f] for f in names}) for s in range(n_sims)]))
+              for pi, st in per_prior.items()}
+        out.append(Calibrated(int(w), thr, max(fa.values()), n_sims, fa))
     return out
 
 

@@ -6,7 +6,9 @@ probability p and a false positive with probability 1 - p; one predicted "legiti
 negative with probability p and a true negative with 1 - p. Summing over a window gives the expected
 confusion matrix, and from it expected precision and recall, with no true label at all.
 
-The estimate is only as good as the calibration: under drift a model can stay confident and be wrong,
+Calibration holds at the class prior it was fitted under; when the prevalence moves (phishing is rare in
+production, the calibration rows are balanced), `ExpectedWindow` adjusts the probabilities to the window's
+estimated prevalence first (explain.prior). The estimate is only as good as the calibration: under drift a model can stay confident and be wrong,
 so CBPE misses the failures the drift statistics catch; true labels (feedback) are the ground truth.
 Both windows here are bounded (a deque of the last N items) and keep running sums, so an update is O(1).
 """
@@ -15,8 +17,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
+
+import numpy as np
 
 Outcome = Literal["tp", "fp", "tn", "fn"]
 OUTCOMES: tuple[Outcome, ...] = ("tp", "fp", "tn", "fn")
@@ -79,16 +84,22 @@ def outcome(predicted_phishing: bool, actually_phishing: bool) -> Outcome:
 
 
 class ExpectedWindow:
-    """CBPE over the last `size` served verdicts, with running sums (O(1) per verdict).
+    """CBPE over the last `size` served verdicts.
 
-    Sums are recomputed from the window every `size` updates so floating-point error cannot accumulate.
+    With `calibration_prior` (the phishing share of the rows the adapter was calibrated on) the served
+    probabilities are first re-expressed under the window's own estimated prevalence (explain.prior,
+    Saerens et al. 2002): probabilities calibrated on balanced rows overstate P(phishing) when phishing is
+    rare, and CBPE would promise a precision the adapter does not have. Without it: plain CBPE with running
+    sums (O(1) per verdict), recomputed from the window every `size` updates so error cannot accumulate.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, calibration_prior: float | None = None) -> None:
         if size < 1:
             raise ValueError(f"window size must be >= 1, got {size}")
         self.size = size
+        self.calibration_prior = calibration_prior
         self._items: deque[Confusion] = deque()
+        self._raw: deque[tuple[float, bool]] = deque()
         self._sum = [0.0, 0.0, 0.0, 0.0]
         self._since_resum = 0
 
@@ -98,9 +109,11 @@ class ExpectedWindow:
     def add(self, p_phishing: float, predicted_phishing: bool) -> None:
         c = expected_contribution(p_phishing, predicted_phishing)
         self._items.append(c)
+        self._raw.append((p_phishing, predicted_phishing))
         self._shift(c, +1)
         if len(self._items) > self.size:
             self._shift(self._items.popleft(), -1)
+            self._raw.popleft()
         self._since_resum += 1
         if self._since_resum >= self.size:
             self._since_resum = 0
@@ -116,7 +129,24 @@ class ExpectedWindow:
         s[3] += sign * c.fn
 
     @property
+    def prevalence(self) -> float:
+        """The window's estimated phishing prevalence (NaN without a calibration prior or verdicts)."""
+        if self.calibration_prior is None or not self._raw:
+            return math.nan
+        from .prior import mle_prior
+
+        return float(mle_prior(np.fromiter((p for p, _ in self._raw), float), self.calibration_prior))
+
+    @property
     def confusion(self) -> Confusion:
+        if self.calibration_prior is not None and self._raw:
+            from .prior import adjust_posteriors
+
+            p = np.fromiter((p for p, _ in self._raw), float)
+            pred = np.fromiter((d for _, d in self._raw), bool)
+            q = adjust_posteriors(p, self.calibration_prior, self.prevalence)
+            return Confusion(float(q[pred].sum()), float((1 - q[pred]).sum()), float((1 - q[~pred]).sum()),
+                             float(q[~pred].sum()))
         # clamp tiny negatives left by subtraction
         return Confusion(*(max(0.0, v) for v in self._sum))
 

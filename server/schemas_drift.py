@@ -7,12 +7,13 @@ from typing import Literal
 from phishlens.explain.drift import TypicalWord
 from pydantic import BaseModel, Field
 
-from .services.drift import AdapterDrift, FeatureDrift
+from .services.drift import AdapterDrift, FeatureDrift, Prevalence
 
 
 class FeatureStat(BaseModel):
     feature: str = Field(description="score, uncertainty, a style feature, or embedding")
-    statistic: float = Field(description="PSI against the reference deciles; MMD² for feature=embedding")
+    statistic: float = Field(description="PSI against the reference deciles; MMD² for feature=embedding; both "
+                                               "against the reference reweighted to the window's prevalence")
     threshold: float = Field(description="calibrated on reference data for the target false-alarm rate")
     over: bool
     ks: float | None = Field(default=None, description="two-sample KS statistic (scalar features), no threshold")
@@ -33,12 +34,29 @@ class WordShift(BaseModel):
         return cls(word=w.word, live_share=w.live_share, reference_share=w.reference_share, log_odds=w.log_odds)
 
 
+class PrevalenceInfo(BaseModel):
+    estimate: float = Field(description="estimated share of phishing in the window (maximum likelihood from the "
+                                        "calibrated scores, Saerens et al. 2002); the drift statistics compare "
+                                        "the window with the reference reweighted to it")
+    low: float = Field(description="lower end of the 95 % interval")
+    high: float = Field(description="upper end of the 95 % interval")
+    calibration: float = Field(description="phishing share of the rows the adapter's scores are calibrated on")
+    texts: int = Field(description="texts the estimate is based on")
+
+    @classmethod
+    def of(cls, p: Prevalence) -> PrevalenceInfo:
+        return cls(estimate=p.estimate, low=p.low, high=p.high, calibration=p.calibration, texts=p.texts)
+
+
 class AdapterDriftInfo(BaseModel):
     adapter: str
     sha256: str
     status: Literal["no_reference", "warming_up", "ok", "drift", "error"]
     alert: bool = Field(description="window full and the drift rule holds (embedding over threshold, or >= 2 "
-                                    "scalar features over threshold)")
+                                    "scalar features over threshold, against the reference reweighted to the "
+                                    "window's prevalence): a generalization failure, not a phishing wave")
+    prevalence: PrevalenceInfo | None = Field(default=None, description="the window's estimated phishing "
+                                              "prevalence, a signal of its own (null before any text)")
     window_size: int
     window_texts: int
     texts_seen: int
@@ -53,6 +71,7 @@ class AdapterDriftInfo(BaseModel):
     @classmethod
     def of(cls, d: AdapterDrift) -> AdapterDriftInfo:
         return cls(adapter=d.adapter, sha256=d.sha256, status=d.status, alert=d.alert,  # type: ignore[arg-type]
+                   prevalence=PrevalenceInfo.of(d.prevalence) if d.prevalence else None,
                    window_size=d.window_size, window_texts=d.window_texts, texts_seen=d.texts_seen,
                    calibrated_window=d.calibrated_window, features=[FeatureStat.of(f) for f in d.features],
                    most_shifted=d.most_shifted[:5], typical_live=[WordShift.of(w) for w in d.typical_live],

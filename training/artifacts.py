@@ -35,6 +35,7 @@ class ArtifactContext:
     tokenizer: Any
     encoder: Any  # training.prompt.PromptEncoder for this bundle's prompt
     seed: int = 13
+    train: list[Record] = field(default_factory=list)  # the mix's training rows (model-independent features)
     cache: dict[str, Any] = field(default_factory=dict)  # shared between builders of one run (e.g. scores)
 
 
@@ -82,6 +83,11 @@ def build_artifacts(ctx: ArtifactContext, groups: Sequence[str] | None = None) -
 
 def validation_rows(manifest: B.Manifest, data_root: Path | None = None) -> list[Record]:
     """Rebuild a bundle's validation rows from its mix and seed; refuse if the data fingerprint differs."""
+    return mix_rows(manifest, data_root)[1]
+
+
+def mix_rows(manifest: B.Manifest, data_root: Path | None = None) -> tuple[list[Record], list[Record]]:
+    """(train, validation) rows of a bundle's mix, rebuilt from its seed; refuse if the fingerprint differs."""
     from .mixes import build_mix, load_mix
     from .splits import load_splits
 
@@ -93,7 +99,7 @@ def validation_rows(manifest: B.Manifest, data_root: Path | None = None) -> list
         raise ValueError(f"{manifest.name}: the rebuilt mix {manifest.training_data.mix!r} has fingerprint "
                          f"{fp[:12]}…, the bundle was trained on {manifest.training_data.fingerprint[:12]}…; "
                          "the data or the split code changed")
-    return list(mix.validation)
+    return list(mix.train), list(mix.validation)
 
 
 def load_bundle_model(bundle: B.Bundle) -> tuple[Any, Any, Any]:
@@ -119,10 +125,14 @@ def augment_bundle(path: Path, groups: Sequence[str] | None = None, data_root: P
                    validation: list[Record] | None = None) -> B.Bundle:
     """Add (or rebuild) artefacts in an existing bundle. The files go in place; the content hash changes."""
     bundle = B.load_bundle(path)
-    rows = validation if validation is not None else validation_rows(bundle.manifest, data_root)
+    train: list[Record] = []
+    if validation is None:
+        train, rows = mix_rows(bundle.manifest, data_root)
+    else:
+        rows = validation
     tok, model, enc = load_bundle_model(bundle)
     seed = int(bundle.manifest.metrics.get("train", {}).get("config", {}).get("seed", 13))
-    ctx = ArtifactContext(Path(path), bundle.manifest, rows, model, tok, enc, seed=seed)
+    ctx = ArtifactContext(Path(path), bundle.manifest, rows, model, tok, enc, seed=seed, train=train)
     build_artifacts(ctx, groups)
     return B.load_bundle(path)
 

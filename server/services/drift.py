@@ -6,6 +6,11 @@ counts them, so classification never waits on monitoring). One worker thread com
 MiniLM embeddings (once per text, shared by the adapters of a request), updates the windows, observes
 the per-text histograms and, every `drift_eval_every` texts, recomputes the statistics and gauges.
 
+Two signals, kept apart (README "Drift"): the window's phishing prevalence, estimated from the calibrated
+scores (explain.prior; a phishing wave is news, not a failure), and drift proper: every statistic compares
+the window with the reference reweighted to that prevalence, so only a change in what the texts of each
+class look like (a new style or source: a generalization failure) raises `alert`.
+
 The window keeps numbers only (features, scores, embeddings) and decayed word document frequencies;
 texts are dropped as soon as their features are computed. Windows are persisted atomically per adapter
 (`<state dir>/<adapter>.safetensors`, keyed by the bundle sha256: state from another bundle version is
@@ -28,6 +33,7 @@ from typing import Any
 
 import numpy as np
 from phishlens.explain import drift as D
+from phishlens.explain.prior import PriorEstimate, em_prior
 from phishlens.explain.reference import FEATURES, SCALAR_FEATURES, ReferenceError, ReferenceProfile
 from phishlens.explain.style import style_matrix, words
 
@@ -52,6 +58,21 @@ class FeatureDrift:
 
 
 @dataclass(frozen=True)
+class Prevalence:
+    """The window's estimated phishing prevalence (explain.prior) and the prior the scores are calibrated at."""
+
+    estimate: float
+    low: float  # 95 % interval
+    high: float
+    calibration: float  # phishing share of the adapter's calibration rows
+    texts: int  # texts it is estimated from
+
+    @classmethod
+    def of(cls, e: PriorEstimate, calibration: float) -> Prevalence:
+        return cls(e.estimate, e.low, e.high, calibration, e.n)
+
+
+@dataclass(frozen=True)
 class AdapterDrift:
     """The drift state of one adapter as last evaluated."""
 
@@ -64,6 +85,7 @@ class AdapterDrift:
     calibrated_window: int | None = None
     alert: bool = False
     features: list[FeatureDrift] = field(default_factory=list)
+    prevalence: Prevalence | None = None  # the reference is reweighted to `prevalence.estimate`
     most_shifted: list[str] = field(default_factory=list)  # features by statistic / threshold, over first
     typical_live: list[D.TypicalWord] = field(default_factory=list)
     typical_reference: list[D.TypicalWord] = field(default_factory=list)
@@ -89,6 +111,7 @@ class _Window:
         self.texts_seen = 0
         self.since_eval = 0
         self.rng = np.random.default_rng(seed)
+        self.prior = ref.prior.calibration if ref is not None else 0.5  # last estimate (reference quantiles)
         self.report: AdapterDrift | None = None
 
     # -- persistence ------------------------------------------------------------------------------------
@@ -289,7 +312,7 @@ class DriftMonitor:
         w.scalars.extend(rows)
         for j, f in enumerate(SCALAR_FEATURES):
             hist = self.metrics.feature_quantile.labels(adapter=w.name, feature=f)
-            for u in D.reference_quantile(rows[:, j], ref.features[f].sorted, w.rng):
+            for u in D.reference_quantile_mixture(rows[:, j], ref.features[f].sorted, w.prior, w.rng):
                 hist.observe(float(u))
         if emb is not None and ref.embedding is not None:
             w.embeddings.extend(emb)
@@ -358,22 +381,28 @@ class DriftMonitor:
         n = len(w.scalars)
         cal_w, thr = ref.thresholds_for(self.size)
         feats: list[FeatureDrift] = []
+        prevalence = None
         if n >= 2:
             x = np.stack(w.scalars)
+            # label shift first: the live prevalence from the calibrated scores; every statistic then compares
+            # the window with the reference mixed at that prevalence, so a phishing wave is not drift
+            prevalence = Prevalence.of(em_prior(x[:, 0], ref.prior.calibration), ref.prior.calibration)
+            pi = w.prior = prevalence.estimate
             for j, f in enumerate(SCALAR_FEATURES):
                 fr = ref.features[f]
-                stat = D.psi(x[:, j], np.asarray(fr.props), np.asarray(fr.edges))
-                feats.append(FeatureDrift(f, stat, thr[f], stat > thr[f], D.ks(x[:, j], fr.sorted)))
+                stat = D.psi(x[:, j], D.mixture_props(fr.props, pi), np.asarray(fr.edges))
+                feats.append(FeatureDrift(f, stat, thr[f], stat > thr[f], D.ks_mixture(x[:, j], fr.sorted, pi)))
             if ref.embedding is not None and len(w.embeddings) >= 2 and "embedding" in thr:
                 e = ref.embedding
-                stat = D.mmd2(np.stack(w.embeddings), e.vectors, e.gamma, kyy=e.kyy)
+                stat = D.mmd2_prior(np.stack(w.embeddings), e.vectors, e.labels, e.gamma, e.kernel, pi)
                 feats.append(FeatureDrift("embedding", stat, thr["embedding"], stat > thr["embedding"]))
         full = n >= self.size
         alert = full and D.drift_rule({f.feature: f.over for f in feats})
         ranked = sorted(feats, key=lambda f: -(f.statistic / f.threshold if f.threshold > 0 else 0.0))
-        live_top, ref_top = D.typical_words(w.live_df, w.live_n, ref.words, ref.n_rows)
+        ref_df, ref_n = ref.word_counts(w.prior)
+        live_top, ref_top = D.typical_words(w.live_df, w.live_n, ref_df, ref_n)
         w.report = AdapterDrift(w.name, w.sha, ("drift" if alert else "ok") if full else "warming_up", self.size,
-                                n, w.texts_seen, cal_w, alert, feats,
+                                n, w.texts_seen, cal_w, alert, feats, prevalence,
                                 [f.feature for f in ranked if f.over] + [f.feature for f in ranked if not f.over],
                                 live_top, ref_top, time.time())
         m = self.metrics
@@ -383,6 +412,10 @@ class DriftMonitor:
             if f in thr:
                 m.threshold.labels(adapter=w.name, feature=f).set(thr[f])
         m.alert.labels(adapter=w.name).set(1.0 if alert else 0.0)
+        if prevalence is not None:
+            m.prevalence.labels(adapter=w.name).set(prevalence.estimate)
+            m.prevalence_low.labels(adapter=w.name).set(prevalence.low)
+            m.prevalence_high.labels(adapter=w.name).set(prevalence.high)
         m.window_texts.labels(adapter=w.name).set(n)
 
     # -- persistence ------------------------------------------------------------------------------------

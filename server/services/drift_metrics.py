@@ -25,6 +25,13 @@ class DriftMetrics:
         self.alert = Gauge("phishlens_drift_alert", "1 when the window is full and the drift rule holds "
                            "(embedding over threshold, or >= 2 scalar features over threshold)", ["adapter"],
                            registry=r)
+        self.prevalence = Gauge("phishlens_drift_prevalence", "Estimated phishing prevalence of the drift window "
+                                "(maximum likelihood from calibrated scores; the reference is reweighted to it)",
+                                ["adapter"], registry=r)
+        self.prevalence_low = Gauge("phishlens_drift_prevalence_low", "Lower end of the 95 % interval of "
+                                    "phishlens_drift_prevalence", ["adapter"], registry=r)
+        self.prevalence_high = Gauge("phishlens_drift_prevalence_high", "Upper end of the 95 % interval of "
+                                     "phishlens_drift_prevalence", ["adapter"], registry=r)
         self.window_texts = Gauge("phishlens_drift_window_texts", "Texts in the current drift window", ["adapter"],
                                   registry=r)
         self.feature_quantile = Histogram("phishlens_drift_feature_quantile", "Each live text's feature value as "
@@ -38,7 +45,8 @@ class DriftMetrics:
 
     def forget(self, adapter: str) -> None:
         """Drop every series of an unloaded adapter."""
-        for m in (self.alert, self.window_texts, self.ood_score):
+        for m in (self.alert, self.window_texts, self.ood_score, self.prevalence, self.prevalence_low,
+                  self.prevalence_high):
             _remove(m, adapter)
         for f in FEATURES:
             _remove(self.statistic, adapter, f)

@@ -24,6 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from phishlens.explain.performance import ExpectedWindow, Outcome, OutcomeWindow, outcome
@@ -232,10 +233,25 @@ class FeedbackService:
     def _state_for(self, name: str, sha256: str) -> _AdapterState:
         state = self._state.get(name)
         if state is None or state.sha256 != sha256:  # a replaced bundle starts from empty windows
-            state = _AdapterState(sha256, ExpectedWindow(self.settings.performance_window),
+            state = _AdapterState(sha256, ExpectedWindow(self.settings.performance_window,
+                                                          self._calibration_prior(name, sha256)),
                                   OutcomeWindow(self.settings.feedback_window))
             self._state[name] = state
         return state
+
+    def _calibration_prior(self, name: str, sha256: str) -> float | None:
+        """The prior the adapter's probabilities are calibrated under (its drift reference), so CBPE can
+        follow a change of prevalence; None (plain CBPE) for a bundle without a reference profile."""
+        from phishlens.explain.reference import calibration_prior
+
+        try:
+            entry = self.registry.get(name)
+        except PhishlensError:
+            return None
+        fname = entry.manifest.extras.get("reference")
+        if entry.sha256 != sha256 or not fname:
+            return None
+        return calibration_prior(entry.bundle.path / Path(fname).name)
 
     def _prune(self, loaded: dict[str, str]) -> None:
         """Drop windows of adapters unloaded since (the registry already dropped their series)."""

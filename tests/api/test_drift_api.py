@@ -35,8 +35,9 @@ def root(tmp_path_factory, tokenizer, smollm2_base, embedder):
     root = tmp_path_factory.mktemp("drift-api")
     path = write_bundle(root, "default", tokenizer=tokenizer, base_sha256=smollm2_base.sha256)
     texts = sms(120, seed=1)
-    prof = build_profile("default", texts, [expected_p(" urgent" in " " + t) for t in texts], embedder(texts),
-                         embed_model=MODEL_ID, embed_max_tokens=64, windows=(WINDOW,), n_sims=500)
+    y = [" urgent" in " " + t for t in texts]
+    prof = build_profile("default", texts, [expected_p(v) for v in y], y, embedder(texts), calibration_prior=0.5,
+                         embed_model=MODEL_ID, embed_max_tokens=64, windows=(WINDOW,), n_sims=300)
     write_manifest(path, load_bundle(path).manifest.model_copy(update={"extras": prof.save(path)}))
     write_bundle(root, "alt", tokenizer=tokenizer, base_sha256=smollm2_base.sha256)
     return root
@@ -57,7 +58,7 @@ def classify(client, texts, adapters=("default", "alt")):
     for i in range(0, len(texts), 8):
         r = client.post("/v1/classify", json={"input": texts[i:i + 8], "adapters": list(adapters)}, headers=API)
         assert r.status_code == 200, r.text
-    assert client.app.state.runtime.drift.flush(60)
+    assert client.app.state.runtime.drift.flush(600)  # MiniLM on a loaded 2-core machine
 
 
 def drift(client) -> dict:
@@ -82,12 +83,15 @@ def test_drift_report_and_metrics(client):
     stats = {f["feature"]: f for f in d["features"]}
     assert set(stats) == set(SCALAR_FEATURES) | {"embedding"}
     assert all(f["threshold"] > 0 for f in stats.values())
+    pv = d["prevalence"]
+    assert pv["texts"] == WINDOW and pv["calibration"] == 0.5 and pv["low"] <= pv["estimate"] <= pv["high"]
 
     text = client.get("/metrics").text
     for name in ('phishlens_drift_statistic{adapter="default",feature="embedding"}',
                  'phishlens_drift_statistic{adapter="default",feature="score"}',
                  'phishlens_drift_threshold{adapter="default",feature="html"}',
                  'phishlens_drift_alert{adapter="default"} 0.0',
+                 'phishlens_drift_prevalence{adapter="default"}', 'phishlens_drift_prevalence_low{adapter="default"}',
                  f'phishlens_drift_window_texts{{adapter="default"}} {float(WINDOW)}',
                  'phishlens_drift_feature_quantile_bucket{adapter="default",feature="length",le="0.1"}',
                  'phishlens_drift_feature_quantile_count{adapter="default",feature="non_ascii_ratio"} 21.0',
@@ -109,7 +113,7 @@ def test_drift_report_and_metrics(client):
     with PhishlensClient("http://testserver", api_key="k-user", http_client=client) as c:
         by_name = {x.adapter: x for x in c.drift()}  # the client mirrors the wire schema
     assert by_name["default"].alert and by_name["alt"].status == "no_reference"
-    assert by_name["default"].features[0].threshold > 0
+    assert by_name["default"].features[0].threshold > 0 and by_name["default"].prevalence.texts == WINDOW
 
 
 def test_unload_removes_series(client):
@@ -117,4 +121,5 @@ def test_unload_removes_series(client):
     text = client.get("/metrics").text
     assert 'phishlens_drift_statistic{adapter="default"' not in text
     assert 'phishlens_ood_score_count{adapter="default"}' not in text
+    assert 'phishlens_drift_prevalence{adapter="default"}' not in text
     assert "default" not in drift(client)

@@ -21,7 +21,7 @@ EXPECTED_ALERTS = {
     "PhishlensDriftDetected", "PhishlensOODShareHigh", "PhishlensExpectedPrecisionDrop",
     "PhishlensExpectedRecallDrop", "PhishlensLivePrecisionDrop", "PhishlensLiveRecallDrop", "PhishlensDown",
     "PhishlensNotReady", "PhishlensErrorRateHigh", "PhishlensLatencyHigh", "PhishlensQueueSaturated",
-    "PhishlensFleetDriftDetected",
+    "PhishlensFleetDriftDetected", "PhishlensPrevalenceShift",
 }
 
 
@@ -60,6 +60,11 @@ def test_every_alert_is_documented_and_tested():
 def test_drift_alert_is_short_enough_to_test_end_to_end():
     (drift,) = [r for r in rules() if r["alert"] == "PhishlensDriftDetected"]
     assert drift["for"] == "1m"
+
+
+def test_prevalence_alert_is_short_enough_to_test_end_to_end():
+    (rule,) = [r for r in rules() if r["alert"] == "PhishlensPrevalenceShift"]
+    assert rule["for"] == "1m" and "phishlens_drift_prevalence_low" in rule["expr"]
 
 
 def test_promtool_check_rules():

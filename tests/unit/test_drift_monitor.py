@@ -26,13 +26,13 @@ MAIL = ["dear", "customer", "account", "verify", "bank", "login", "security", "s
 WINDOW = 40
 
 
-def sms(n: int, seed: int) -> list[str]:
-    """Short lower-case notes; every other one carries ' urgent' (the fake backend's phishing trigger)."""
+def sms(n: int, seed: int, every: int = 2) -> list[str]:
+    """Short lower-case notes; one in `every` carries ' urgent' (the fake backend's phishing trigger)."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
         w = [rng.choice(WORDS) for _ in range(rng.randint(5, 14))]
-        if i % 2:
+        if i % every == every - 1:
             w.insert(rng.randint(1, len(w)), "urgent")
         out.append(" ".join(w))
     return out
@@ -62,9 +62,9 @@ def root(tmp_path_factory, tokenizer, smollm2_base):
     path = write_bundle(root, "tiny", tokenizer=tokenizer, base_sha256=smollm2_base.sha256,
                         golden=[("please reply urgent now", "phishing"), ("lunch at noon", "legitimate")])
     texts = sms(400, seed=1)
-    p = [expected_p(" urgent" in " " + t) for t in texts]
-    prof = build_profile("tiny", texts, p, hash_embed(texts), embed_model="hash", windows=(WINDOW,),
-                         n_sims=1000, alpha=0.01)
+    y = [" urgent" in " " + t for t in texts]
+    prof = build_profile("tiny", texts, [expected_p(v) for v in y], y, hash_embed(texts), calibration_prior=0.5,
+                         embed_model="hash", windows=(WINDOW,), n_sims=500, alpha=0.01)
     extras = prof.save(path)
     m = load_bundle(path).manifest
     write_manifest(path, m.model_copy(update={"extras": extras}))
@@ -119,6 +119,18 @@ def test_in_distribution_quiet_shift_alerts_and_state_survives_restart(root, tok
             tiny = rig.report()["tiny"]
             assert tiny.status == "ok" and tiny.window_texts == WINDOW and tiny.texts_seen == 200
             assert {f.feature for f in tiny.features} >= {"score", "length", "embedding"}
+            assert 0.3 < tiny.prevalence.estimate < 0.7 and tiny.prevalence.low < 0.5 < tiny.prevalence.high
+
+            # a phishing lull (1 text in 10 'urgent' instead of 1 in 2): the prevalence moves, drift does not
+            alerts = await rig.feed(sms(120, seed=8, every=10))
+            tiny = rig.report()["tiny"]
+            assert not any(alerts) and tiny.status == "ok", [(f.feature, f.statistic, f.threshold)
+                                                              for f in tiny.features]
+            assert tiny.prevalence.estimate < 0.2 and tiny.prevalence.high < 0.4
+            text = rig.metrics.render().decode()
+            est = float(text.split('phishlens_drift_prevalence{adapter="tiny"} ')[1].split()[0])
+            assert abs(est - tiny.prevalence.estimate) < 1e-9
+            assert 'phishlens_drift_prevalence_high{adapter="tiny"}' in text
 
             seen = tiny.texts_seen
             assert (await rig.service.golden_check()).ok  # self-tests never enter the windows
@@ -128,7 +140,9 @@ def test_in_distribution_quiet_shift_alerts_and_state_survives_restart(root, tok
             alerts = await rig.feed(mails(40, seed=3))
             tiny = rig.report()["tiny"]
             assert alerts[-1] and tiny.status == "drift"
-            assert {"length", "html", "url_count", "embedding"} & set(tiny.most_shifted[:4])
+            assert tiny.prevalence is not None  # drift is judged against the reference at this prevalence
+            assert set(tiny.most_shifted[:4]) <= {f.feature for f in tiny.features if f.over} | {"score", "uncertainty"}
+            assert {"length", "html", "url_count", "lines", "upper_ratio", "embedding"} & set(tiny.most_shifted[:4])
             assert {"login", "secure", "body"} & {w.word for w in tiny.typical_live}
             text = rig.metrics.render().decode()
             assert 'phishlens_drift_alert{adapter="tiny"} 1.0' in text
@@ -185,7 +199,8 @@ def test_trained_bundle_carries_a_reference(tiny_bundles):
     _, phish, _ = tiny_bundles
     assert phish.manifest.extras["reference"] == "reference.json"
     prof = ReferenceProfile.load(phish.path / "reference.json")
-    assert prof.n_rows == 80 and prof.embedding is not None and prof.embedding.vectors.shape == (80, 384)
-    assert set(prof.thresholds[200]) == set(FEATURES)
-    scores = prof.features["score"].sorted
-    assert scores.min() < 0.5 < scores.max()  # the planted rule: both classes among the validation rows
+    assert prof.n_rows == 80 and prof.embedding is not None and prof.embedding.vectors.shape[1] == 384
+    assert len(prof.embedding.labels) == prof.n_style_rows >= 80
+    assert set(prof.thresholds[200]) == set(FEATURES) and prof.prior.calibration == 0.5
+    legit, phishing = prof.features["score"].sorted  # the planted rule: the classes score apart
+    assert len(legit) + len(phishing) == 80 and np.median(legit) < np.median(phishing)

@@ -47,6 +47,26 @@ def test_cbpe_matches_realised_metrics_when_calibrated():
     assert abs(est.precision - real.precision) < 0.01 and abs(est.recall - real.recall) < 0.01
 
 
+def test_cbpe_follows_a_prevalence_change_with_the_calibration_prior():
+    """Scores calibrated on balanced rows, served on traffic with 3 % phishing: plain CBPE promises the
+    balanced precision; adjusted to the window's estimated prevalence it matches the realised one."""
+    rng = np.random.default_rng(7)
+    n = 20_000
+    y = rng.random(n) < 0.03
+    x = rng.normal(np.where(y, 1.5, -1.5), 1.0)
+    p = 1 / (1 + np.exp(-3.0 * x))  # exact posterior at prior 0.5 (log f1/f0 = 3x for N(+-1.5, 1))
+    pred = p >= 0.5
+    real_p = float((pred & y).sum() / pred.sum())
+    real_r = float((pred & y).sum() / y.sum())
+    plain, adjusted = ExpectedWindow(n), ExpectedWindow(n, calibration_prior=0.5)
+    for pi, di in zip(p.tolist(), pred.tolist()):
+        plain.add(pi, di)
+        adjusted.add(pi, di)
+    assert abs(plain.confusion.precision - real_p) > 0.3  # ~0.93 promised, ~0.3 real
+    assert abs(adjusted.confusion.precision - real_p) < 0.03 and abs(adjusted.confusion.recall - real_r) < 0.03
+    assert abs(adjusted.prevalence - 0.03) < 0.005 and np.isnan(plain.prevalence)
+
+
 def test_expected_window_slides_and_stays_exact():
     rng = random.Random(1)
     w = ExpectedWindow(50)
