@@ -187,6 +187,9 @@ class SourceInfo:
     loader: Callable[[Path], list[Record]]
     description: str
     labels: tuple[str, ...]  # labels the source provides ('phishing', 'legitimate')
+    # Training-only additions (one class, to widen a mix's legitimate side): left out of evaluation sets so
+    # the cross-domain matrix stays on the original corpora and does not depend on a fetched file.
+    supplementary: bool = False
 
 
 _BOTH = ("phishing", "legitimate")
@@ -219,9 +222,11 @@ SOURCES: dict[str, SourceInfo] = {
         SourceInfo("url_hannousse", "url", load_url_hannousse,
                    "Hannousse & Yahiouche 2021 phishing vs legitimate URLs", _BOTH),
         SourceInfo("url_spamassassin_ham", "url", _extra.load_url_spamassassin_ham,
-                   "Links in SpamAssassin ham bodies, <= 3 per host (legitimate only)", ("legitimate",)),
+                   "Links in SpamAssassin ham bodies, <= 3 per host (legitimate only)", ("legitimate",),
+                   supplementary=True),
         SourceInfo("url_top_sites", "url", _extra.load_url_top_sites,
-                   "npm top-sites 1.1.222: 500 most linked-to root domains (legitimate only)", ("legitimate",)),
+                   "npm top-sites 1.1.222: 500 most linked-to root domains (legitimate only)", ("legitimate",),
+                   supplementary=True),
     )
 }
 

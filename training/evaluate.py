@@ -74,10 +74,15 @@ def eval_sets(splits: "SplitSet", per_label: int = 150, seed: int = 13) -> dict[
     """Per source, a deterministic stratified sample of its TEST split, capped at ``per_label`` rows per label.
 
     The cap keeps LLM scoring affordable on CPU (≈20-60 ms per text on 2 cores). Sources with no test
-    rows are left out. Keys are in display order.
+    rows and supplementary training-only sources (``SourceInfo.supplementary``) are left out. Keys are in
+    display order.
     """
+    from .corpora import SOURCES
+
     out: dict[str, list[Record]] = {}
     for source in sort_sources(splits.by_source):
+        if source in SOURCES and SOURCES[source].supplementary:
+            continue
         rows = splits.sample("test", source, per_label, seed=seed)
         if rows:
             out[source] = list(rows)

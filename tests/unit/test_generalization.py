@@ -120,3 +120,13 @@ def test_router_sends_each_text_to_its_detected_styles_model_at_that_models_thre
     # a style with no route falls back to the first route
     p2 = route_scores(sets, {"sms": (flat, 0.5)}, lambda text: "email")
     assert np.all(p2["url"] >= 0.5)
+
+
+def test_supplementary_sources_stay_out_of_the_evaluation_sets():
+    from phishlens.training.evaluate import eval_sets
+
+    rows = [rec(f"https://site{i}.example/", "legitimate", "url_top_sites") for i in range(20)]
+    rows += [rec(f"PHISH url_hannousse {i}", lab, "url_hannousse") for i in range(20) for lab in ("phishing",)]
+    rows += [rec(f"hello url_hannousse {i}", "legitimate", "url_hannousse") for i in range(20)]
+    sets = eval_sets(make_splits(rows), per_label=5)
+    assert list(sets) == ["url_hannousse"]
