@@ -580,8 +580,9 @@ def data_fetch(
     from phishlens.training.data_fetch import fetch_all, summary
     from phishlens.training.data_sources import select
 
+    corpus = [n for n in only or [] if n != "url_top_sites"]
     try:
-        files = select(only)
+        files = select(corpus) if corpus or not only else []
     except ValueError as exc:
         raise _fail("usage", str(exc)) from exc
     root = (data_root or default_root(check=False)).expanduser().resolve()
@@ -591,8 +592,17 @@ def data_fetch(
     tags = {"present": "ok", "fetched": "ok", "manual": "MANUAL", "failed": "FAILED"}
     for r in results:
         typer.echo(f"{tags[r.status]:<7}{r.message}")
+    extra_failed = False
+    if not only or "url_top_sites" in only:  # supplementary legitimate URLs (npm, not in the data root)
+        from phishlens.training.corpora_extra import fetch_top_sites
+
+        try:
+            typer.echo(f"ok     url_top_sites: {fetch_top_sites()}")
+        except Exception as exc:  # npm missing, registry unreachable or sha256 mismatch: say which
+            extra_failed = True
+            typer.echo(f"FAILED url_top_sites: {exc}")
     typer.echo(summary(results))
-    if any(r.status == "failed" for r in results):
+    if extra_failed or any(r.status == "failed" for r in results):
         raise typer.Exit(1)
     if any(r.status == "manual" for r in results):
         raise typer.Exit(3)
