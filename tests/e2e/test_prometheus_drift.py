@@ -5,10 +5,12 @@ engine, SmolLM2 with the `specialist-sms` bundle and its reference profile), so 
 process with the session's other e2e server. Prometheus is Debian's binary on a free port with
 scrape/evaluation every second and `rule_files` = deploy/prometheus/alerts.yml, unchanged.
 
-Replaying real SMS test rows (the specialist's own style, balanced like its reference) through the adapter
-keeps `phishlens_drift_alert` at 0 on a full window and no drift alert is ever pending; replaying real URL
-rows (a style the specialist never saw) makes PhishlensDriftDetected fire in Prometheus (`for: 1m`).
-Feedback with the rows' true labels shows up in Prometheus as phishlens_feedback_total / live precision.
+Replaying real SMS test rows (the specialist's own style) at 2 % phishing keeps `phishlens_drift_alert` at 0 on
+a full window; a phishing wave (the same source at 30 %) makes PhishlensPrevalenceShift fire while no drift
+alert is ever pending (label shift is not drift); replaying real URL rows (a style the specialist never saw)
+makes PhishlensDriftDetected fire (`for: 1m`). Feedback with the rows' true labels shows up in Prometheus as
+phishlens_feedback_total / live precision, and the label-free CBPE estimates (adjusted to the estimated
+prevalence) agree with it.
 
 Skips with the reason when prometheus, vLLM, the corpora or the bundle's reference profile are missing.
 """
@@ -35,7 +37,9 @@ RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "phishlens.json"
 ADAPTER = "specialist-sms"
 WINDOW = 100  # a window size the reference thresholds are calibrated for
-PER_LABEL = 64  # 128 texts per phase: more than a window, and a whole number of batches
+PHASE = 112  # texts per phase: more than a window, and a whole number of batches
+LOW, WAVE = 2, 34  # phishing texts per phase: 2 % then 30 %
+HOLD_S = 45.0  # seconds of the low prevalence Prometheus records before the wave (the alert's baseline)
 BATCH = 16  # texts per request; also the monitor's evaluation period, so it evaluates after every request
 SERVER_START_S = 600.0
 FIRE_TIMEOUT_S = 180.0  # window fills, 1 m `for:`, scrape and evaluation lag
@@ -127,9 +131,18 @@ def _tail(log: Path, n: int = 4000) -> str:
 # ---- fixtures -------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def replay(splits) -> dict[str, list[Any]]:
-    """Real test rows: SMS (the specialist's style, balanced like its reference) and URLs (never seen)."""
-    return {"sms": splits.sample("test", "sms_uci", per_label=PER_LABEL, seed=7),
-            "url": splits.sample("test", "url_phishtank_iscx", per_label=PER_LABEL, seed=7)}
+    """Real test rows: SMS (the specialist's style) at 2 % and at 30 % phishing, and URLs (never seen)."""
+    import random
+
+    rows = splits.sample("test", "sms_uci", per_label=2 * PHASE, seed=7)
+    spam = [r for r in rows if r.label == "phishing"]
+    ham = [r for r in rows if r.label != "phishing"]
+    low = spam[:LOW] + ham[:PHASE - LOW]
+    wave = spam[LOW:LOW + WAVE] + ham[PHASE - LOW:2 * PHASE - LOW - WAVE]
+    for i, phase in enumerate((low, wave)):
+        random.Random(i).shuffle(phase)
+    return {"low": low, "wave": wave,
+            "url": splits.sample("test", "url_phishtank_iscx", per_label=PHASE // 2, seed=7)}
 
 
 @pytest.fixture(scope="module")
@@ -221,46 +234,74 @@ def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 # ---- tests ----------------------------------------------------------------------------------------------
+def label_all(client, served) -> dict[str, int]:
+    """Send every served text's true label; the outcome counts they make."""
+    counts = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
+    for rid, rows, resp in served:
+        fb = client.feedback(rid, [r.label for r in rows])
+        assert fb.recorded == len(rows)
+        for r, res in zip(rows, resp.data):
+            counts[("t" if (res.label == "phishing") == (r.label == "phishing") else "f")
+                   + ("p" if res.label == "phishing" else "n")] += 1
+    return counts
+
+
 @pytest.mark.vllm
 @pytest.mark.data
 @pytest.mark.slow
-def test_unseen_style_fires_the_drift_alert_in_prometheus(server, prometheus, replay):
+def test_prevalence_wave_and_unseen_style_in_prometheus(server, prometheus, replay):
     from phishlens.clients import PhishlensClient
 
     sel = f'adapter="{ADAPTER}"'
+    drift_alerts = f'ALERTS{{alertname="PhishlensDriftDetected",{sel}}}'
     with PhishlensClient(server, timeout=300.0) as client:
-        # -- phase 1: in-distribution SMS ----------------------------------------------------------------
+        # -- phase 1: in-distribution SMS at 2 % phishing (the balanced reference is reweighted to it) -----
         t0 = time.time()
-        served = classify_all(client, replay["sms"])
+        served = classify_all(client, replay["low"])
         # the monitor's worker runs behind the requests: wait until it evaluated every replayed text
-        report = wait_evaluated(server, len(replay["sms"]), 120)
+        report = wait_evaluated(server, PHASE, 120)
         assert report["window_texts"] == WINDOW and report["status"] == "ok" and not report["alert"], report
+        assert report["prevalence"]["estimate"] < 0.1, report["prevalence"]
         wait_for(lambda: scalar(prometheus, f"phishlens_drift_window_texts{{{sel}}}") == WINDOW, 30,
                  "Prometheus to scrape the full window")
-        time.sleep(3)  # a few more scrapes and rule evaluations on the full, in-distribution window
+        time.sleep(HOLD_S)  # Prometheus records the usual (low) prevalence: the prevalence alert's baseline
+
+        # -- phase 2: a phishing wave, same source at 30 %: the prevalence alert, never the drift alert ---
+        served += classify_all(client, replay["wave"])
+        report = wait_evaluated(server, 2 * PHASE, 120)
+        assert report["status"] == "ok" and not report["alert"], report
+        assert report["prevalence"]["low"] > 0.15, report["prevalence"]
+        firing = wait_for(lambda: [a for a in prometheus.alerts("PhishlensPrevalenceShift")
+                                   if a["labels"].get("adapter") == ADAPTER and a["state"] == "firing"],
+                          FIRE_TIMEOUT_S, "PhishlensPrevalenceShift to fire")
+        assert "runbook" in firing[0]["annotations"] and "/v1/drift" in firing[0]["annotations"]["runbook"]
         t1 = time.time()
         flags = prometheus.query_range(f"phishlens_drift_alert{{{sel}}}", t0, t1)
         assert flags and all(float(v) == 0 for _, v in flags[0]["values"]), flags
-        assert not prometheus.query_range(f'ALERTS{{alertname="PhishlensDriftDetected",{sel}}}', t0, t1)
+        assert not prometheus.query_range(drift_alerts, t0, t1)  # never even pending
+        print(f"\nprevalence alert fired {t1 - t0:.0f}s into the run; estimate {report['prevalence']}")
 
-        # -- feedback on the in-distribution requests: true labels reach Prometheus ----------------------
-        counts = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
-        for rid, rows, resp in served[:3]:
-            fb = client.feedback(rid, [r.label for r in rows])
-            assert fb.recorded == len(rows)
-            for r, res in zip(rows, resp.data):
-                counts[("t" if (res.label == "phishing") == (r.label == "phishing") else "f")
-                       + ("p" if res.label == "phishing" else "n")] += 1
+        # -- feedback on both phases: true labels reach Prometheus; CBPE (prior-adjusted) agrees ----------
+        counts = label_all(client, served)
         n_labels = sum(counts.values())
         wait_for(lambda: scalar(prometheus, f"sum(phishlens_feedback_total{{{sel}}})") == n_labels, 30,
                  "feedback counters scraped")
         for outcome, n in counts.items():
             got = scalar(prometheus, f'phishlens_feedback_total{{{sel},outcome="{outcome}"}}')
             assert (got or 0.0) == n, (outcome, got, n)
-        assert scalar(prometheus, f"phishlens_expected_window_texts{{{sel}}}") == len(replay["sms"])
-        assert 0.0 < scalar(prometheus, f"phishlens_expected_precision{{{sel}}}") <= 1.0
+        assert scalar(prometheus, f"phishlens_expected_window_texts{{{sel}}}") == 2 * PHASE
+        precision = counts["tp"] / max(counts["tp"] + counts["fp"], 1)
+        recall = counts["tp"] / max(counts["tp"] + counts["fn"], 1)
+        wait_for(lambda: scalar(prometheus, f"phishlens_live_precision{{{sel}}}") is not None, 30,
+                 "live precision scraped")
+        assert abs(scalar(prometheus, f"phishlens_live_precision{{{sel}}}") - precision) < 1e-9
+        expected_p = scalar(prometheus, f"phishlens_expected_precision{{{sel}}}")
+        expected_r = scalar(prometheus, f"phishlens_expected_recall{{{sel}}}")
+        assert abs(expected_p - precision) < 0.1 and abs(expected_r - recall) < 0.15, \
+            (expected_p, precision, expected_r, recall, counts)
 
-        # -- phase 2: URLs, a style the SMS specialist never saw -----------------------------------------
+        # -- phase 3: URLs, a style the SMS specialist never saw -----------------------------------------
+        t2 = time.time()
         classify_all(client, replay["url"])
         firing = wait_for(lambda: [a for a in prometheus.alerts("PhishlensDriftDetected")
                                    if a["labels"].get("adapter") == ADAPTER and a["state"] == "firing"],
@@ -272,7 +313,7 @@ def test_unseen_style_fires_the_drift_alert_in_prometheus(server, prometheus, re
         report = drift_report(server)
         assert report["status"] == "drift" and report["alert"], report
         assert set(over) <= {f["feature"] for f in report["features"]}
-        print(f"\ndrift alert fired {time.time() - t1:.0f}s after the URL replay began; "
+        print(f"drift alert fired {time.time() - t2:.0f}s after the URL replay began; "
               f"over threshold: {over}; most shifted: {report['most_shifted']}")
 
 
