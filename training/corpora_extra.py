@@ -15,7 +15,6 @@ docs/data.md lists both with provenance and licence.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -54,11 +53,9 @@ def extra_data_dir() -> Path:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from .data_fetch import sha256_of  # httpx is imported there; only needed when a file is checked
+
+    return sha256_of(path)
 
 
 def fetch_top_sites(dest: Path | None = None) -> Path:
