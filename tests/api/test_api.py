@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
-
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
 from phishlens.training.bundle import content_sha256
+
 from tests.fakes import FakeBackend, expected_p, write_bundle
 
 API = {"Authorization": "Bearer k-user"}
@@ -28,10 +28,6 @@ def settings_for(root, **kw) -> Settings:
     base.update(kw)
     return Settings(**base)
 
-
-@pytest.fixture(scope="module")
-def backend(tokenizer, smollm2_base):
-    return FakeBackend(tokenizer, smollm2_base.sha256)
 
 
 @pytest.fixture(scope="module")

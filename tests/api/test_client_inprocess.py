@@ -10,13 +10,8 @@ import asyncio
 
 import httpx
 import pytest
-
-create_app = pytest.importorskip("phishlens.server.app", reason="server app not built yet").create_app
-Settings = pytest.importorskip("phishlens.server.settings", reason="server settings not built yet").Settings
-fakes = pytest.importorskip("tests.fakes", reason="tests/fakes.py (FakeBackend) not available")
-from fastapi.testclient import TestClient  # noqa: E402
-
-from phishlens.clients import (  # noqa: E402
+from fastapi.testclient import TestClient
+from phishlens.clients import (
     AdapterNotFoundError,
     AsyncPhishlensClient,
     AuthenticationError,
@@ -26,6 +21,10 @@ from phishlens.clients import (  # noqa: E402
     PhishlensClient,
     ValidationError,
 )
+from phishlens.server.app import create_app
+from phishlens.server.settings import Settings
+
+from tests import fakes
 
 PHISHY, CLEAN = "verify your account, urgent action required", "see you at lunch tomorrow"
 
@@ -35,10 +34,6 @@ def make_settings(root, **kw):
                 admin_keys=["k-admin"], max_batch=4, max_chars=200)
     return Settings(**{**base, **kw})
 
-
-@pytest.fixture(scope="module")
-def backend(tokenizer, smollm2_base):
-    return fakes.FakeBackend(tokenizer, smollm2_base.sha256)
 
 
 @pytest.fixture(scope="module")

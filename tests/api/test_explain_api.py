@@ -11,12 +11,12 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
-
 from phishlens.clients import AsyncPhishlensClient, OverloadedError, PhishlensClient, ValidationError
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
-from tests.fakes import FakeBackend, expected_p
+from typer.testing import CliRunner
+
+from tests.fakes import expected_p
 
 API = {"Authorization": "Bearer k-user"}
 PHISHY = "Hello there, please reply   urgent with your\n password and the code we sent to your phone today"
@@ -31,10 +31,6 @@ def settings_for(root, **kw) -> Settings:
     base.update(kw)
     return Settings(**base)
 
-
-@pytest.fixture(scope="module")
-def backend(tokenizer, smollm2_base):
-    return FakeBackend(tokenizer, smollm2_base.sha256)
 
 
 @pytest.fixture(scope="module")

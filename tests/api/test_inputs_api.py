@@ -11,13 +11,13 @@ import shutil
 
 import pytest
 from fastapi.testclient import TestClient
-
 from phishlens.clients import PhishlensClient, SmsInput, UrlInput
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
 from phishlens.training.contract.pipeline import PIPELINE
+
 from tests.email_fixtures import fixtures, raw_email
-from tests.fakes import FakeBackend, expected_p
+from tests.fakes import expected_p
 
 API = {"Authorization": "Bearer k-user"}
 ADMIN = {"X-API-Key": "k-admin"}
@@ -46,10 +46,6 @@ def settings_for(root, **kw) -> Settings:
     base.update(kw)
     return Settings(**base)
 
-
-@pytest.fixture(scope="module")
-def backend(tokenizer, smollm2_base):
-    return FakeBackend(tokenizer, smollm2_base.sha256)
 
 
 @pytest.fixture(scope="module")

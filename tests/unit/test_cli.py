@@ -287,7 +287,6 @@ def test_adapters_list_load_unload(server):
 
 # ---- serve -------------------------------------------------------------------------------------------
 def test_serve_builds_settings_from_env_and_options(monkeypatch, tmp_path):
-    pytest.importorskip("phishlens.server.settings")
     import phishlens.server.main as server_main
 
     seen = {}
@@ -303,7 +302,6 @@ def test_serve_builds_settings_from_env_and_options(monkeypatch, tmp_path):
 
 
 def test_serve_rejects_invalid_settings(monkeypatch):
-    pytest.importorskip("phishlens.server.settings")
     import phishlens.server.main as server_main
 
     monkeypatch.setattr(server_main, "serve", lambda settings: pytest.fail("must not start"))
