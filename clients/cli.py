@@ -357,8 +357,12 @@ def _print_table(client: PhishlensClient, inputs: cc.Inputs, names: list[str],
 
 @app.command()
 def explain(
-    text: Annotated[str, typer.Argument(help="Text to explain ('-' reads stdin).")],
+    text: Annotated[str, typer.Argument(help="Text to explain ('-' reads stdin); with --eml, an e-mail file.")],
     adapter: Annotated[str | None, typer.Option(help="Adapter name (server default when omitted).")] = None,
+    eml: Annotated[
+        bool, typer.Option("--eml", help="TEXT is an RFC 822 e-mail file ('-': stdin), sent raw: the server "
+                           "parses it and explains the words of the text the model saw.")
+    ] = False,
     granularity: Annotated[str, typer.Option(help="word | token.")] = "word",
     max_evals: Annotated[
         int | None, typer.Option(min=4, help="Most texts scored (server default/cap).")
@@ -376,13 +380,12 @@ def explain(
     """SHAP attributions of TEXT: tokens coloured red (towards phishing) / blue (towards legitimate)."""
     from phishlens.explain.render import render_terminal  # stdlib-only module: keeps the client light
 
-    if text == "-":
-        text = sys.stdin.read()
     if granularity not in ("word", "token"):
         raise _fail("usage", "--granularity must be 'word' or 'token'")
+    item = _one_input(text, eml)
     with _client(url, api_key) as client:
         res = client.explain(
-            text, adapter, granularity=granularity, max_evals=max_evals, html=html is not None
+            item, adapter, granularity=granularity, max_evals=max_evals, html=html is not None
         )
     if html is not None:
         html.write_text(res.html or "", encoding="utf-8")
@@ -395,6 +398,19 @@ def explain(
     name = res.adapter.name if res.adapter else "-"
     typer.echo(f"label: {res.label}   adapter: {name}   evaluations: {res.evaluations}/{res.max_evals}   "
                f"additivity error: {res.additivity_error:.2e}   {res.seconds:.2f}s")
+
+
+def _one_input(text: str, eml: bool) -> Any:
+    """TEXT as one input: the text ('-' reads stdin) or, with --eml, the raw e-mail file it names."""
+    from phishlens.clients.client import email_input
+
+    if not eml:
+        return sys.stdin.read() if text == "-" else text
+    try:
+        raw = cc.whole_files([text], emails=True).texts[0]
+    except (OSError, ValueError) as exc:
+        raise _fail("bad_input", str(exc)) from exc
+    return email_input(raw)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -411,17 +427,17 @@ def _probe_cell(value: Any) -> str:
 
 @app.command()
 def probe(
-    text: Annotated[str, typer.Argument(help="Text to probe ('-' reads stdin).")],
+    text: Annotated[str, typer.Argument(help="Text to probe ('-' reads stdin); with --eml, an e-mail file.")],
     adapter: Annotated[str | None, typer.Option(help="Adapter name (server default when omitted).")] = None,
+    eml: Annotated[bool, typer.Option("--eml", help="TEXT is an RFC 822 e-mail file ('-': stdin), sent raw.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON response instead of a table.")] = False,
     url: UrlOpt = DEFAULT_BASE_URL,
     api_key: KeyOpt = None,
 ) -> None:
     """Per-layer readings of TEXT: logit-lens P(phishing) and the adapter's probes (label, style, source, concepts)."""
-    if text == "-":
-        text = sys.stdin.read()
+    item = _one_input(text, eml)
     with _client(url, api_key) as client:
-        res = client.probe(text, adapter)
+        res = client.probe(item, adapter)
     if as_json:
         typer.echo(json.dumps(res.model_dump(mode="json")))
         return
@@ -594,11 +610,13 @@ def data_fetch(
         typer.echo(f"{tags[r.status]:<7}{r.message}")
     extra_failed = False
     if not only or "url_top_sites" in only:  # supplementary legitimate URLs (npm, not in the data root)
+        import subprocess
+
         from phishlens.training.corpora_extra import fetch_top_sites
 
         try:
             typer.echo(f"ok     url_top_sites: {fetch_top_sites()}")
-        except Exception as exc:  # npm missing, registry unreachable or sha256 mismatch: say which
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:  # npm missing/failed, sha256 mismatch
             extra_failed = True
             typer.echo(f"FAILED url_top_sites: {exc}")
     typer.echo(summary(results))

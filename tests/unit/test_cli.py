@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import sys
@@ -10,9 +11,8 @@ import types
 import httpx
 import pytest
 import typer
-from typer.testing import CliRunner
-
 from phishlens.clients import PhishlensClient, cli
+from typer.testing import CliRunner
 
 runner = CliRunner()
 SHA = "cd" * 32
@@ -356,3 +356,17 @@ def test_boolean_flags_are_named_once():
     evaluate = invoke("evaluate", "--help", env={"COLUMNS": "200"}).output
     assert "--from-manifests" in evaluate and "--no-from-manifests" not in evaluate
     assert "--no-force" not in invoke("prepare-base", "--help", env={"COLUMNS": "200"}).output
+
+
+@pytest.mark.parametrize("command", ["explain", "probe"])
+def test_explain_and_probe_eml_send_the_raw_message_as_a_typed_input(server, tmp_path, command):
+    raw = b"Subject: Invoice\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\nPay \xe9 now\r\n"
+    f = tmp_path / "m.eml"
+    f.write_bytes(raw)
+    invoke(command, "--eml", str(f))  # the fake server has no explain/probe route: only the request matters
+    body = json.loads(server.requests[-1].content)
+    item = body["input"]
+    assert set(item) >= {"email"} and item["email"] != raw.decode("latin-1")  # 8-bit: sent base64
+    assert base64.b64decode(item["email"]) == raw and item["encoding"] == "base64"
+    r = invoke(command, "--eml", str(tmp_path / "absent.eml"))
+    assert r.exit_code == 2 and "absent.eml" in r.stderr
