@@ -13,7 +13,8 @@ email, SMS and URL specialists) on a free port. Phases, each printed as a table 
    cap: 429 with Retry-After, then throughput measured again (recovery: after / before).
 3. reload: while the clients classify a probe text through adapter name `flip`, `flip` is unloaded and
    loaded again `--reloads` times alternating between two bundles that disagree on the probe text; every
-   answer's label must be the one the bundle named by its sha256 gives (404 while unloaded is counted).
+   answer's label must be the one the bundle named by its sha256 gives (404 while unloaded is counted;
+   a client then waits 50 ms before its next request).
 
 `run_load`, `run_overload` and `run_reload` are reused by tests/e2e/test_reliability_load.py at small
 sizes on the tiny e2e adapters.
@@ -47,6 +48,8 @@ class Phase:
     label_mismatch: int = 0
     retry_after_missing: int = 0
     latencies: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)  # transport errors of the lost requests, by type
+    unexpected: dict[str, int] = field(default_factory=dict)  # sha256 prefixes answered that were not expected
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -68,15 +71,17 @@ class Phase:
         st = " ".join(f"{k}:{v}" for k, v in sorted(self.status.items()))
         return (f"| {self.name} | {self.requests} | {st} | {self.server_errors} | {self.lost} | {self.sha_mismatch} | "
                 f"{self.label_mismatch} | {self.pct(50) * 1000:.0f} | {self.pct(99) * 1000:.0f} | {self.rps:.1f} | "
-                f"{'; '.join(self.notes)} |")
+                f"{'; '.join(self.notes + [f'{k}: {v}' for k, v in {**self.errors, **self.unexpected}.items()])} |")
 
 
 HEADER = ("| phase | requests | statuses | 5xx | lost | sha mismatches | label mismatches | p50 ms | p99 ms | "
           "ok req/s | notes |\n|---|---|---|---|---|---|---|---|---|---|---|")
 
 
-async def _drive(n: int, concurrency: int, make, check, phase: Phase, stop: asyncio.Event | None = None) -> None:
-    """`concurrency` workers send `n` requests in all (or until `stop`); `make(i)` builds one, `check` reads it."""
+async def _drive(n: int, concurrency: int, make, check, phase: Phase, stop: asyncio.Event | None = None,
+                 backoff: dict[int, float] | None = None) -> None:
+    """`concurrency` workers send `n` requests in all (or until `stop`); `make(i)` builds one, `check` reads it;
+    after a status in `backoff` a worker waits that many seconds (a client retrying politely)."""
     counter = iter(range(n))
     t0 = time.perf_counter()
 
@@ -89,8 +94,9 @@ async def _drive(n: int, concurrency: int, make, check, phase: Phase, stop: asyn
             t = time.perf_counter()
             try:
                 r = await _CLIENT.request(method, url, **kw)
-            except httpx.HTTPError:
+            except httpx.HTTPError as e:
                 phase.lost += 1
+                phase.errors[type(e).__name__] = phase.errors.get(type(e).__name__, 0) + 1
                 continue
             phase.status[r.status_code] = phase.status.get(r.status_code, 0) + 1
             if r.status_code == 200:
@@ -99,6 +105,8 @@ async def _drive(n: int, concurrency: int, make, check, phase: Phase, stop: asyn
                 check(i, r.json(), phase)
             elif r.status_code == 429 and "retry-after" not in r.headers:
                 phase.retry_after_missing += 1
+            if backoff and r.status_code in backoff:
+                await asyncio.sleep(backoff[r.status_code])
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     phase.wall_s = time.perf_counter() - t0
@@ -196,6 +204,8 @@ async def run_reload(url: str, flip_paths: tuple[str, str], flip_labels: dict[st
         want = flip_labels.get(d["adapter"]["sha256"])
         if want is None:
             ph.sha_mismatch += 1
+            key = d["adapter"]["sha256"][:12]
+            ph.unexpected[key] = ph.unexpected.get(key, 0) + 1
         elif d["label"] != want:
             ph.label_mismatch += 1
 
@@ -213,7 +223,7 @@ async def run_reload(url: str, flip_paths: tuple[str, str], flip_labels: dict[st
         stop.set()
 
     async with _client(url, concurrency, headers):
-        await asyncio.gather(_drive(n, concurrency, make, check, phase, stop), reloader())
+        await asyncio.gather(_drive(n, concurrency, make, check, phase, stop, backoff={404: 0.05}), reloader())
     return phase
 
 
@@ -227,6 +237,7 @@ def main() -> None:
     ap.add_argument("--url")
     ap.add_argument("--api-key")
     ap.add_argument("--admin-key", default="load-admin")
+    ap.add_argument("--only-reload", action="store_true", help="skip the load and overload phases")
     args = ap.parse_args()
 
     from _common import bench_texts, free_port, machine, running_server
@@ -244,17 +255,20 @@ def main() -> None:
     probe = texts[0]
     t0 = time.time()
     with (running_server(settings) if args.url is None else _nothing(args.url)) as url:
-        load = asyncio.run(run_load(url, shas, texts, args.n, args.concurrency, headers))
-        before, over, after = asyncio.run(run_overload(url, texts, max(64, args.n // 20), args.concurrency,
-                                                       args.burst_texts, headers))
+        phases = []
+        if not args.only_reload:
+            phases.append(asyncio.run(run_load(url, shas, texts, args.n, args.concurrency, headers)))
+            phases += asyncio.run(run_overload(url, texts, max(64, args.n // 20), args.concurrency,
+                                               args.burst_texts, headers))
         # two shipped bundles that disagree on the probe text: the label names which weights answered
         labels = asyncio.run(_labels(url, probe, adapters, headers))
         a, b = next(((x, y) for x in adapters for y in adapters if labels[x] != labels[y]), (None, None))
-        phases = [load, before, over, after]
+        print("flip:", a, shas.get(a, "")[:12], labels.get(a), "/", b, shas.get(b, "")[:12], labels.get(b),
+              {k: v[:12] for k, v in shas.items()})
         if a is not None:
             flip = {shas[a]: labels[a], shas[b]: labels[b]}
-            phases.append(asyncio.run(run_reload(url, (a, b), flip, probe, args.n, args.concurrency,
-                                                 args.reloads, headers, admin)))
+            phases.append(asyncio.run(run_reload(url, (a, b), flip, probe, 10**9, args.concurrency,
+                                                 args.reloads, headers, admin)))  # until the reloads are done
     print(f"\nphishlens load benchmark — {machine()}, backend {args.backend}, {args.concurrency} clients, "
           f"{len(adapters)} adapters, {time.time() - t0:.0f} s\n")
     print(HEADER)
