@@ -73,9 +73,16 @@ class AdapterRegistry:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._ids = itertools.count(1)
         self._reserved = 0  # loads past the cap check but not yet in the map
-        parent = settings.adapter_staging_dir or Path(tempfile.gettempdir())
-        parent.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(tempfile.mkdtemp(prefix="phishlens-bundles-", dir=parent)).resolve()  # ours alone
+        self._staging: Path | None = None  # made on the first load (registries that load nothing leave none)
+
+    @property
+    def staging(self) -> Path:
+        """This registry's own folder of private bundle copies (removed at close)."""
+        if self._staging is None:
+            parent = self.settings.adapter_staging_dir or Path(tempfile.gettempdir())
+            parent.mkdir(parents=True, exist_ok=True)
+            self._staging = Path(tempfile.mkdtemp(prefix="phishlens-bundles-", dir=parent)).resolve()
+        return self._staging
 
     # -- lookup -------------------------------------------------------------------------------------
     def get(self, name: str | None) -> AdapterEntry:
@@ -214,7 +221,8 @@ class AdapterRegistry:
     async def close(self) -> None:
         for name in list(self._entries):
             await self.unload(name)
-        shutil.rmtree(self.staging, ignore_errors=True)
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
 
     def _encoder(self, bundle: Bundle) -> PromptEncoder:
         m = bundle.manifest
