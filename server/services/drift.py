@@ -38,8 +38,8 @@ from phishlens.explain.reference import FEATURES, SCALAR_FEATURES, ReferenceErro
 from phishlens.explain.style import style_matrix, words
 
 from ..registry import AdapterRegistry
-from ..state_io import atomic_write_bytes
 from ..settings import Settings
+from ..state_io import atomic_write_bytes
 from .classify import ClassifyOutcome
 from .drift_metrics import DriftMetrics
 
