@@ -253,7 +253,8 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
         from .artifacts import ArtifactContext, build_artifacts
 
         model.eval()
-        build_artifacts(ArtifactContext(tmp, manifest, list(val_rows), model, tok, encoder, seed=cfg.seed),
+        build_artifacts(ArtifactContext(tmp, manifest, list(val_rows), model, tok, encoder, seed=cfg.seed,
+                                        train=list(train_rows)),
                         None if artifacts is None else list(artifacts))
     if out_dir.exists():
         shutil.rmtree(out_dir)
