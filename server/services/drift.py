@@ -36,6 +36,7 @@ from phishlens.explain import drift as D
 from phishlens.explain.prior import PriorEstimate, em_prior
 from phishlens.explain.reference import FEATURES, SCALAR_FEATURES, ReferenceError, ReferenceProfile
 from phishlens.explain.style import style_matrix, words
+from phishlens.training.contract.style import STYLES
 
 from ..registry import AdapterRegistry
 from ..settings import Settings
@@ -224,6 +225,8 @@ class DriftMonitor:
     def observe(self, texts: Sequence[str], outcome: ClassifyOutcome) -> None:
         per: dict[str, tuple[str, Path | None, list[int], list[float]]] = {}
         for r in outcome.results:
+            if r.style in STYLES:  # bounded label: the pipeline's three styles
+                self.metrics.style_texts.labels(adapter=r.adapter, style=r.style).inc()
             if r.adapter not in per:
                 per[r.adapter] = (r.adapter_sha256, self._reference_path(r.adapter, r.adapter_sha256), [], [])
             per[r.adapter][2].append(r.index)

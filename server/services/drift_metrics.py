@@ -8,6 +8,7 @@ dashboards): change them together.
 from __future__ import annotations
 
 from phishlens.explain.reference import FEATURES, SCALAR_FEATURES
+from phishlens.training.contract.style import STYLES
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 QUANTILE_BUCKETS = tuple(round(i / 10, 1) for i in range(1, 11))
@@ -40,6 +41,9 @@ class DriftMetrics:
         self.ood_score = Histogram("phishlens_ood_score", "Per-text embedding kNN distance to the reference, "
                                    "1.0 = the reference's own 99th percentile", ["adapter"], buckets=OOD_BUCKETS,
                                    registry=r)
+        self.style_texts = Counter("phishlens_drift_texts_total", "Served texts per adapter and style as the "
+                                   "input pipeline saw it (given or detected): a shift of styles is the first sign "
+                                   "of traffic an adapter was not trained on", ["adapter", "style"], registry=r)
         self.dropped = Counter("phishlens_drift_dropped_texts_total", "Texts the drift monitor skipped because its "
                                "queue was full", registry=r)
 
@@ -53,9 +57,11 @@ class DriftMetrics:
             _remove(self.threshold, adapter, f)
         for f in SCALAR_FEATURES:
             _remove(self.feature_quantile, adapter, f)
+        for style in STYLES:
+            _remove(self.style_texts, adapter, style)
 
 
-def _remove(metric: Gauge | Histogram, *labels: str) -> None:
+def _remove(metric: Gauge | Histogram | Counter, *labels: str) -> None:
     try:
         metric.remove(*labels)
     except KeyError:

@@ -99,8 +99,13 @@ def test_drift_report_and_metrics(client):
                  'phishlens_ood_score_count{adapter="default"} 21.0'):
         assert name in text, name
     assert 'phishlens_drift_alert{adapter="alt"}' not in text
+    # per-style traffic, as the input pipeline saw it (plain strings: detected)
+    assert f'phishlens_drift_texts_total{{adapter="default",style="sms"}} {float(WINDOW + 1)}' in text
+    assert 'phishlens_drift_texts_total{adapter="default",style="email"}' not in text
 
     classify(client, mails(WINDOW, seed=2))
+    assert f'phishlens_drift_texts_total{{adapter="alt",style="email"}} {float(WINDOW)}' in \
+        client.get("/metrics").text
     r = client.get("/v1/drift", headers=API)
     assert SECRET not in r.text  # aggregate word counts only; a one-off word never surfaces
     d = {x["adapter"]: x for x in r.json()["data"]}["default"]
@@ -122,4 +127,5 @@ def test_unload_removes_series(client):
     assert 'phishlens_drift_statistic{adapter="default"' not in text
     assert 'phishlens_ood_score_count{adapter="default"}' not in text
     assert 'phishlens_drift_prevalence{adapter="default"}' not in text
+    assert 'phishlens_drift_texts_total{adapter="default"' not in text
     assert "default" not in drift(client)
