@@ -39,6 +39,7 @@ TOP_SITES_SHA256 = "20c436c91c192dd8b2a91dfe927095ba845ad4617413ab639ee3193b5d6c
 # A link in a mail body: scheme, then up to whitespace or a character that closes a bracket or quote.
 _LINK = re.compile(r"https?://[^\s\]\)\"'<>]+", re.I)
 _TRAIL = ".,;:!?*'\"=&-"
+_MASKED_HOSTS = ("taint.org", "monkey.org")
 _HOST = re.compile(r"^(?=.{4,253}$)[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$")
 
 
@@ -85,7 +86,9 @@ def clean_link(raw: str) -> str | None:
         host = (urlsplit(url).hostname or "").lower()
     except ValueError:
         return None
-    if not _HOST.match(host) or "taint.org" in host:  # SpamAssassin's address obfuscation host
+    # taint.org: SpamAssassin's address obfuscation; monkey.org: the Nazario corpus owner's domain, masked
+    # everywhere else (a legitimate link to it would teach "monkey.org -> legitimate")
+    if not _HOST.match(host) or host.endswith(_MASKED_HOSTS):
         return None
     return url
 

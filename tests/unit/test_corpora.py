@@ -116,7 +116,7 @@ def test_ham_links_are_cleaned_capped_per_host_and_in_file_order():
     bodies = ["see http://lists.example.org/a. and (http://lists.example.org/b)",
               "http://lists.example.org/c http://lists.example.org/d https://news.example.co.uk/x?y=1,",
               "mail me at zzzz@spamassassin.taint.org http://spamassassin.taint.org/ http://localhost/x "
-              "http://61/ http://lists.example.org/a"]
+              "http://61/ http://lists.example.org/a http://www.monkey.org/~kra/"]
     assert ham_links(bodies, per_host=3) == [
         "http://lists.example.org/a", "http://lists.example.org/b", "http://lists.example.org/c",
         "https://news.example.co.uk/x?y=1"]
