@@ -67,17 +67,30 @@ def build_reference(ctx: ArtifactContext) -> dict[str, str]:
     if min(n_pos, len(labels) - n_pos) < 10:
         raise ValueError(f"{ctx.manifest.name}: {n_pos} phishing and {len(labels) - n_pos} legitimate validation "
                          "rows; a reference profile needs >= 10 of each")
-    p = validation_scores(ctx)
-    extra = style_rows(ctx)
-    embed = Embedder(max_tokens=EMBED_MAX_TOKENS)
-    emb = embed(texts)
-    extra_emb = embed([r.text for r in extra]) if extra else None
-    # the calibration (temperature) was fitted on exactly these validation rows: their phishing share is
-    # the prior the served probabilities are calibrated under
-    profile = build_profile(ctx.manifest.name, texts, p, labels, emb, calibration_prior=n_pos / len(labels),
-                            extra_texts=[r.text for r in extra], extra_labels=[r.label for r in extra],
-                            extra_embeddings=extra_emb, embed_model=MODEL_ID,
-                            embed_max_tokens=EMBED_MAX_TOKENS, seed=ctx.seed)
+    import sys
+
+    from tqdm import tqdm
+
+    # Stage bar (each stage is one batched call): scoring, two embedding passes, threshold simulation.
+    with tqdm(total=4, desc=f"{ctx.manifest.name}: reference", unit="stage", file=sys.stderr, leave=False) as bar:
+        bar.set_postfix_str(f"scoring {len(texts)} validation rows")
+        p = validation_scores(ctx)
+        bar.update(1)
+        extra = style_rows(ctx)
+        embed = Embedder(max_tokens=EMBED_MAX_TOKENS)
+        bar.set_postfix_str(f"embedding {len(texts)} + {len(extra)} rows")
+        emb = embed(texts)
+        bar.update(1)
+        extra_emb = embed([r.text for r in extra]) if extra else None
+        bar.update(1)
+        bar.set_postfix_str("calibrating thresholds")
+        # the calibration (temperature) was fitted on exactly these validation rows: their phishing share is
+        # the prior the served probabilities are calibrated under
+        profile = build_profile(ctx.manifest.name, texts, p, labels, emb, calibration_prior=n_pos / len(labels),
+                                extra_texts=[r.text for r in extra], extra_labels=[r.label for r in extra],
+                                extra_embeddings=extra_emb, embed_model=MODEL_ID,
+                                embed_max_tokens=EMBED_MAX_TOKENS, seed=ctx.seed)
+        bar.update(1)
     logger.info("reference for %s: %d scored rows, %d style rows, simulated false-alarm rate per window %s",
                 ctx.manifest.name, profile.n_rows, profile.n_style_rows, profile.false_alarm)
     return profile.save(ctx.bundle_dir)
