@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+
+import numpy as np
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from .bundle import Bundle, load_bundle
 from .evaluate import CrossDomainMatrix, EvalReport, eval_sets, evaluate_scorer
 
 if TYPE_CHECKING:  # pragma: no cover
+    from phishlens.explain.ood import OodModel
+
     from .generalization import GeneralizationReport
     from .train import CachedScorer
 
@@ -109,13 +113,27 @@ def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tf
     return matrix
 
 
+def ood_model(bundle: Bundle) -> "OodModel | None":
+    """The bundle's OOD flag exactly as the server builds it (server/services/ood.py): its drift reference's
+    embeddings, the threshold flagging the default 5 % of them; None without an embedding reference."""
+    from phishlens.explain.ood import OodModel
+    from phishlens.explain.reference import ReferenceProfile
+
+    fname = bundle.manifest.extras.get("reference")
+    if not fname:
+        return None
+    ref = ReferenceProfile.load(bundle.path / Path(fname).name)
+    return OodModel.of(ref.embedding) if ref.embedding is not None else None
+
+
 def run_unseen(adapters: Sequence[Path], out: Path, per_label: int = 200, tfidf: bool = True,
                data_root: Path | None = None, command: str = "",
                peer_mixes: Sequence[str] = ()) -> "GeneralizationReport":
     """The unseen-source benchmark (`training.generalization`): adapters and their mixes' TF-IDF peers."""
     from .contract.style import detect_style
     from .generalization import (
-        GeneralizationReport, held_out_of, report_sets, result_from_scores, route_scores, score_sets, unseen_sets,
+        GeneralizationReport, held_out_of, ood_accuracy, report_sets, result_from_scores, route_scores,
+        score_sets, unseen_sets,
     )
     from .mixes import build_mix, load_mix
     from .splits import load_splits
@@ -129,6 +147,7 @@ def run_unseen(adapters: Sequence[Path], out: Path, per_label: int = 200, tfidf:
     report = GeneralizationReport(per_label=per_label, seed=13, held_out=held, set_sizes=report_sets(sets),
                                   command=command)
     specialists: dict[str, tuple[dict, float]] = {}  # style -> (scores, served threshold)
+    embeddings: dict[int, dict[str, Any]] = {}  # OOD: MiniLM max_tokens -> style -> [n, dim], shared
     for b, scorer in adapter_scorers(bundles):
         m = b.manifest
         logger.info("scoring %s on unseen sources", b.name)
@@ -136,6 +155,18 @@ def run_unseen(adapters: Sequence[Path], out: Path, per_label: int = 200, tfidf:
         report.models.append(result_from_scores(p, m.calibration.threshold, sets, name=b.name, kind="lora",
                                                 architecture=m.base_model.architecture,
                                                 info={"sha256": b.sha256, "mix": m.training_data.mix}))
+        ood = ood_model(b)
+        if ood is not None:
+            if ood.max_tokens not in embeddings:
+                from phishlens.explain.embed import Embedder
+
+                embed = Embedder(max_tokens=ood.max_tokens)
+                embeddings[ood.max_tokens] = {st: embed([r.text for r in us.records])
+                                              for st, us in sets.items()}
+            flags = {st: np.array([v.flagged for v in ood.verdicts(e)])
+                     for st, e in embeddings[ood.max_tokens].items()}
+            report.models[-1].ood = ood_accuracy(p, m.calibration.threshold, flags, sets, ood.threshold,
+                                                 ood.flag_rate)
         mix_styles = mixes[m.training_data.mix].styles
         if len(mix_styles) == 1:
             specialists.setdefault(mix_styles[0], (p, m.calibration.threshold))

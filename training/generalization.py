@@ -92,6 +92,8 @@ class ModelResult:
     styles: dict[str, dict[str, dict[str, Any]]]  # style -> threshold kind -> metrics
     sources: dict[str, dict[str, dict[str, Any]]]  # source -> threshold kind -> metrics
     info: dict[str, Any] = field(default_factory=dict)
+    # style -> {"flagged"|"unflagged": {n, accuracy}, "threshold", ...}: the served OOD flag (issue 13)
+    ood: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def macro_f1(self, which: str = "served") -> float | None:
         f1s = [m[which]["f1"] for m in self.styles.values()]
@@ -144,6 +146,24 @@ def evaluate_unseen(scorer: Scorer, threshold: float, sets: Mapping[str, UnseenS
     """Score every unseen text once; metrics per style and source at the served and nested thresholds."""
     return result_from_scores(score_sets(scorer, sets, batch_size), threshold, sets, name=name, kind=kind,
                               architecture=architecture, info=info)
+
+
+def ood_accuracy(p: Mapping[str, np.ndarray], threshold: float, flagged: Mapping[str, np.ndarray],
+                 sets: Mapping[str, UnseenSet], ood_threshold: float,
+                 flag_rate: float) -> dict[str, dict[str, Any]]:
+    """Style -> accuracy at the served threshold of the texts the OOD flag marks vs the ones it does not:
+    the flag is useful when flagged texts are the ones the adapter gets wrong."""
+    out: dict[str, dict[str, Any]] = {}
+    for style, us in sets.items():
+        y = np.array([r.y for r in us.records], dtype=int)
+        right = (np.asarray(p[style]) >= threshold) == (y == 1)
+        f = np.asarray(flagged[style], dtype=bool)
+        row: dict[str, Any] = {"threshold": float(ood_threshold), "flag_rate": float(flag_rate),
+                               "flagged_share": float(f.mean()) if len(f) else None}
+        for name, m in (("flagged", f), ("unflagged", ~f)):
+            row[name] = {"n": int(m.sum()), "accuracy": float(right[m].mean()) if m.any() else None}
+        out[style] = row
+    return out
 
 
 def _logit(p: np.ndarray | float) -> np.ndarray:
@@ -238,9 +258,34 @@ class GeneralizationReport:
                 mm = m.sources.get(s, {}).get("served")
                 cells.append("–" if mm is None else f"{_f(mm['f1'])} / {_f(mm['fpr'])} / {_f(mm['roc_auc'])}")
             lines.append(f"| {m.name} | " + " | ".join(cells) + " |")
+        lines += self._ood_lines(styles)
         lines += ["", "Rows per style and source: " + "; ".join(
             f"{st}: " + ", ".join(f"{s} {n}" for s, n in d.items()) for st, d in self.set_sizes.items()), ""]
         return "\n".join(lines)
+
+    def _ood_lines(self, styles: list[str]) -> list[str]:
+        rows = [m for m in self.models if m.ood]
+        if not rows:
+            return []
+        rate = next(iter(rows[0].ood.values()))["flag_rate"]
+        lines = ["", "## Out-of-distribution flag (served threshold)", "",
+                 "Each result's `ood.flagged` as the server computes it (`explain/ood.py`: MiniLM kNN distance "
+                 f"to the adapter's reference, flagging {rate:.0%} of the reference texts). Accuracy of the "
+                 "flagged vs the unflagged unseen texts at the served threshold.", "",
+                 "| model | " + " | ".join(f"{s} flagged: n / acc | {s} unflagged: n / acc" for s in styles)
+                 + " |",
+                 "|---|" + "---:|" * (2 * len(styles))]
+        for m in rows:
+            cells = []
+            for s in styles:
+                o = m.ood.get(s)
+                if o is None:
+                    cells += ["–", "–"]
+                    continue
+                for k in ("flagged", "unflagged"):
+                    cells.append(f"{o[k]['n']} / {_f(o[k]['accuracy'])}")
+            lines.append(f"| {m.name} | " + " | ".join(cells) + " |")
+        return lines
 
     def to_png(self, path: Path) -> Path:
         import matplotlib

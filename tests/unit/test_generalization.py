@@ -130,3 +130,22 @@ def test_supplementary_sources_stay_out_of_the_evaluation_sets():
     rows += [rec(f"hello url_hannousse {i}", "legitimate", "url_hannousse") for i in range(20)]
     sets = eval_sets(make_splits(rows), per_label=5)
     assert list(sets) == ["url_hannousse"]
+
+
+def test_ood_table_compares_accuracy_of_flagged_and_unflagged_texts(tmp_path):
+    from phishlens.training.generalization import ood_accuracy, score_sets
+
+    sets = unseen_sets(synthetic_splits(), HELD, per_label=20)
+    p = score_sets(Oracle(), sets)
+    res = evaluate_unseen(Oracle(), 0.5, sets, name="oracle", kind="lora", architecture="test")
+    # flag exactly the texts the oracle gets wrong on URLs (every legitimate one), nothing elsewhere
+    flags = {st: np.array([st == "url" and r.label == "legitimate" for r in us.records]) for st, us in sets.items()}
+    res.ood = ood_accuracy(p, 0.5, flags, sets, ood_threshold=0.9, flag_rate=0.05)
+    url = res.ood["url"]
+    assert url["flagged"] == {"n": 20, "accuracy": 0.0} and url["unflagged"] == {"n": 20, "accuracy": 1.0}
+    assert res.ood["sms"]["flagged"] == {"n": 0, "accuracy": None} and res.ood["sms"]["unflagged"]["n"] == 40
+    rep = GeneralizationReport(per_label=20, seed=13, held_out=HELD, set_sizes=report_sets(sets), models=[res])
+    md = rep.to_markdown()
+    assert "## Out-of-distribution flag" in md and "| oracle | 0 / – | 40 / 1.00 |" in md
+    assert "20 / 0.00 | 20 / 1.00 |" in md
+    assert json.loads(rep.to_json(tmp_path / "g.json").read_text())["models"][0]["ood"]["url"]["threshold"] == 0.9
