@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -163,6 +163,10 @@ class OutcomeWindow:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def __iter__(self) -> Iterator[Outcome]:
+        """The outcomes in the window, oldest first."""
+        return iter(self._items)
 
     def add(self, o: Outcome) -> None:
         self._items.append(o)
