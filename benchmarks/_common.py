@@ -29,6 +29,32 @@ def bench_texts(n: int, seed: int = 7) -> list[str]:
     return [base[i % 2] + f" ({i})" for i in range(n)]
 
 
+def corpus_rows(n: int, styles: Sequence[str], max_chars: int | None = None, seed: int = 7,
+                split: str = "test") -> list[tuple[str, str]]:
+    """`n` (text, true label) rows of the given styles from one split of the real corpora, at most `max_chars`
+    characters each, round-robin over the (style, label) cells present (each shuffled); repeats when fewer."""
+    import random
+
+    from phishlens.training.splits import load_splits
+
+    rows = [r for r in load_splits().rows(split) if r.style in styles and (max_chars is None or len(r.text) <= max_chars)]
+    if not rows:
+        raise SystemExit(f"no {split} rows of style {list(styles)} with at most {max_chars} characters")
+    rng = random.Random(seed)
+    cells: dict[tuple[str, str], list] = {}
+    for r in rows:
+        cells.setdefault((r.style, r.label), []).append(r)
+    pools = [cells[k] for k in sorted(cells)]
+    for pool in pools:
+        rng.shuffle(pool)
+    out = []
+    for i in range(n):
+        pool = pools[i % len(pools)]
+        r = pool[(i // len(pools)) % len(pool)]
+        out.append((r.text, r.label))
+    return out
+
+
 def matmul_gflops(n: int = 1024, repeat: int = 20) -> float:
     """Measured torch fp32 matmul rate on this machine (GFLOP/s), all intra-op threads."""
     import torch
