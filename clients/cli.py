@@ -25,8 +25,8 @@ from typer.core import TyperCommand, TyperGroup
 
 from phishlens.clients import cli_classify as cc
 from phishlens.clients.client import DEFAULT_BASE_URL, DEFAULT_BATCH_SIZE, PhishlensClient
-from phishlens.clients.errors import PhishlensError
-from phishlens.clients.types import AdapterInfo, ClassifyResult
+from phishlens.clients.protocol import AdapterInfo, ClassifyResult
+from phishlens.clients.protocol.errors import PhishlensError
 
 client_factory: Callable[..., PhishlensClient] = PhishlensClient
 """Builds the client for every command as `client_factory(url, api_key=...)`; swapped in tests."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from phishlens.clients.types import AdapterCalibration, ClassifyResult
+from phishlens.clients.protocol import AdapterCalibration, ClassifyResult
 
 STDIN = "-"
 

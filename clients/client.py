@@ -25,22 +25,27 @@ import httpx
 import pydantic
 
 from phishlens import __version__
-from phishlens.clients import errors
-from phishlens.clients.explain_types import ExplainResponse, KServeExplainResponse
-from phishlens.clients.drift_types import AdapterDrift, DriftResponse
-from phishlens.clients.probe_types import ProbeResponse
-from phishlens.clients.types import (
+from phishlens.clients.protocol import (
+    AdapterDriftInfo,
     AdapterInfo,
     AdapterList,
-    ClassifyInput,
     ClassifyResponse,
     ClassifyResult,
+    DriftResponse,
     EmailInput,
+    ExplainResponse,
     FeedbackResponse,
     HealthStatus,
-    ModelInfo,
-    PredictResponse,
+    InputItem,
+    KServeExplainResponse,
+    KServeModel,
+    KServePredictResponse,
+    ProbeResponse,
+    errors,
 )
+
+# A plain string (style detected by the server), a typed input, or the same as a dict.
+ClassifyInput = InputItem | dict[str, Any]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = 60.0
@@ -194,13 +199,13 @@ def _unload_adapter_call(name: str) -> _Call[None]:
     return _Call("DELETE", f"/v1/adapters/{quote(name, safe='')}", _parse_none)
 
 
-def _predict_call(model: str, instances: Sequence[Any]) -> _Call[PredictResponse]:
+def _predict_call(model: str, instances: Sequence[Any]) -> _Call[KServePredictResponse]:
     path = f"/v1/models/{quote(model, safe='')}:predict"
-    return _Call("POST", path, _model_parser(PredictResponse), json={"instances": list(instances)})
+    return _Call("POST", path, _model_parser(KServePredictResponse), json={"instances": list(instances)})
 
 
-def _model_info_call(model: str) -> _Call[ModelInfo]:
-    return _Call("GET", f"/v1/models/{quote(model, safe='')}", _model_parser(ModelInfo))
+def _model_info_call(model: str) -> _Call[KServeModel]:
+    return _Call("GET", f"/v1/models/{quote(model, safe='')}", _model_parser(KServeModel))
 
 
 EXPLAIN_TIMEOUT = 600.0  # one explanation is hundreds of forward passes
@@ -516,11 +521,11 @@ class PhishlensClient(_BaseClient):
         """Per-layer probe outputs and logit-lens P(phishing) of one text (`POST /v1/probe`)."""
         return self._send(_probe_call(input, adapter))
 
-    def predict(self, model: str, instances: Sequence[Any]) -> PredictResponse:
+    def predict(self, model: str, instances: Sequence[Any]) -> KServePredictResponse:
         """KServe V1 `POST /v1/models/{model}:predict`."""
         return self._send(_predict_call(model, instances))
 
-    def model_info(self, model: str) -> ModelInfo:
+    def model_info(self, model: str) -> KServeModel:
         """KServe V1 `GET /v1/models/{model}`."""
         return self._send(_model_info_call(model))
 
@@ -528,7 +533,7 @@ class PhishlensClient(_BaseClient):
         """The Prometheus exposition text of `/metrics`."""
         return self._send(_METRICS)
 
-    def drift(self) -> list[AdapterDrift]:
+    def drift(self) -> list[AdapterDriftInfo]:
         """Drift state per loaded adapter (`GET /v1/drift`)."""
         return self._send(_DRIFT).data
 
@@ -695,11 +700,11 @@ class AsyncPhishlensClient(_BaseClient):
         """Per-layer probe outputs and logit-lens P(phishing) of one text (`POST /v1/probe`)."""
         return await self._send(_probe_call(input, adapter))
 
-    async def predict(self, model: str, instances: Sequence[Any]) -> PredictResponse:
+    async def predict(self, model: str, instances: Sequence[Any]) -> KServePredictResponse:
         """KServe V1 `POST /v1/models/{model}:predict`."""
         return await self._send(_predict_call(model, instances))
 
-    async def model_info(self, model: str) -> ModelInfo:
+    async def model_info(self, model: str) -> KServeModel:
         """KServe V1 `GET /v1/models/{model}`."""
         return await self._send(_model_info_call(model))
 
@@ -707,7 +712,7 @@ class AsyncPhishlensClient(_BaseClient):
         """The Prometheus exposition text of `/metrics`."""
         return await self._send(_METRICS)
 
-    async def drift(self) -> list[AdapterDrift]:
+    async def drift(self) -> list[AdapterDriftInfo]:
         """Drift state per loaded adapter (`GET /v1/drift`)."""
         return (await self._send(_DRIFT)).data
 

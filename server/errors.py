@@ -1,6 +1,8 @@
 """One exception hierarchy, one error body, one place mapping both to HTTP (DESIGN.md §5, STYLE.md H5).
 
-Every error the API returns has the body ``{"error": {"type": str, "message": str}}``:
+Every error the API returns has the body ``{"error": {"type": str, "message": str}}`` (`ErrorBody` of the
+wire protocol). Each exception names its type; its status comes from the protocol's one table
+(`phishlens.clients.protocol.errors.ERRORS`: type → status → the client's exception class):
 
     PhishlensError            base: status 500, type "internal_error"
     ├── BadRequest            400 "bad_request"        (malformed JSON, refused bundle, adapter cap)
@@ -22,18 +24,28 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from phishlens.clients.protocol.errors import ERRORS, STATUS_TYPES, ErrorBody
 
 logger = logging.getLogger(__name__)
 
 
 class PhishlensError(Exception):
-    """Base of every error the API maps to a status; the message is safe to show to callers."""
+    """Base of every error the API maps to a status; the message is safe to show to callers.
+
+    A subclass sets `type` only: its `status` is the protocol table's (an unknown type fails at import)."""
 
     status: int = 500
     type: str = "internal_error"
     headers: dict[str, str] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        status = ERRORS[cls.type].status
+        if status is None:
+            raise TypeError(f"error type {cls.type} has no fixed status")
+        cls.status = status
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -41,67 +53,52 @@ class PhishlensError(Exception):
 
 
 class BadRequest(PhishlensError):
-    status, type = 400, "bad_request"
+    type = "bad_request"
 
 
 class Unauthorized(PhishlensError):
-    status, type = 401, "unauthorized"
+    type = "unauthorized"
     headers = {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(PhishlensError):
-    status, type = 403, "forbidden"
+    type = "forbidden"
 
 
 class AdapterNotFound(PhishlensError):
-    status, type = 404, "adapter_not_found"
+    type = "adapter_not_found"
 
 
 class PayloadTooLarge(PhishlensError):
-    status, type = 413, "payload_too_large"
+    type = "payload_too_large"
 
 
 class ValidationFailed(PhishlensError):
-    status, type = 422, "validation_error"
+    type = "validation_error"
 
 
 class BackendFailure(PhishlensError):
-    status, type = 424, "backend_failure"
+    type = "backend_failure"
 
 
 class Overloaded(PhishlensError):
-    status, type = 429, "overloaded"
+    type = "overloaded"
     headers = {"Retry-After": "1"}
 
 
 class NotReady(PhishlensError):
-    status, type = 503, "not_ready"
+    type = "not_ready"
 
 
-_TYPE_BY_STATUS = {cls.status: cls.type for cls in (BadRequest, Unauthorized, Forbidden, AdapterNotFound,
-                                                     PayloadTooLarge, ValidationFailed, BackendFailure,
-                                                     Overloaded, NotReady)}
-_TYPE_BY_STATUS.update({405: "method_not_allowed", 404: "not_found"})
+# Starlette's own HTTPExceptions (unknown route, wrong method): typed by status; 404 is a route here
+_TYPE_BY_STATUS = {**STATUS_TYPES, 404: "not_found"}
 
-
-class ErrorDetail(BaseModel):
-    type: str = Field(description="machine-readable error type, e.g. `validation_error`")
-    message: str = Field(description="what went wrong, safe to show; never echoes request text")
-
-
-class ErrorBody(BaseModel):
-    """The one error body every non-2xx response carries."""
-
-    error: ErrorDetail
-
-
-_DOCUMENTED = {400: "malformed request (bad JSON, refused bundle)", 401: "missing or unknown API key",
-               403: "the key lacks the scope this route needs", 404: "unknown adapter or route",
-               413: "body, batch or text over the caps", 422: "well-formed JSON that fails validation",
-               424: "the inference engine failed this request", 429: "overloaded; retry after `Retry-After`",
-               500: "unexpected server error (a bug: please report)", 503: "not ready (starting, stopping, engine down)"}
+_DOCUMENTED: dict[int, list[str]] = {}
+for _kind in ERRORS.values():
+    if _kind.status is not None and _kind.status != 405:  # 405: FastAPI only answers it for unlisted methods
+        _DOCUMENTED.setdefault(_kind.status, []).append(f"`{_kind.type}`: {_kind.description}")
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text} for code, text in _DOCUMENTED.items()}
+    code: {"model": ErrorBody, "description": "; ".join(texts)} for code, texts in sorted(_DOCUMENTED.items())}
 """OpenAPI `responses` for every API route: each error status the contract uses, with the one body."""
 
 
@@ -149,7 +146,7 @@ async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
 
 async def _on_http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    type_ = _TYPE_BY_STATUS.get(exc.status_code, "http_error")
+    type_ = _TYPE_BY_STATUS.get(exc.status_code, "http_error")  # http_error: any other status
     return JSONResponse(error_body(type_, str(exc.detail)), status_code=exc.status_code,
                         headers=getattr(exc, "headers", None))
 

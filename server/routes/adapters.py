@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from phishlens.clients.protocol import AdapterInfo, AdapterList, LoadAdapterRequest, UnloadResponse
+
 from ..deps import AdminKey, ApiKey, RuntimeDep
-from ..registry import AdapterEntry
-from ..schemas import AdapterCalibration, AdapterInfo, AdapterList, LoadAdapterRequest, UnloadResponse
+from ..wire import adapter_info
 
 router = APIRouter(prefix="/v1/adapters", tags=["adapters"])
-
-
-def adapter_info(entry: AdapterEntry, default_name: str) -> AdapterInfo:
-    m = entry.manifest
-    cal = m.calibration
-    return AdapterInfo(name=entry.name, sha256=entry.sha256, default=entry.name == default_name,
-                       base_model=m.base_model.ref, labels=[lab.name for lab in m.labels], created=m.created,
-                       loaded_at=entry.loaded_at, metrics=m.metrics,
-                       calibration=AdapterCalibration(**cal.model_dump(
-                           include={"threshold", "uncertain_low", "uncertain_high", "temperature"})))
 
 
 @router.get("", response_model=AdapterList, dependencies=[ApiKey])

@@ -6,9 +6,11 @@ import asyncio
 
 from fastapi import APIRouter
 
+from phishlens.clients.protocol import DriftResponse
+
 from ..deps import ApiKey, RuntimeDep
 from ..errors import NotReady
-from ..schemas_drift import AdapterDriftInfo, DriftResponse
+from ..wire import drift_info
 
 router = APIRouter(tags=["drift"], dependencies=[ApiKey])
 
@@ -19,4 +21,4 @@ async def drift(rt: RuntimeDep) -> DriftResponse:
     if rt.drift is None:
         raise NotReady("the drift monitor is disabled (PHISHLENS_DRIFT_ENABLED=false)")
     report = await asyncio.to_thread(rt.drift.report)  # may load a reference profile: off the event loop
-    return DriftResponse(data=[AdapterDriftInfo.of(d) for d in report])
+    return DriftResponse(data=[drift_info(d) for d in report])

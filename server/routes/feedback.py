@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from phishlens.clients.protocol import FeedbackRequest, FeedbackResponse
+
 from ..deps import ApiKey, RuntimeDep
 from ..errors import NotReady
-from ..schemas_feedback import FeedbackRequest, FeedbackResponse
+from ..wire import feedback_labels, feedback_response
 
 router = APIRouter(tags=["feedback"], dependencies=[ApiKey])
 
@@ -16,4 +18,4 @@ async def feedback(body: FeedbackRequest, rt: RuntimeDep) -> FeedbackResponse:
     """Record true labels for texts of a /v1/classify answer (idempotent: a verdict's first label wins)."""
     if rt.feedback is None:
         raise NotReady("feedback is not wired into this server")
-    return FeedbackResponse.of(rt.feedback.record(body.request_id, body.to_labels()))
+    return feedback_response(rt.feedback.record(body.request_id, feedback_labels(body)))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from phishlens.clients.protocol import (KServeExplainRequest, KServeExplainResponse, KServeModel,
+                                        KServePredictRequest, KServePredictResponse)
+
 from ..deps import ApiKey, ExplainKey, RuntimeDep
-from ..schemas import ClassifyResult, KServeModel, KServePredictRequest, KServePredictResponse
-from ..schemas_explain import ExplainResponse, KServeExplainRequest, KServeExplainResponse
 from ..services.explain import explanation_html
+from ..wire import classify_result, explain_response, pipeline_input, pipeline_inputs
 from .explain import service as explain_service
 
 router = APIRouter(prefix="/v1/models", tags=["kserve"], dependencies=[ApiKey])
@@ -15,17 +17,17 @@ router = APIRouter(prefix="/v1/models", tags=["kserve"], dependencies=[ApiKey])
 
 @router.post("/{name}:predict", response_model=KServePredictResponse)
 async def predict(name: str, body: KServePredictRequest, rt: RuntimeDep) -> KServePredictResponse:
-    out = await rt.classify.classify(body.inputs, [name], field="instances")
-    return KServePredictResponse(predictions=[ClassifyResult.of(c, body.return_text) for c in out.results],
+    out = await rt.classify.classify(pipeline_inputs(body.items), [name], field="instances")
+    return KServePredictResponse(predictions=[classify_result(c, body.return_text) for c in out.results],
                                  id=out.request_id)
 
 
 @router.post("/{name}:explain", response_model=KServeExplainResponse, dependencies=[ExplainKey])
 async def explain(name: str, body: KServeExplainRequest, rt: RuntimeDep) -> KServeExplainResponse:
-    out = await explain_service(rt).explain(body.item, name, granularity=body.granularity,
+    out = await explain_service(rt).explain(pipeline_input(body.input), name, granularity=body.granularity,
                                             max_evals=body.max_evals, field="instances")
     html = explanation_html(out) if body.html else None
-    return KServeExplainResponse(explanations=[ExplainResponse.of(out, html, body.return_text)])
+    return KServeExplainResponse(explanations=[explain_response(out, html, body.return_text)])
 
 
 @router.get("/{name}", response_model=KServeModel)

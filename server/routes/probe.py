@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from phishlens.clients.protocol import ProbeRequest, ProbeResponse
+
 from ..deps import ExplainKey, RuntimeDep
 from ..errors import NotReady
-from ..schemas_probe import ProbeRequest, ProbeResponse
+from ..wire import pipeline_input, probe_response
 
 router = APIRouter(tags=["probe"], dependencies=[ExplainKey])
 
@@ -15,4 +17,4 @@ router = APIRouter(tags=["probe"], dependencies=[ExplainKey])
 async def probe(body: ProbeRequest, rt: RuntimeDep) -> ProbeResponse:
     if rt.probe is None:
         raise NotReady("the probe service is not running")
-    return ProbeResponse.of(await rt.probe.probe(body.item, body.adapter), body.return_text)
+    return probe_response(await rt.probe.probe(pipeline_input(body.input), body.adapter), body.return_text)

@@ -42,7 +42,7 @@ VerdictKey = tuple[int, str]  # (text index, adapter name)
 
 
 class RequestNotFound(PhishlensError):
-    status, type = 404, "request_not_found"
+    type = "request_not_found"
 
 
 @dataclass

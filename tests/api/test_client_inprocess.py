@@ -77,7 +77,7 @@ def test_classify_many_stays_under_the_batch_cap(client):
 def test_adapters_and_kserve(client, http):
     names = {a.name: a for a in client.list_adapters()}
     assert set(names) == {"default", "alt"} and names["default"].default and not names["alt"].default
-    assert client.predict("default", [PHISHY]).predictions[0]["label"] == "phishing"
+    assert client.predict("default", [PHISHY]).predictions[0].label == "phishing"
     assert client.model_info("alt").name == "alt"
 
     with pytest.raises(PermissionDeniedError):  # user key on an admin route

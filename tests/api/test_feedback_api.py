@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from phishlens.clients import AsyncPhishlensClient, PhishlensClient, ValidationError
-from phishlens.clients.errors import AdapterNotFoundError, RequestNotFoundError
+from phishlens.clients.protocol.errors import AdapterNotFoundError, RequestNotFoundError
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
 from prometheus_client.parser import text_string_to_metric_families

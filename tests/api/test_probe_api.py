@@ -108,7 +108,7 @@ def test_clients_and_cli(client, monkeypatch):
 
     from phishlens.clients import cli
     from phishlens.clients.client import AsyncPhishlensClient, PhishlensClient
-    from phishlens.clients.errors import PhishlensError
+    from phishlens.clients.protocol.errors import PhishlensError
 
     sync = PhishlensClient("http://testserver", http_client=client)
     res = sync.probe(PHISHY, adapter="zebra-legit")

@@ -96,7 +96,7 @@ def readme(tmp_path_factory, smollm2_base) -> Readme:
 
 def _wait_ready(url: str, proc: subprocess.Popen, log: Path) -> None:
     from phishlens.clients import PhishlensClient
-    from phishlens.clients.errors import PhishlensError
+    from phishlens.clients.protocol.errors import PhishlensError
 
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     with PhishlensClient(url, timeout=30.0, max_retries=0) as c:

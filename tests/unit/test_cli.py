@@ -25,7 +25,13 @@ def _result(i: int, text: str, adapter: str = "default") -> dict:
     p = 0.95 if "urgent" in text else 0.05 if adapter == "default" else 0.719
     return {"index": i, "label": "phishing" if p >= THRESHOLDS[adapter] else "legitimate",
             "probs": {"phishing": p, "legitimate": 1 - p}, "score": p, "uncertain": 0.6 < p < 0.8,
-            "truncated": len(text) > 40, "adapter": {"name": adapter, "sha256": SHA}}
+            "truncated": len(text) > 40, "adapter": {"name": adapter, "sha256": SHA}, "style": "sms",
+            "style_source": "detected"}
+
+
+def _adapter(name: str, default: bool = False) -> dict:
+    return {"name": name, "sha256": SHA, "base_model": "smollm2", "default": default, "labels": ["phishing"],
+            "created": "2026-11-20T00:00:00Z", "loaded_at": 1.0, "metrics": {}, "calibration": _calibration(name)}
 
 
 def _calibration(name: str) -> dict:
@@ -54,14 +60,10 @@ class FakeServer:
             return httpx.Response(200, json={"id": f"clf-{len(self.requests)}", "data": data,
                                              "usage": {"texts": len(texts), "prompt_tokens": 3}})
         if path == "/v1/adapters" and request.method == "GET":
-            return httpx.Response(200, json={"data": [
-                {"name": "default", "sha256": SHA, "base_model": "smollm2", "default": True,
-                 "calibration": _calibration("default")},
-                {"name": "sms", "sha256": SHA, "base_model": "smollm2", "default": False,
-                 "calibration": _calibration("sms")}]})
+            return httpx.Response(200, json={"data": [_adapter("default", True), _adapter("sms")]})
         if path == "/v1/adapters" and request.method == "POST":
             body = json.loads(request.content)
-            info = {"name": body["name"] or "b", "sha256": SHA, "base_model": "smollm2"}
+            info = {**_adapter("sms"), "name": body["name"] or "b"}
             return httpx.Response(201, json=info)
         if request.method == "DELETE":
             return httpx.Response(200, json={"name": path.rsplit("/", 1)[1], "unloaded": True})

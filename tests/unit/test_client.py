@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 import phishlens.clients as pc
-from phishlens.clients import AsyncPhishlensClient, PhishlensClient, errors
+from phishlens.clients import AsyncPhishlensClient, PhishlensClient
+from phishlens.clients.protocol import errors
 
 SHA = "ab" * 32
 
@@ -19,7 +20,16 @@ SHA = "ab" * 32
 def result(index: int, p: float = 0.9, adapter: str = "default", **extra) -> dict:
     return {"index": index, "label": "phishing" if p >= 0.5 else "legitimate",
             "probs": {"phishing": p, "legitimate": 1 - p}, "score": p, "uncertain": False,
-            "truncated": False, "adapter": {"name": adapter, "sha256": SHA}, **extra}
+            "truncated": False, "adapter": {"name": adapter, "sha256": SHA}, "style": "sms",
+            "style_source": "detected", **extra}
+
+
+def adapter(name: str, default: bool = False, **extra) -> dict:
+    """An adapter as the server describes it (every field the protocol requires)."""
+    return {"name": name, "sha256": SHA, "base_model": "smollm2", "default": default, "labels": ["phishing"],
+            "created": "2026-11-20T00:00:00Z", "loaded_at": 1.0, "metrics": {},
+            "calibration": {"threshold": 0.5, "uncertain_low": 0.4, "uncertain_high": 0.6, "temperature": 1.0},
+            **extra}
 
 
 def classify_body(n: int, **extra) -> dict:
@@ -83,19 +93,18 @@ def test_classify_list_and_adapters_body():
 
 
 def test_adapters_load_unload_and_kserve():
-    listing = {"object": "list", "data": [
-        {"name": "default", "sha256": SHA, "base_model": "smollm2", "default": True, "labels": ["phishing"],
-         "metrics": {"test": {"email": {"f1": 0.97}}}},
-        {"name": "alt", "sha256": SHA, "base_model": "smollm2", "default": False}]}
-    loaded = {"name": "new", "sha256": SHA, "base_model": "smollm2", "default": False}
+    listing = {"object": "list", "data": [adapter("default", True, metrics={"test": {"email": {"f1": 0.97}}}),
+                                          adapter("alt")]}
+    loaded = adapter("new")
 
     def handler(request: httpx.Request) -> httpx.Response:
         routes = {
             ("GET", "/v1/adapters"): httpx.Response(200, json=listing),
             ("POST", "/v1/adapters"): httpx.Response(201, json=loaded),
             ("DELETE", "/v1/adapters/new%2Fv2"): httpx.Response(200, json={"name": "new/v2"}),
-            ("POST", "/v1/models/default:predict"): httpx.Response(200, json={"predictions": [result(0)]}),
-            ("GET", "/v1/models/default"): httpx.Response(200, json={"name": "default", "ready": True}),
+            ("POST", "/v1/models/default:predict"): httpx.Response(200, json={"predictions": [result(0)], "id": "clf-1"}),
+            ("GET", "/v1/models/default"): httpx.Response(200, json={"name": "default", "ready": True, "sha256": SHA,
+                                                                           "base_model": "smollm2"}),
             ("GET", "/health"): httpx.Response(200, json={"status": "ok"}),
             ("GET", "/metrics"): httpx.Response(200, text="phishlens_requests_total 3\n"),
         }
@@ -107,7 +116,7 @@ def test_adapters_load_unload_and_kserve():
         assert adapters[0].metrics["test"]["email"]["f1"] == 0.97 and adapters[0].labels == ["phishing"]
         assert client.load_adapter("bundles/new", name="new").name == "new"
         assert client.unload_adapter("new/v2") is None
-        assert client.predict("default", ["hi"]).predictions[0]["label"] == "phishing"
+        assert client.predict("default", ["hi"]).predictions[0].label == "phishing"
         assert client.model_info("default").ready is True
         assert client.health().status == "ok"
         assert "phishlens_requests_total" in client.metrics()
@@ -131,9 +140,13 @@ STATUS_CASES = [
     (424, errors.BackendError, "backend_failure"),
     (429, errors.OverloadedError, "overloaded"),
     (503, errors.NotReadyError, "not_ready"),
-    (500, errors.ServerError, "internal_error"),
+    (500, errors.InternalServerError, "internal_error"),
     (502, errors.ServerError, "bad_gateway"),
-    (405, errors.PhishlensError, "method_not_allowed"),
+    (405, errors.MethodNotAllowedError, "method_not_allowed"),
+    (404, errors.NotFoundError, "not_found"),  # the type decides between the 404s
+    (404, errors.RequestNotFoundError, "request_not_found"),
+    (415, errors.HTTPError, "http_error"),
+    (418, errors.PhishlensError, "teapot"),  # neither type nor status documented
 ]
 
 
@@ -250,7 +263,7 @@ def echo_classifier(request: httpx.Request) -> httpx.Response:
     """Scores text i as P = 0.5 + small step, returns results in reverse order to test re-ordering."""
     texts = json.loads(request.content)["input"]
     data = [result(i, p=float(t.split("-")[1]) / 1000) for i, t in enumerate(texts)]
-    return httpx.Response(200, json={"id": "c", "data": data[::-1], "usage": {"texts": len(texts)}})
+    return httpx.Response(200, json={"id": "c", "data": data[::-1], "usage": {"texts": len(texts), "prompt_tokens": 0}})
 
 
 def test_classify_many_chunks_and_keeps_order():

@@ -18,18 +18,26 @@ from phishlens.clients import (
 )
 
 _ANSWER = {
+    "id": "clf-1",
+    "usage": {"texts": 1, "prompt_tokens": 9},
     "data": [
         {
             "index": 0,
             "label": "phishing",
             "probs": {"phishing": 0.9, "legitimate": 0.1},
             "score": 0.9,
+            "uncertain": False,
+            "truncated": False,
+            "adapter": {"name": "default", "sha256": "ab" * 32},
             "style": "email",
             "style_source": "given",
             "text": "Subject: x\n\nhi",
             "email": {
                 "body_type": "text/plain",
                 "attachments": [{"filename": "a.pdf", "content_type": "application/pdf", "size": 3}],
+                "forwarded": False,
+                "parts": 2,
+                "defects": [],
             },
         }
     ]

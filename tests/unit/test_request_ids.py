@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from phishlens.server.schemas_feedback import MAX_REQUEST_ID_CHARS, REQUEST_ID_PATTERN, FeedbackRequest
+from phishlens.clients.protocol import FeedbackRequest
+from phishlens.clients.protocol.feedback import MAX_REQUEST_ID_CHARS, REQUEST_ID_PATTERN
 from phishlens.server.services.request_ids import (
     PREFIX,
     RequestIdCodec,

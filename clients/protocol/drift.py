@@ -1,40 +1,32 @@
-"""Wire models of GET /v1/drift (DESIGN.md §5, §6); built from the monitor's `AdapterDrift` dataclasses."""
+"""GET /v1/drift (DESIGN.md §5, §6): the drift monitor's state per loaded adapter."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from phishlens.explain.drift import TypicalWord
-from pydantic import BaseModel, Field
+from pydantic import ConfigDict, Field
 
-from .services.drift import AdapterDrift, FeatureDrift, Prevalence
+from .base import Response
+from .classify import SHA
 
 
-class FeatureStat(BaseModel):
+class FeatureStat(Response):
     feature: str = Field(description="score, uncertainty, a style feature, or embedding")
     statistic: float = Field(description="PSI against the reference deciles; MMD² for feature=embedding; both "
-                                               "against the reference reweighted to the window's prevalence")
+                                         "against the reference reweighted to the window's prevalence")
     threshold: float = Field(description="calibrated on reference data for the target false-alarm rate")
     over: bool
     ks: float | None = Field(default=None, description="two-sample KS statistic (scalar features), no threshold")
 
-    @classmethod
-    def of(cls, f: FeatureDrift) -> FeatureStat:
-        return cls(feature=f.feature, statistic=f.statistic, threshold=f.threshold, over=f.over, ks=f.ks)
 
-
-class WordShift(BaseModel):
+class WordShift(Response):
     word: str
     live_share: float = Field(description="share of live texts in the window containing the word")
     reference_share: float
     log_odds: float = Field(description="> 0: typical of live traffic; < 0: typical of the reference")
 
-    @classmethod
-    def of(cls, w: TypicalWord) -> WordShift:
-        return cls(word=w.word, live_share=w.live_share, reference_share=w.reference_share, log_odds=w.log_odds)
 
-
-class PrevalenceInfo(BaseModel):
+class PrevalenceInfo(Response):
     estimate: float = Field(description="estimated share of phishing in the window (maximum likelihood from the "
                                         "calibrated scores, Saerens et al. 2002); the drift statistics compare "
                                         "the window with the reference reweighted to it")
@@ -43,12 +35,10 @@ class PrevalenceInfo(BaseModel):
     calibration: float = Field(description="phishing share of the rows the adapter's scores are calibrated on")
     texts: int = Field(description="texts the estimate is based on")
 
-    @classmethod
-    def of(cls, p: Prevalence) -> PrevalenceInfo:
-        return cls(estimate=p.estimate, low=p.low, high=p.high, calibration=p.calibration, texts=p.texts)
 
+class AdapterDriftInfo(Response):
+    """One adapter's drift state."""
 
-class AdapterDriftInfo(BaseModel):
     adapter: str
     sha256: str
     status: Literal["no_reference", "warming_up", "ok", "drift", "error"]
@@ -68,17 +58,18 @@ class AdapterDriftInfo(BaseModel):
     evaluated_at: float | None = Field(description="unix time of the last evaluation")
     detail: str = ""
 
-    @classmethod
-    def of(cls, d: AdapterDrift) -> AdapterDriftInfo:
-        return cls(adapter=d.adapter, sha256=d.sha256, status=d.status, alert=d.alert,  # type: ignore[arg-type]
-                   prevalence=PrevalenceInfo.of(d.prevalence) if d.prevalence else None,
-                   window_size=d.window_size, window_texts=d.window_texts, texts_seen=d.texts_seen,
-                   calibrated_window=d.calibrated_window, features=[FeatureStat.of(f) for f in d.features],
-                   most_shifted=d.most_shifted[:5], typical_live=[WordShift.of(w) for w in d.typical_live],
-                   typical_reference=[WordShift.of(w) for w in d.typical_reference],
-                   evaluated_at=d.evaluated_at, detail=d.detail)
 
+class DriftResponse(Response):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"object": "drift", "data": [{
+        "adapter": "default", "sha256": SHA, "status": "drift", "alert": True,
+        "prevalence": {"estimate": 0.31, "low": 0.26, "high": 0.36, "calibration": 0.5, "texts": 500},
+        "window_size": 500, "window_texts": 500, "texts_seen": 1840, "calibrated_window": 500,
+        "features": [{"feature": "embedding", "statistic": 0.041, "threshold": 0.012, "over": True, "ks": None},
+                     {"feature": "url_count", "statistic": 0.62, "threshold": 0.21, "over": True, "ks": 0.33}],
+        "most_shifted": ["url_count", "embedding"],
+        "typical_live": [{"word": "invoice", "live_share": 0.22, "reference_share": 0.01, "log_odds": 3.1}],
+        "typical_reference": [{"word": "txt", "live_share": 0.0, "reference_share": 0.08, "log_odds": -2.4}],
+        "evaluated_at": 1795000000.0, "detail": ""}]}]})
 
-class DriftResponse(BaseModel):
     object: Literal["drift"] = "drift"
     data: list[AdapterDriftInfo]
