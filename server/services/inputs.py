@@ -44,6 +44,22 @@ def prepare_inputs(
     return [[col[i] for col in columns] for i in range(len(items))]
 
 
+class Preparer:
+    """Input i through adapter e's pipeline, each (pipeline, input) once: the classify service asks per
+    (input, adapter) job, which under routing is not the full cross product."""
+
+    def __init__(self, items: Sequence[InputItem], field: str = "input") -> None:
+        self.items = items
+        self.field = field
+        self._cache: dict[tuple[str, int, object, int], Prepared] = {}
+
+    def __call__(self, index: int, entry: AdapterEntry) -> Prepared:
+        key = (entry.pipeline.name, entry.pipeline.version, entry.pipeline.limits, index)
+        if key not in self._cache:
+            self._cache[key] = _prepare_one(entry, self.items[index], index, self.field)
+        return self._cache[key]
+
+
 def _prepare_one(entry: AdapterEntry, item: InputItem, index: int, field: str) -> Prepared:
     where = f"{field}[{index}]"
     try:
