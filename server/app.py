@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             await registry.open()
             service = ClassifyService(engine, registry, settings, metrics)
             feedback_service = FeedbackService(settings, registry, metrics)
+            feedback_service.open()  # journaled labels back into the live windows and counters
             service.observers.append(feedback_service)
             app.state.runtime = Runtime(settings, engine, registry, service, metrics)
             # one transformers copy of the base (loads on first use) for probes and prefix-tree explanations
@@ -88,7 +89,10 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
                 watchdog.cancel()
         finally:
             drift = app.state.runtime.drift if app.state.runtime is not None else None
+            feedback = app.state.runtime.feedback if app.state.runtime is not None else None
             app.state.runtime = None
+            if feedback is not None:
+                feedback.close()  # compacts the journal and releases the folder's lock
             if drift is not None:  # persist the windows before unloading (unload drops them)
                 await asyncio.to_thread(drift.close)
                 metrics.forget_hooks.remove(drift.forget)

@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     """HMAC keys of the signed request ids (services/request_ids.py): the first signs, all verify (rotate by
     prepending). Give every replica the same list so feedback is accepted by any of them and after a
     restart; empty: a random per-process key (feedback only on the replica that answered, until it restarts)."""
+    feedback_state_dir: Path | None = Path("~/.cache/phishlens/feedback")
+    """Where recorded feedback is journaled (fsync'd before the answer) so live precision/recall, the feedback
+    counters and duplicate detection survive restarts and `kill -9`; one process per folder (another one logs
+    a warning and keeps its state in memory); empty: memory only."""
 
     drift_enabled: bool = True
     """Run the drift monitor (GET /v1/drift, phishlens_drift_* metrics) on served classifications."""
@@ -172,6 +176,11 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, v: Any) -> Any:
         return _split_list(v)
+
+    @field_validator("feedback_state_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v
 
     @field_validator("adapter_roots")
     @classmethod

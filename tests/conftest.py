@@ -10,6 +10,8 @@ import pytest
 
 # Servers built in tests persist drift windows; keep them out of the user's ~/.cache (one folder per run).
 os.environ.setdefault("PHISHLENS_DRIFT_STATE_DIR", tempfile.mkdtemp(prefix="phishlens-test-drift-"))
+# Feedback state is journaled only where a test asks for it (counts asserted per test must start at zero).
+os.environ.setdefault("PHISHLENS_FEEDBACK_STATE_DIR", "")
 
 # =====================================================================================================
 # Data (real corpora under PHISHLENS_DATA_ROOT or <repo>/../shared/data) — owner: training/data

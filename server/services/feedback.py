@@ -15,27 +15,34 @@ Feedback is idempotent per replica: a label already recorded for a (request, tex
 this is the one in-memory part: bounded by age and size, it only remembers labels this replica recorded, so
 a retry that lands on another replica counts again (at-least-once across the fleet; see README).
 A verdict by an adapter that has since been unloaded or replaced is `stale`: kept, not counted.
+
+With `feedback_state_dir` set, every recorded label is journaled and fsync'd before the answer
+(services/feedback_journal.py): the live windows, the outcome counters and the ledger survive a restart,
+also after `kill -9`. The CBPE windows are not persisted: served traffic refills them.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from phishlens.explain.performance import ExpectedWindow, Outcome, OutcomeWindow, outcome
+from phishlens.explain.performance import OUTCOMES, ExpectedWindow, Outcome, OutcomeWindow, outcome
 
 from ..errors import PhishlensError, ValidationFailed
 from ..metrics import Metrics
 from ..registry import AdapterRegistry
 from ..settings import Settings
 from .classify import ClassifyOutcome
+from .feedback_journal import AdapterSnapshot, FeedbackJournal, JournalEntry, JournalItem, Replay
 from .request_ids import RequestIdCodec, RequestIdRejected, SignedRequest, SignedVerdict
 
+logger = logging.getLogger(__name__)
 Label = Literal["phishing", "legitimate"]
 Status = Literal["recorded", "duplicate", "conflict", "stale"]
 VerdictKey = tuple[int, str]  # (text index, adapter name)
@@ -78,16 +85,23 @@ class LabelLedger:
         entry = self._entries.get(key)
         return dict(entry.labels) if entry else {}
 
-    def add(self, key: bytes, labels: dict[VerdictKey, str]) -> None:
+    def add(self, key: bytes, labels: dict[VerdictKey, str], expires: float | None = None) -> float | None:
+        """Remember labels (the first of each key stands); the entry's expiry (`expires` when replayed)."""
         if not labels:
-            return
+            return None
         entry = self._entries.get(key)
         if entry is None:
-            entry = self._entries[key] = _Entry(self.clock() + self.ttl_s, {})
+            entry = self._entries[key] = _Entry(self.clock() + self.ttl_s if expires is None else expires, {})
         new = {k: v for k, v in labels.items() if k not in entry.labels}
         entry.labels.update(new)
         self._items += len(new)
         self._evict()
+        return entry.expires
+
+    def entries(self) -> list[tuple[bytes, float, dict[VerdictKey, str]]]:
+        """(key, expiry, labels) of every live entry, oldest first."""
+        self._evict()
+        return [(k, e.expires, dict(e.labels)) for k, e in self._entries.items()]
 
     def _evict(self) -> None:
         now = self.clock()
@@ -132,6 +146,7 @@ class _AdapterState:
     sha256: str
     expected: ExpectedWindow
     live: OutcomeWindow
+    totals: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
 
 
 class FeedbackService:
@@ -145,7 +160,57 @@ class FeedbackService:
         self.clock = clock
         self.ids = RequestIdCodec.from_secrets(settings.feedback_secrets)
         self.ledger = LabelLedger(settings.feedback_ttl_s, settings.feedback_max_items, clock)
+        self.journal = FeedbackJournal(settings.feedback_state_dir)
         self._state: dict[str, _AdapterState] = {}
+
+    # ---- lifecycle (durable state) -----------------------------------------------------------------
+    def open(self) -> None:
+        """Restore the journaled state (windows, counters, ledger) and compact the journal."""
+        replay = self.journal.open()
+        restored = self._apply(replay)
+        if self.journal.enabled:
+            self._compact()  # also drops a torn tail, so the next append starts on a fresh line
+        if restored:
+            logger.info("feedback state restored from %s: %d label(s) counted for %s", self.journal.path,
+                        restored, ", ".join(sorted(self._state)))
+
+    def close(self) -> None:
+        if self.journal.enabled:
+            self._compact()
+        self.journal.close()
+
+    def _apply(self, replay: Replay) -> int:
+        loaded = {e.name: e.sha256 for e in self.registry.list()}
+        for name, snap in replay.adapters.items():
+            state = self._state_for(name, snap.sha256)
+            for o in snap.live:
+                state.live.add(o)  # type: ignore[arg-type]
+            for o, n in snap.totals.items():
+                state.totals[o] += n  # type: ignore[index]
+        for e in replay.entries:
+            for i in e.items:
+                if i.outcome is not None and i.sha256 is not None:
+                    state = self._state_for(i.adapter, i.sha256)
+                    state.live.add(i.outcome)  # type: ignore[arg-type]
+                    state.totals[i.outcome] += 1  # type: ignore[index]
+            self.ledger.add(e.mac, {(i.index, i.adapter): i.label for i in e.items}, e.expires)
+        for name in [n for n, st in self._state.items() if loaded.get(n) != st.sha256]:
+            del self._state[name]  # unloaded or replaced since: its labels no longer describe what serves
+        restored = 0
+        for name, state in self._state.items():
+            if self.metrics:
+                for o, n in state.totals.items():
+                    if n:
+                        self.metrics.feedback.labels(adapter=name, outcome=o).inc(n)
+            restored += sum(state.totals.values())
+            self._export_live(name)
+        return restored
+
+    def _compact(self) -> None:
+        snaps = {n: AdapterSnapshot(st.sha256, dict(st.totals), list(st.live)) for n, st in self._state.items()}
+        entries = [JournalEntry(k, exp, [JournalItem(i, a, lab) for (i, a), lab in labels.items()])
+                   for k, exp, labels in self.ledger.entries()]
+        self.journal.compact(snaps, entries)
 
     # ---- ClassificationObserver ------------------------------------------------------------------
     def observe(self, texts: Sequence[str], outcome: ClassifyOutcome) -> None:
@@ -184,12 +249,22 @@ class FeedbackService:
             else:
                 status = "recorded"
                 noted[key] = label
-                self._state_for(adapter, served.adapter_sha256).live.add(o)
+                state = self._state_for(adapter, served.adapter_sha256)
+                state.live.add(o)
+                state.totals[o] += 1
                 if self.metrics:
                     self.metrics.feedback.labels(adapter=adapter, outcome=o).inc()
                 touched.add(adapter)
             items.append(FeedbackItem(index, adapter, label, served.predicted, o, status))
-        self.ledger.add(signed.mac, noted)
+        expires = self.ledger.add(signed.mac, noted)
+        if noted and expires is not None and self.journal.enabled:
+            counted = {(i.index, i.adapter): i for i in items if i.status == "recorded"}
+            self.journal.append(JournalEntry(signed.mac, expires, [
+                JournalItem(index, adapter, label, verdicts[(index, adapter)].adapter_sha256,
+                            counted[(index, adapter)].outcome) if (index, adapter) in counted
+                else JournalItem(index, adapter, label) for (index, adapter), label in noted.items()]))
+            if self.journal.records > 2 * len(self.ledger) + 1000:  # bounded file: about what it must hold
+                self._compact()
         for name in touched:
             self._export_live(name)
         return FeedbackReport(request_id, items)

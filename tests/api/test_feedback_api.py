@@ -251,3 +251,29 @@ def test_kserve_predictions_carry_a_feedback_id(client):
     with PhishlensClient("http://testserver", api_key="k-user", http_client=client) as pc:
         pred = pc.predict("alt", [PHISHY])
         assert pred.id and pc.feedback(pred.id, ["phishing"]).recorded == 1
+
+
+def test_feedback_state_survives_a_restart(adapter_root, tokenizer, smollm2_base, tmp_path):
+    """With `feedback_state_dir` the counters, live window and duplicate ledger come back after a restart
+    (the real `kill -9` is tests/e2e/test_reliability_faults.py); without it nothing is written."""
+    def app(**kw):
+        return TestClient(create_app(settings_for(adapter_root, feedback_secrets=["s1"], **kw),
+                                     backend=FakeBackend(tokenizer, smollm2_base.sha256)))
+
+    state = tmp_path / "feedback"
+    with app(feedback_state_dir=state) as a:
+        rid = classify(a, [PHISHY, CLEAN])
+        body = a.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
+            {"index": 0, "label": "phishing"}, {"index": 1, "label": "phishing"}]}).json()
+        assert body["recorded"] == 2
+        before = {k: v for k, v in samples(a).items() if k[0].startswith(("phishlens_feedback_total",
+                                                                             "phishlens_live_"))}
+    assert before and (state / "feedback.jsonl").is_file()
+    with app(feedback_state_dir=state) as b:
+        after = {k: v for k, v in samples(b).items() if k in before}
+        assert after == before
+        again = b.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
+            {"index": 0, "label": "phishing"}]}).json()
+        assert again["duplicates"] == 1 and again["recorded"] == 0  # the ledger came back too
+    with app(feedback_state_dir=None) as c:
+        assert metric(c, "phishlens_feedback_total", adapter="default", outcome="tp") is None
