@@ -327,7 +327,7 @@ def _print_table(client: PhishlensClient, inputs: cc.Inputs, names: list[str],
     """Per request: its id, then one row per text and one column per adapter; then the legend."""
     style = typer.style if use_color else None
     files = bool(inputs.sources)
-    columns: list[str] = list(names)
+    columns: list[str] = [n for n in names if n != "auto"]  # routed: a column per adapter that answered
     for request_id, offset, results in batches:
         rows: dict[int, dict[str, ClassifyResult]] = {}
         for r in results:

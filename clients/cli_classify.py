@@ -162,7 +162,7 @@ def base_url(url: str) -> str:
 
 
 LABEL_COLORS = {"phishing": "red", "legitimate": "green"}
-CELL_WIDTH = len("legitimate 0.000 UT")
+CELL_WIDTH = len("legitimate 0.000 UTO")
 
 
 @dataclass(frozen=True)
@@ -174,14 +174,16 @@ class Row:
 
 
 def cell(result: ClassifyResult | None, style: Any = None) -> str:
-    """`phishing   0.972 U`: label, score, flags (U uncertain, T truncated), padded to one width."""
+    """`phishing   0.972 U`: label, score, flags (U uncertain, T truncated, O out of distribution), padded
+    to one width."""
     if result is None:
         return "-".ljust(CELL_WIDTH)
-    flags = ("U" if result.uncertain else "") + ("T" if result.truncated else "")
+    flags = ("U" if result.uncertain else "") + ("T" if result.truncated else "") + (
+        "O" if result.ood is not None and result.ood.flagged else "")
     label = f"{result.label:<10}"
     if style is not None:
         label = style(label, fg=LABEL_COLORS.get(result.label), bold=result.label == "phishing")
-    return f"{label} {result.score:.3f} {flags:<2}"
+    return f"{label} {result.score:.3f} {flags:<3}"
 
 
 def preview(text: str, width: int) -> str:
@@ -226,7 +228,7 @@ def legend(adapters: Sequence[str], calibrations: Mapping[str, AdapterCalibratio
             )
     out.append(
         "score = calibrated P(phishing); U = in the adapter's uncertain band; "
-        "T = text truncated (head and tail kept)"
+        "T = text truncated (head and tail kept); O = unlike the adapter's reference texts (ood.flagged)"
     )
     return out
 

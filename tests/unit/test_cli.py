@@ -26,7 +26,8 @@ def _result(i: int, text: str, adapter: str = "default") -> dict:
     return {"index": i, "label": "phishing" if p >= THRESHOLDS[adapter] else "legitimate",
             "probs": {"phishing": p, "legitimate": 1 - p}, "score": p, "uncertain": 0.6 < p < 0.8,
             "truncated": len(text) > 40, "adapter": {"name": adapter, "sha256": SHA}, "style": "sms",
-            "style_source": "detected"}
+            "style_source": "detected",
+            "ood": {"score": 1.5 if "zebra" in text else 0.5, "flagged": "zebra" in text, "threshold": 0.9}}
 
 
 def _adapter(name: str, default: bool = False) -> dict:
@@ -56,7 +57,10 @@ class FakeServer:
             body = json.loads(request.content)
             texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
             names = body.get("adapters") or [body.get("adapter") or "default"]
-            data = [_result(i, t, a) for a in names for i, t in enumerate(texts)]  # server order: by adapter
+            if names == ["auto"]:  # routing as the server does it: short texts to "sms", the rest to default
+                data = [_result(i, t, "sms" if len(t) < 20 else "default") for i, t in enumerate(texts)]
+            else:
+                data = [_result(i, t, a) for a in names for i, t in enumerate(texts)]  # server order: by adapter
             return httpx.Response(200, json={"id": f"clf-{len(self.requests)}", "data": data,
                                              "usage": {"texts": len(texts), "prompt_tokens": 3}})
         if path == "/v1/adapters" and request.method == "GET":
@@ -372,3 +376,14 @@ def test_explain_and_probe_eml_send_the_raw_message_as_a_typed_input(server, tmp
     assert base64.b64decode(item["email"]) == raw and item["encoding"] == "base64"
     r = invoke(command, "--eml", str(tmp_path / "absent.eml"))
     assert r.exit_code == 2 and "absent.eml" in r.stderr
+
+
+def test_classify_auto_shows_the_adapter_that_answered_and_the_ood_flag(server):
+    r = invoke("classify", "hi zebra", "a much longer message about a meeting", "-a", "auto", "--format", "table")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[1].split() == ["#", "sms", "default", "text"]  # one column per adapter that answered
+    assert lines[2].split()[:5] == ["0", "legitimate", "0.719", "UO", "-"]  # O: out of distribution
+    assert lines[3].split()[:4] == ["1", "-", "legitimate", "0.050"]
+    assert "O = unlike the adapter's reference texts" in lines[-1]
+    assert json.loads(server.requests[0].content)["adapter"] == "auto"
