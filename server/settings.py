@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from phishlens.training.contract.style import STYLES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -129,6 +131,20 @@ class Settings(BaseSettings):
     counters and duplicate detection survive restarts and `kill -9`; one process per folder (another one logs
     a warning and keeps its state in memory); empty: memory only."""
 
+    routes: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    """`adapter: "auto"` sends each text to the adapter named here for its style (email, sms, url; the style
+    the input pipeline gives or detects); styles without a route go to the default adapter. JSON
+    (`{"sms": "specialist-sms"}`) or `style=adapter` pairs (`sms=specialist-sms,url=specialist-url`). A route
+    to an adapter that is not loaded answers 404 for the texts of that style."""
+
+    ood_enabled: bool = True
+    """Give each classification result `ood` (score, flagged, threshold): how far the text lies from the
+    adapter's reference texts (MiniLM embedding, kNN distance; explain/ood.py), for adapters whose bundle
+    has a drift reference. Costs one MiniLM pass per distinct text on the request path (README
+    "Out-of-distribution flag": the measured latency), which the drift monitor then reuses."""
+    ood_flag_rate: float = Field(default=0.05, gt=0.0, lt=0.5)
+    """Share of the adapter's own reference texts that would be flagged: sets `ood.threshold`."""
+
     drift_enabled: bool = True
     """Run the drift monitor (GET /v1/drift, phishlens_drift_* metrics) on served classifications."""
     drift_window: int = Field(default=200, ge=10)
@@ -176,6 +192,29 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, v: Any) -> Any:
         return _split_list(v)
+
+    @field_validator("routes", mode="before")
+    @classmethod
+    def _routes(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            s = v.strip()
+            if s.startswith("{"):
+                return json.loads(s)
+            pairs = [part.split("=", 1) for part in s.split(",") if part.strip()]
+            if any(len(p) != 2 for p in pairs):
+                raise ValueError("routes must be JSON or style=adapter pairs separated by commas")
+            return {k.strip(): a.strip() for k, a in pairs}
+        return v
+
+    @field_validator("routes")
+    @classmethod
+    def _route_styles(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = sorted(set(v) - set(STYLES))
+        if bad:
+            raise ValueError(f"routes: unknown style(s) {bad}; styles are {list(STYLES)}")
+        if any(not a for a in v.values()):
+            raise ValueError("routes: every style needs an adapter name")
+        return v
 
     @field_validator("feedback_state_dir", mode="before")
     @classmethod
