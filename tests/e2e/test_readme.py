@@ -75,6 +75,7 @@ def readme(tmp_path_factory, smollm2_base) -> Readme:
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "PHISHLENS_URL": url,
            "PHISHLENS_PORT": str(port), "PHISHLENS_HOST": "127.0.0.1", "PHISHLENS_BACKEND": "hf",
            "PHISHLENS_ADAPTERS": ",".join(ADAPTERS), "PHISHLENS_DEFAULT_ADAPTER": "default",
+           "PHISHLENS_ROUTES": "sms=specialist-sms,url=specialist-url",  # README "Style routing"
            "PHISHLENS_DRIFT_STATE_DIR": str(cwd / "drift-state"), "NO_COLOR": "1"}
     for key in ("PHISHLENS_API_KEY", "PHISHLENS_API_KEYS", "PHISHLENS_ADMIN_KEYS", "PHISHLENS_ADAPTER_ROOTS"):
         env.pop(key, None)
