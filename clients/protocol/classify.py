@@ -26,7 +26,9 @@ class ClassifyRequest(Request):
                     '{"sms": text, "sender"?}, or {"url": url}')
     return_text: bool = Field(default=False,
                               description="return the exact text the model saw with each result")
-    adapter: str | None = Field(default=None, description="adapter to use (default adapter when omitted)")
+    adapter: str | None = Field(default=None, description='adapter to use (default adapter when omitted; "auto": '
+                                                          "each text to the adapter PHISHLENS_ROUTES names for "
+                                                          "its style)")
     adapters: list[str] | None = Field(default=None, min_length=1,
                                        description="score each input with each of these adapters")
 
@@ -38,7 +40,7 @@ class ClassifyRequest(Request):
         return v
 
     @model_validator(mode="after")
-    def _check(self) -> "ClassifyRequest":
+    def _check(self) -> ClassifyRequest:
         if self.adapter is not None and self.adapters is not None:
             raise ValueError("give either 'adapter' or 'adapters', not both")
         check_texts(self.items, "input")
