@@ -75,7 +75,7 @@ def test_threshold_flags_five_percent_of_the_reference_and_matches_the_offline_b
 
 
 def test_in_distribution_text_is_mostly_unflagged_and_other_styles_are_flagged(client, splits):
-    seen = sum((rows_of(splits, s, 40) for s in ("sms_uci", "email_spamassassin", "url_phishtank_iscx")), [])
+    seen = [t for s in ("sms_uci", "email_spamassassin", "url_phishtank_iscx") for t in rows_of(splits, s, 40)]
     res = classify(client, seen, adapter="default")
     assert all(r["ood"] is not None and r["adapter"]["name"] == "default" for r in res)
     flagged = np.mean([r["ood"]["flagged"] for r in res])
