@@ -28,16 +28,46 @@ _WHERE = {**{n: "phishlens.clients.client" for n in _CLIENT},
 __all__ = sorted(_WHERE)
 
 if TYPE_CHECKING:
-    from phishlens.clients.client import AsyncPhishlensClient, ClassifyInput, PhishlensClient, RetryPolicy, email_input
-    from phishlens.clients.protocol import (AdapterInfo, AdapterRef, ClassifyResponse, ClassifyResult, EmailInput,
-                                            HealthStatus, KServeModel, KServePredictResponse, SmsInput, UrlInput,
-                                            Usage, parse_error)
-    from phishlens.clients.protocol.errors import (AdapterNotFoundError, AuthenticationError, BackendError,
-                                                   BadRequestError, ConnectionError, HTTPError,
-                                                   InternalServerError, MethodNotAllowedError, NotFoundError,
-                                                   NotReadyError, OverloadedError, PayloadTooLargeError,
-                                                   PermissionDeniedError, PhishlensError, RequestNotFoundError,
-                                                   ServerError, ValidationError)
+    from phishlens.clients.client import (
+        AsyncPhishlensClient,
+        ClassifyInput,
+        PhishlensClient,
+        RetryPolicy,
+        email_input,
+    )
+    from phishlens.clients.protocol import (
+        AdapterInfo,
+        AdapterRef,
+        ClassifyResponse,
+        ClassifyResult,
+        EmailInput,
+        HealthStatus,
+        KServeModel,
+        KServePredictResponse,
+        SmsInput,
+        UrlInput,
+        Usage,
+        parse_error,
+    )
+    from phishlens.clients.protocol.errors import (
+        AdapterNotFoundError,
+        AuthenticationError,
+        BackendError,
+        BadRequestError,
+        ConnectionError,
+        HTTPError,
+        InternalServerError,
+        MethodNotAllowedError,
+        NotFoundError,
+        NotReadyError,
+        OverloadedError,
+        PayloadTooLargeError,
+        PermissionDeniedError,
+        PhishlensError,
+        RequestNotFoundError,
+        ServerError,
+        ValidationError,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -23,7 +23,6 @@ from urllib.parse import quote
 
 import httpx
 import pydantic
-
 from phishlens import __version__
 from phishlens.clients.protocol import (
     AdapterDriftInfo,
@@ -199,9 +198,12 @@ def _unload_adapter_call(name: str) -> _Call[None]:
     return _Call("DELETE", f"/v1/adapters/{quote(name, safe='')}", _parse_none)
 
 
-def _predict_call(model: str, instances: Sequence[Any]) -> _Call[KServePredictResponse]:
+def _predict_call(model: str, instances: Sequence[Any], return_text: bool = False) -> _Call[KServePredictResponse]:
     path = f"/v1/models/{quote(model, safe='')}:predict"
-    return _Call("POST", path, _model_parser(KServePredictResponse), json={"instances": list(instances)})
+    body: dict[str, Any] = {"instances": [_wire_input(i) for i in instances]}
+    if return_text:
+        body["return_text"] = True
+    return _Call("POST", path, _model_parser(KServePredictResponse), json=body)
 
 
 def _model_info_call(model: str) -> _Call[KServeModel]:
@@ -211,10 +213,12 @@ def _model_info_call(model: str) -> _Call[KServeModel]:
 EXPLAIN_TIMEOUT = 600.0  # one explanation is hundreds of forward passes
 
 
-def _explain_body(granularity: str, max_evals: int | None, html: bool) -> dict[str, Any]:
+def _explain_body(granularity: str, max_evals: int | None, html: bool, return_text: bool) -> dict[str, Any]:
     body: dict[str, Any] = {"granularity": granularity, "html": html}
     if max_evals is not None:
         body["max_evals"] = max_evals
+    if return_text:
+        body["return_text"] = True
     return body
 
 
@@ -225,8 +229,9 @@ def _explain_call(
     max_evals: int | None,
     html: bool,
     timeout: float | None,
+    return_text: bool = False,
 ) -> _Call[ExplainResponse]:
-    body = {"input": _wire_input(input), **_explain_body(granularity, max_evals, html)}
+    body = {"input": _wire_input(input), **_explain_body(granularity, max_evals, html, return_text)}
     if adapter is not None:
         body["adapter"] = adapter
     return _Call("POST", "/v1/explain", _model_parser(ExplainResponse), json=body,
@@ -240,16 +245,19 @@ def _kserve_explain_call(
     max_evals: int | None,
     html: bool,
     timeout: float | None,
+    return_text: bool = False,
 ) -> _Call[KServeExplainResponse]:
-    body = {"instances": [_wire_input(input)], **_explain_body(granularity, max_evals, html)}
+    body = {"instances": [_wire_input(input)], **_explain_body(granularity, max_evals, html, return_text)}
     return _Call("POST", f"/v1/models/{quote(model, safe='')}:explain", _model_parser(KServeExplainResponse),
                  json=body, timeout=timeout if timeout is not None else EXPLAIN_TIMEOUT)
 
 
-def _probe_call(input: ClassifyInput, adapter: str | None) -> _Call[ProbeResponse]:
+def _probe_call(input: ClassifyInput, adapter: str | None, return_text: bool = False) -> _Call[ProbeResponse]:
     body: dict[str, Any] = {"input": _wire_input(input)}
     if adapter is not None:
         body["adapter"] = adapter
+    if return_text:
+        body["return_text"] = True
     return _Call("POST", "/v1/probe", _model_parser(ProbeResponse), json=body)
 
 
@@ -500,9 +508,10 @@ class PhishlensClient(_BaseClient):
         max_evals: int | None = None,
         html: bool = False,
         timeout: float | None = None,
+        return_text: bool = False,
     ) -> ExplainResponse:
         """SHAP attributions of one text (`html=True` adds a self-contained HTML page); waits up to 600 s."""
-        return self._send(_explain_call(input, adapter, granularity, max_evals, html, timeout))
+        return self._send(_explain_call(input, adapter, granularity, max_evals, html, timeout, return_text))
 
     def kserve_explain(
         self,
@@ -513,17 +522,18 @@ class PhishlensClient(_BaseClient):
         max_evals: int | None = None,
         html: bool = False,
         timeout: float | None = None,
+        return_text: bool = False,
     ) -> KServeExplainResponse:
         """KServe V1 `POST /v1/models/{model}:explain` for one text."""
-        return self._send(_kserve_explain_call(model, input, granularity, max_evals, html, timeout))
+        return self._send(_kserve_explain_call(model, input, granularity, max_evals, html, timeout, return_text))
 
-    def probe(self, input: ClassifyInput, adapter: str | None = None) -> ProbeResponse:
+    def probe(self, input: ClassifyInput, adapter: str | None = None, *, return_text: bool = False) -> ProbeResponse:
         """Per-layer probe outputs and logit-lens P(phishing) of one text (`POST /v1/probe`)."""
-        return self._send(_probe_call(input, adapter))
+        return self._send(_probe_call(input, adapter, return_text))
 
-    def predict(self, model: str, instances: Sequence[Any]) -> KServePredictResponse:
+    def predict(self, model: str, instances: Sequence[Any], *, return_text: bool = False) -> KServePredictResponse:
         """KServe V1 `POST /v1/models/{model}:predict`."""
-        return self._send(_predict_call(model, instances))
+        return self._send(_predict_call(model, instances, return_text))
 
     def model_info(self, model: str) -> KServeModel:
         """KServe V1 `GET /v1/models/{model}`."""
@@ -679,9 +689,10 @@ class AsyncPhishlensClient(_BaseClient):
         max_evals: int | None = None,
         html: bool = False,
         timeout: float | None = None,
+        return_text: bool = False,
     ) -> ExplainResponse:
         """SHAP attributions of one text (`html=True` adds a self-contained HTML page); waits up to 600 s."""
-        return await self._send(_explain_call(input, adapter, granularity, max_evals, html, timeout))
+        return await self._send(_explain_call(input, adapter, granularity, max_evals, html, timeout, return_text))
 
     async def kserve_explain(
         self,
@@ -692,17 +703,23 @@ class AsyncPhishlensClient(_BaseClient):
         max_evals: int | None = None,
         html: bool = False,
         timeout: float | None = None,
+        return_text: bool = False,
     ) -> KServeExplainResponse:
         """KServe V1 `POST /v1/models/{model}:explain` for one text."""
-        return await self._send(_kserve_explain_call(model, input, granularity, max_evals, html, timeout))
+        return await self._send(
+            _kserve_explain_call(model, input, granularity, max_evals, html, timeout, return_text))
 
-    async def probe(self, input: ClassifyInput, adapter: str | None = None) -> ProbeResponse:
+    async def probe(
+        self, input: ClassifyInput, adapter: str | None = None, *, return_text: bool = False
+    ) -> ProbeResponse:
         """Per-layer probe outputs and logit-lens P(phishing) of one text (`POST /v1/probe`)."""
-        return await self._send(_probe_call(input, adapter))
+        return await self._send(_probe_call(input, adapter, return_text))
 
-    async def predict(self, model: str, instances: Sequence[Any]) -> KServePredictResponse:
+    async def predict(
+        self, model: str, instances: Sequence[Any], *, return_text: bool = False
+    ) -> KServePredictResponse:
         """KServe V1 `POST /v1/models/{model}:predict`."""
-        return await self._send(_predict_call(model, instances))
+        return await self._send(_predict_call(model, instances, return_text))
 
     async def model_info(self, model: str) -> KServeModel:
         """KServe V1 `GET /v1/models/{model}`."""

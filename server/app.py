@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from phishlens import __version__
 
 from .backends.base import Backend
+from .backends.hf_replica import HFReplica
 from .deps import Runtime
 from .errors import ERROR_RESPONSES, install_error_handlers
 from .limits import BodyLimitMiddleware, JsonBodyMiddleware
@@ -29,7 +30,6 @@ from .services.drift import DriftMonitor
 from .services.drift_metrics import DriftMetrics
 from .services.explain import ExplainService
 from .services.feedback import FeedbackService
-from .services.hf_replica import HFReplica
 from .services.probe import ProbeService
 from .settings import Settings, get_settings
 from .watchdog import ENGINE_DEAD_EXIT, watch_engine
@@ -59,6 +59,8 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             engine = make_backend(settings)
         await engine.start()
         registry = AdapterRegistry(engine, settings, metrics)
+        # one transformers copy of the base (loads on first use) for probes and prefix-tree explanations
+        replica = HFReplica(settings)
         try:
             await registry.open()
             service = ClassifyService(engine, registry, settings, metrics)
@@ -66,8 +68,6 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             feedback_service.open()  # journaled labels back into the live windows and counters
             service.observers.append(feedback_service)
             app.state.runtime = Runtime(settings, engine, registry, service, metrics)
-            # one transformers copy of the base (loads on first use) for probes and prefix-tree explanations
-            replica = HFReplica(settings)
             # explanations never go through ClassifyService: never counted as classifications
             app.state.runtime.explain = ExplainService(engine, registry, settings, metrics, replica)
             if settings.explain_warmup:
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
             try:
                 await registry.close()
             finally:
+                replica.close()  # frees the HF copy's weights
                 await engine.close()
 
     app = FastAPI(title="phishlens", version=__version__, lifespan=lifespan,

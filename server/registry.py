@@ -160,11 +160,11 @@ class AdapterRegistry:
 
     async def _load(self, path: Path, name: str | None) -> AdapterEntry:
         try:
-            bundle = await asyncio.to_thread(load_bundle, path, getattr(self.backend, "base_sha256", None))
+            bundle = await asyncio.to_thread(load_bundle, path, self.backend.base_sha256)
         except BundleError as e:
             raise BadRequest(str(e)) from e
-        base_path = getattr(self.backend, "base_path", "")  # fakes have none
-        if base_path:  # dtypes and shapes against the base, from the header only (bounded memory)
+        base_path = self.backend.base_path
+        if base_path:  # dtypes and shapes against the base, from the header only (fakes have none)
             try:
                 await asyncio.to_thread(check_adapter_fits, path, Path(base_path) / "config.json",
                                         bundle.manifest.lora.r)
@@ -226,7 +226,7 @@ class AdapterRegistry:
 
     def _encoder(self, bundle: Bundle) -> PromptEncoder:
         m = bundle.manifest
-        tok = self.backend.tokenizer  # type: ignore[attr-defined]
+        tok = self.backend.tokenizer
         try:
             ids = label_token_ids(tok, [lab.word for lab in m.labels])
             if ids != m.label_token_ids:

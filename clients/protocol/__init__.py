@@ -10,7 +10,14 @@ Requests reject unknown fields (a 422); responses keep them (`model_extra`), so 
 a field does not break an older client.
 """
 
-from .adapters import AdapterCalibration, AdapterInfo, AdapterList, HealthStatus, LoadAdapterRequest, UnloadResponse
+from .adapters import (
+    AdapterCalibration,
+    AdapterInfo,
+    AdapterList,
+    HealthStatus,
+    LoadAdapterRequest,
+    UnloadResponse,
+)
 from .base import Label, Request, Response, Style, StyleSource
 from .classify import (
     AdapterRef,
@@ -24,7 +31,13 @@ from .classify import (
 )
 from .drift import AdapterDriftInfo, DriftResponse, FeatureStat, PrevalenceInfo, WordShift
 from .errors import ERRORS, ErrorBody, ErrorDetail, ErrorKind, parse_error
-from .explain import ExplainOptions, ExplainRequest, ExplainResponse, KServeExplainRequest, KServeExplainResponse
+from .explain import (
+    ExplainOptions,
+    ExplainRequest,
+    ExplainResponse,
+    KServeExplainRequest,
+    KServeExplainResponse,
+)
 from .feedback import FeedbackLabel, FeedbackRequest, FeedbackResponse, FeedbackResult
 from .inputs import EmailInput, InputItem, KServeInstance, KServeItem, SmsInput, UrlInput
 from .kserve import KServeModel, KServePredictRequest, KServePredictResponse

@@ -128,7 +128,7 @@ class NotReadyError(PhishlensError):
     default_type = "not_ready"
 
 
-class ConnectionError(PhishlensError):  # noqa: A001 - mirrors httpx naming; import it qualified
+class ConnectionError(PhishlensError):  # mirrors httpx naming (shadows the builtin): import it qualified
     default_type = "connection_error"
 
 

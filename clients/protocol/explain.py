@@ -97,7 +97,7 @@ class KServeExplainRequest(ExplainOptions):
         return kserve_items(self.instances)[0]
 
     @model_validator(mode="after")
-    def _check(self) -> "KServeExplainRequest":
+    def _check(self) -> KServeExplainRequest:
         check_text(self.input)
         return self
 

@@ -19,8 +19,8 @@ class EmailInput(Request):
     encoding: Literal["text", "base64"] = "text"
 
     @model_validator(mode="after")
-    def _decodable(self) -> "EmailInput":
-        self.raw  # noqa: B018 - validate base64 here so a bad one is a 422
+    def _decodable(self) -> EmailInput:
+        _ = self.raw  # validate base64 here, so a bad one is a 422
         return self
 
     @property

@@ -28,7 +28,7 @@ class KServePredictRequest(BaseModel):
         return kserve_items(self.instances)
 
     @model_validator(mode="after")
-    def _check(self) -> "KServePredictRequest":
+    def _check(self) -> KServePredictRequest:
         check_texts(self.items, "instances")
         return self
 

@@ -11,7 +11,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -43,9 +43,20 @@ class ScoreResult:
 
 
 class Backend(ABC):
-    """An inference engine hosting one base model and many LoRA adapters."""
+    """An inference engine hosting one base model and many LoRA adapters.
+
+    `start` sets the three base-model attributes below; the registry reads them for every bundle it loads.
+    """
 
     name: str = "abstract"
+    tokenizer: Any = None
+    """The base model's tokenizer: the registry builds each adapter's prompt encoder on it and checks the
+    bundle's label token ids against it."""
+    base_sha256: str = ""
+    """sha256 of the base weights: a bundle trained on other weights is refused."""
+    base_path: str = ""
+    """The base model's directory (HF layout); "" for engines without one on disk (test fakes), which skips
+    the check of adapter shapes against its config."""
 
     @abstractmethod
     async def start(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-
 from phishlens.clients.protocol import ClassifyRequest, ClassifyResponse, Usage
 
 from ..deps import ApiKey, RuntimeDep

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-
-from phishlens.clients.protocol import (KServeExplainRequest, KServeExplainResponse, KServeModel,
-                                        KServePredictRequest, KServePredictResponse)
+from phishlens.clients.protocol import (
+    KServeExplainRequest,
+    KServeExplainResponse,
+    KServeModel,
+    KServePredictRequest,
+    KServePredictResponse,
+)
 
 from ..deps import ApiKey, ExplainKey, RuntimeDep
 from ..services.explain import explanation_html

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from phishlens.training.bundle import Calibration
 from phishlens.training.contract.pipeline import EmailSummary, InputItem, Prepared
 
-from ..backends.base import Backend, BackendError, ScoreRequest, ScoreResult
-from ..errors import BackendFailure, Overloaded
+from ..backends.base import Backend, ScoreRequest, ScoreResult
+from ..errors import BackendFailure
 from ..metrics import Metrics
 from ..registry import AdapterEntry, AdapterRegistry
 from ..settings import Settings
+from .admission import Admission
 from .inputs import check_input_caps, prepare_inputs
 from .request_ids import RequestIdCodec, SignedVerdict
+from .verdict import calibrate, engine_failures
 
 logger = logging.getLogger(__name__)
 
@@ -65,14 +65,6 @@ class GoldenReport:
     failures: list[str]  # "adapter: expected X for example i, got Y (p=...)"
 
 
-def calibrate(label_logprobs: Sequence[float], cal: Calibration) -> tuple[float, str, bool]:
-    """P(phishing) = sigmoid((lp_phishing - lp_legitimate) / T); label by threshold; uncertain band."""
-    margin = (label_logprobs[0] - label_logprobs[1]) / cal.temperature
-    p = 1.0 / (1.0 + math.exp(-margin)) if margin >= 0 else math.exp(margin) / (1.0 + math.exp(margin))
-    label = "phishing" if p >= cal.threshold else "legitimate"
-    return p, label, cal.uncertain_low <= p <= cal.uncertain_high
-
-
 class ClassifyService:
     def __init__(self, backend: Backend, registry: AdapterRegistry, settings: Settings,
                  metrics: Metrics | None = None) -> None:
@@ -80,10 +72,16 @@ class ClassifyService:
         self.registry = registry
         self.settings = settings
         self.metrics = metrics
-        self.inflight = 0  # texts admitted and not yet answered (single event loop: no lock needed)
+        self.admission = Admission(lambda: settings.max_queue, "texts in flight",
+                                   metrics.inflight_texts if metrics else None)  # texts admitted, not answered
         self.observers: list[ClassificationObserver] = []
         self.request_ids = RequestIdCodec.from_secrets(settings.feedback_secrets)  # signed, for feedback
         self._golden: dict[tuple[int, str], GoldenReport] = {}  # (adapter id, sha256) → cached report
+
+    @property
+    def inflight(self) -> int:
+        """Texts admitted and not yet answered."""
+        return self.admission.count
 
     def check_caps(self, items: Sequence[InputItem], field: str = "input") -> None:
         check_input_caps(items, self.settings, field)
@@ -95,16 +93,10 @@ class ClassifyService:
         self.check_caps(items, field)
         names = list(adapters) or [None]
         n = len(items)
-        if self.inflight + n > self.settings.max_queue:
-            raise Overloaded(f"server busy: {self.inflight} texts in flight (limit {self.settings.max_queue}); "
-                             "retry shortly")
-        self._admit(n)
-        try:
+        with self.admission.admit(n):
             with self.registry.lease(names) as entries:
                 prepared = await asyncio.to_thread(prepare_inputs, items, entries, field)
                 outcome = await self._run(prepared, entries)
-        finally:
-            self._admit(-n)
         outcome = ClassifyOutcome(outcome.results, outcome.n_texts, outcome.prompt_tokens,
                                   self._request_id(outcome.results))
         if self.metrics:
@@ -154,10 +146,8 @@ class ClassifyService:
         encoded = await asyncio.to_thread(_encode, prepared, entries)
         requests = [ScoreRequest(enc.ids, e.handle, e.manifest.label_token_ids)
                     for enc_row in encoded for enc, e in zip(enc_row, entries)]
-        try:
+        with engine_failures("inference engine"):
             scores: list[ScoreResult] = await self.backend.score(requests)
-        except BackendError as e:
-            raise BackendFailure(f"inference engine failed: {e}") from e
         if len(scores) != len(requests):
             raise BackendFailure(f"inference engine returned {len(scores)} results for {len(requests)} prompts")
         results = []
@@ -171,10 +161,6 @@ class ClassifyService:
                                           prep.email))
         return ClassifyOutcome(results, len(prepared), sum(r.n_prompt_tokens for r in results))
 
-    def _admit(self, delta: int) -> None:
-        self.inflight += delta
-        if self.metrics:
-            self.metrics.inflight_texts.set(self.inflight)
 
 
 def _as_given(text: str) -> Prepared:

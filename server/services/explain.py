@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-
 from phishlens.explain.attribution import (
     Attribution,
     AttributionError,
@@ -39,13 +38,14 @@ from phishlens.explain.prefix_tree import PrefixTreeScorer
 from phishlens.training.contract.pipeline import InputItem, Prepared
 
 from ..backends.base import Backend, BackendError, ScoreRequest
-from ..errors import BackendFailure, Overloaded, PayloadTooLarge, ValidationFailed
+from ..backends.hf_replica import HFReplica
+from ..errors import PayloadTooLarge, PhishlensError, ValidationFailed
 from ..metrics import Metrics
 from ..registry import AdapterEntry, AdapterRegistry
 from ..settings import Settings
-from .classify import calibrate
-from .hf_replica import HFReplica
+from .admission import Admission
 from .inputs import check_input_caps, prepare_inputs
+from .verdict import calibrate, engine_failures, verdict
 
 logger = logging.getLogger(__name__)
 _warm_lock = threading.Lock()
@@ -103,7 +103,13 @@ class ExplainService:
         self.metrics = metrics
         self.replica = replica or HFReplica(settings)
         self.engine = resolve_engine(settings.explain_engine)  # read per request (tests switch it)
-        self.running = 0  # explanations admitted (single event loop: no lock needed)
+        self.admission = Admission(lambda: settings.explain_concurrency, "explanations running",
+                                   metrics.explain_inflight if metrics else None)
+
+    @property
+    def running(self) -> int:
+        """Explanations admitted and not yet answered."""
+        return self.admission.count
 
     def start_warm_up(self) -> None:
         threading.Thread(target=warm_up_once, name="phishlens-explain-warmup", daemon=True).start()
@@ -123,13 +129,9 @@ class ExplainService:
         (the words the model saw); 429 past `explain_concurrency` running at once."""
         check_input_caps([item], self.settings, field)
         budget = self.budget(max_evals)
-        if self.running >= self.settings.explain_concurrency:
-            raise Overloaded(f"{self.running} explanations running "
-                             f"(limit {self.settings.explain_concurrency}); retry shortly")
-        self._admit(1)
         cancelled = threading.Event()
         start = time.perf_counter()
-        try:
+        with self.admission.admit():
             with self.registry.lease([adapter]) as (entry,):
                 prepared = (await asyncio.to_thread(prepare_inputs, [item], [entry], field))[0][0]
                 text = prepared.text
@@ -138,10 +140,11 @@ class ExplainService:
                 else:
                     score = self._bridge(entry, asyncio.get_running_loop(), cancelled)
                 try:
-                    attr = await asyncio.to_thread(
-                        attribute, score, text, entry.encoder.tokenizer, granularity=granularity,
-                        max_evals=budget, round_nodes=self.settings.explain_round_nodes,
-                        max_features=self.settings.explain_max_features)
+                    with engine_failures("inference engine"):  # BackendError from either engine → 424
+                        attr = await asyncio.to_thread(
+                            attribute, score, text, entry.encoder.tokenizer, granularity=granularity,
+                            max_evals=budget, round_nodes=self.settings.explain_round_nodes,
+                            max_features=self.settings.explain_max_features)
                 except asyncio.CancelledError:
                     cancelled.set()  # the worker stops at its next round
                     raise
@@ -149,21 +152,14 @@ class ExplainService:
                     raise PayloadTooLarge(str(e)) from e
                 except AttributionError as e:
                     raise ValidationFailed(str(e)) from e
-                except BackendError as e:
-                    raise BackendFailure(f"inference engine failed: {e}") from e
-                cal = entry.manifest.calibration
+                v = verdict(attr.prediction, entry.manifest.calibration)
                 truncated = entry.encoder.encode(attr.masked_text).truncated
-        finally:
-            self._admit(-1)
         seconds = time.perf_counter() - start
         if self.metrics:
             self.metrics.explain_latency.labels(granularity=granularity).observe(seconds)
             self.metrics.explain_evaluations.observe(attr.evaluations)
-        p = attr.prediction
-        return ExplainOutcome(f"exp-{uuid.uuid4().hex}", entry.name, entry.sha256,
-                              "phishing" if p >= cal.threshold else "legitimate",
-                              cal.uncertain_low <= p <= cal.uncertain_high, truncated, attr, seconds,
-                              prepared)
+        return ExplainOutcome(f"exp-{uuid.uuid4().hex}", entry.name, entry.sha256, v.label, v.uncertain,
+                              truncated, attr, seconds, prepared)
 
     def _bridge(self, entry: AdapterEntry, loop: asyncio.AbstractEventLoop, cancelled: threading.Event):
         """score(texts) for the worker thread: encode here, one backend call on the loop, calibrate."""
@@ -211,7 +207,7 @@ class ExplainService:
             try:
                 logprobs, computed = asyncio.run_coroutine_threadsafe(
                     self.backend.run_compute(lambda: forward(prompts)), loop).result()
-            except (BackendFailure, BackendError):
+            except (PhishlensError, BackendError):
                 raise
             except Exception as e:  # loading or forward failures are engine failures (424), not 500s
                 logger.exception("prefix-tree explain forward failed")
@@ -227,10 +223,6 @@ class ExplainService:
             if computed is not None:
                 self.metrics.explain_tokens.labels(engine=engine, kind="computed").inc(computed)
 
-    def _admit(self, delta: int) -> None:
-        self.running += delta
-        if self.metrics:
-            self.metrics.explain_inflight.set(self.running)
 
 
 def explanation_html(out: ExplainOutcome) -> str:

@@ -18,11 +18,13 @@ from typing import Any
 from phishlens.explain.probes import ProbeError, ProbeSet
 from phishlens.training.contract.pipeline import InputItem, Prepared
 
-from ..errors import BackendFailure, Overloaded
+from ..backends.hf_replica import HFReplica
+from ..errors import BackendFailure
 from ..registry import AdapterEntry, AdapterRegistry
 from ..settings import Settings
-from .hf_replica import HFReplica
+from .admission import Admission
 from .inputs import check_input_caps, prepare_inputs
+from .verdict import engine_failures, verdict
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +88,9 @@ class HFProbeModel:
                 raise BackendFailure(f"adapter {entry.name}: {e}") from e
             accuracy = {n: p.accuracy for n, p in probes.probes.items()}
         p = float(curve[-1])
-        # label and uncertain band as /v1/classify decides them from the same calibrated probability
-        cal = m.calibration
-        label = "phishing" if p >= cal.threshold else "legitimate"
-        uncertain = cal.uncertain_low <= p <= cal.uncertain_high
+        v = verdict(p, m.calibration)  # as /v1/classify decides from the same calibrated probability
         return ProbeOutcome(entry.name, entry.sha256, hidden.layers, outputs, accuracy,
-                            [float(v) for v in curve], p, label, uncertain, enc.truncated, len(enc.ids))
+                            [float(x) for x in curve], p, v.label, v.uncertain, enc.truncated, len(enc.ids))
 
     def close(self) -> None:
         self._probes.clear()
@@ -103,29 +102,21 @@ class ProbeService:
         self.settings = settings
         self.replica = replica or HFReplica(settings)
         self.engine = HFProbeModel(self.replica)
-        self.inflight = 0  # single event loop: no lock needed for the counter
+        self.admission = Admission(lambda: settings.probe_max_concurrency, "probe requests running")
+
+    @property
+    def inflight(self) -> int:
+        return self.admission.count
 
     async def probe(self, item: InputItem, adapter: str | None = None) -> ProbeOutcome:
         """Probes and logit lens over the text the adapter's input pipeline makes of `item`."""
         check_input_caps([item], self.settings)
-        if self.inflight >= self.settings.probe_max_concurrency:
-            raise Overloaded(f"{self.inflight} probe request(s) running (limit {self.settings.probe_max_concurrency}); "
-                             "retry shortly")
-        self.inflight += 1
-        try:
-            with self.registry.lease([adapter]) as (entry,):
-                prepared = (await asyncio.to_thread(prepare_inputs, [item], [entry]))[0][0]
-                live = {e.sha256 for e in self.registry.list()}
-                try:
-                    out = await asyncio.to_thread(self.engine.run, entry, prepared.text, live)
-                    return dataclasses.replace(out, input=prepared)
-                except BackendFailure:
-                    raise
-                except Exception as e:  # loading or forward failures are engine failures, not 500s
-                    logger.exception("probe forward failed")
-                    raise BackendFailure(f"probe model failed: {type(e).__name__}") from e
-        finally:
-            self.inflight -= 1
+        with self.admission.admit(), self.registry.lease([adapter]) as (entry,):
+            prepared = (await asyncio.to_thread(prepare_inputs, [item], [entry]))[0][0]
+            live = {e.sha256 for e in self.registry.list()}
+            with engine_failures("probe model", any_exception=True):
+                out = await asyncio.to_thread(self.engine.run, entry, prepared.text, live)
+            return dataclasses.replace(out, input=prepared)
 
     def close(self) -> None:
         self.engine.close()

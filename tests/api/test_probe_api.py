@@ -134,3 +134,17 @@ def test_clients_and_cli(client, monkeypatch):
     assert out.output.splitlines()[0].split() == ["layer", "lens", *body["probes"]]  # headers never cut
     out = CliRunner().invoke(cli.app, ["probe", PHISHY, "--json"])
     assert json.loads(out.output)["layers"] == body["layers"]
+
+
+def test_hf_replica_is_shared_and_closed_on_shutdown(tiny_bundles, tiny_llama, tmp_path):
+    """The one transformers copy (probe + prefix-tree explain) is freed when the app stops."""
+    root, _, _ = tiny_bundles
+    settings = Settings(backend="hf", base_model=str(tiny_llama.path), adapter_roots=[root],
+                        adapters=["zebra-phish"], default_adapter="zebra-phish", drift_state_dir=tmp_path,
+                        explain_warmup=False)
+    with single_thread(), TestClient(create_app(settings)) as c:
+        assert c.post("/v1/probe", json={"input": PHISHY}).status_code == 200
+        rt = c.app.state.runtime
+        replica = rt.probe.replica
+        assert replica is rt.explain.replica and replica.model is not None and not replica.closed
+    assert replica.closed and replica.model is None and replica.tokenizer is None

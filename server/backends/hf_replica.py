@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phishlens.explain.loading import LOAD_LOCK
 
-from ..errors import BackendFailure
-from ..registry import AdapterEntry
 from ..settings import Settings
+from .base import BackendError
+from .hf_backend import torch_dtype
+
+if TYPE_CHECKING:  # the registry imports the backends, not the other way round
+    from ..registry import AdapterEntry
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +36,11 @@ class HFReplica:
         self._adapters: dict[str, str] = {}  # bundle sha256 → peft adapter name
         self.lock = threading.Lock()  # one forward at a time; adapter loading mutates modules
         self.on_forget: list[Any] = []  # callbacks(sha256) when an adapter's weights are freed
+        self.closed = False  # set by `close` (shutdown)
 
     def _load_base(self) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         from phishlens.training.base_models import resolve_base
-
-        from ..backends.hf_backend import torch_dtype
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         base = resolve_base(self.settings.base_model)
         dtype = torch_dtype(self.settings.dtype)
@@ -57,7 +58,7 @@ class HFReplica:
         if self.model is None:
             self._load_base()
         if entry.manifest.base_model.sha256 != self.base_sha256:
-            raise BackendFailure(f"adapter {entry.name} was trained on another base than the server's HF copy")
+            raise BackendError(f"adapter {entry.name} was trained on another base than the server's HF copy")
         key = entry.sha256
         if key not in self._adapters:
             name = f"p{len(self._adapters)}_{key[:12]}"
@@ -70,7 +71,7 @@ class HFReplica:
                 self.model.delete_adapter(self._adapters.pop(stale))
                 for forget in self.on_forget:
                     forget(stale)
-            except Exception:  # noqa: BLE001 - a leftover adapter only costs memory
+            except Exception:
                 logger.warning("could not free a stale adapter in the HF replica")
         return self.model
 
@@ -84,5 +85,8 @@ class HFReplica:
                                                    is_trainable=False).eval()
 
     def close(self) -> None:
-        self.model = None
+        """Free the weights (app shutdown); a later `activate` would load them again."""
+        self.model = None  # a forward still running in a worker keeps its own reference until it returns
+        self.tokenizer = None
         self._adapters.clear()
+        self.closed = True
