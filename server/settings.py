@@ -228,8 +228,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _keys_not_empty(self) -> "Settings":
-        for field in ("api_keys", "admin_keys", "explain_keys", "feedback_secrets"):
-            if any(not k.get_secret_value() for k in getattr(self, field)):
+        keys = {"api_keys": self.api_keys, "admin_keys": self.admin_keys, "explain_keys": self.explain_keys,
+                "feedback_secrets": self.feedback_secrets}
+        for field, values in keys.items():
+            if any(not k.get_secret_value() for k in values):
                 raise ValueError(f"{field} must not contain empty keys")
         return self
 
