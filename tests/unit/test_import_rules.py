@@ -132,3 +132,17 @@ def test_every_source_file_parses(folder):
     assert _files(folder), folder
     for path in _files(folder):
         _imports(path)
+
+
+def test_settings_are_read_as_attributes():
+    """`getattr(settings, name, default)` hides undeclared settings (a typo reads the default forever)."""
+    bad = []
+    for folder in PACKAGES:
+        for path in _files(folder):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr":
+                    target = ast.unparse(node.args[0]) if node.args else ""
+                    if target.split(".")[-1] == "settings" or (
+                            path.name == "settings.py" and target == "self"):
+                        bad.append(f"{path.relative_to(ROOT)}:{node.lineno} getattr({target}, ...)")
+    assert bad == []
