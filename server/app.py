@@ -30,6 +30,7 @@ from .services.drift import DriftMonitor
 from .services.drift_metrics import DriftMetrics
 from .services.explain import ExplainService
 from .services.feedback import FeedbackService
+from .services.ood import OodService
 from .services.probe import ProbeService
 from .settings import Settings, get_settings
 from .watchdog import ENGINE_DEAD_EXIT, watch_engine
@@ -63,7 +64,11 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         replica = HFReplica(settings)
         try:
             await registry.open()
-            service = ClassifyService(engine, registry, settings, metrics)
+            ood = OodService(settings) if settings.ood_enabled else None
+            service = ClassifyService(engine, registry, settings, metrics, ood)
+            unrouted = sorted(set(settings.routes.values()) - {e.name for e in registry.list()})
+            if unrouted:  # may be loaded later (POST /v1/adapters); until then those texts get 404
+                logger.warning("PHISHLENS_ROUTES names adapters that are not loaded: %s", unrouted)
             feedback_service = FeedbackService(settings, registry, metrics)
             feedback_service.open()  # journaled labels back into the live windows and counters
             service.observers.append(feedback_service)

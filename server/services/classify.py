@@ -5,22 +5,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
-from typing import Protocol, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
 
+import numpy as np
+from phishlens.explain.ood import OodVerdict
 from phishlens.training.contract.pipeline import EmailSummary, InputItem, Prepared
 
 from ..backends.base import Backend, ScoreRequest, ScoreResult
-from ..errors import BackendFailure
+from ..errors import AdapterNotFound, BackendFailure, ValidationFailed
 from ..metrics import Metrics
 from ..registry import AdapterEntry, AdapterRegistry
 from ..settings import Settings
 from .admission import Admission
-from .inputs import check_input_caps, prepare_inputs
+from .inputs import Preparer, check_input_caps
 from .request_ids import RequestIdCodec, SignedVerdict
 from .verdict import calibrate, engine_failures
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .ood import OodService
+
 logger = logging.getLogger(__name__)
+AUTO = "auto"  # adapter name that routes each text to the adapter declared for its style (settings.routes)
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class Classification:
     style_source: str = ""  # "given" (typed input) | "detected" (plain string)
     text: str = ""  # exactly what the prompt template wrapped
     email: EmailSummary | None = None  # what the parser found, for e-mail inputs
+    ood: OodVerdict | None = None  # out-of-distribution flag vs the adapter's reference (None: no reference)
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,9 @@ class ClassifyOutcome:
     n_texts: int
     prompt_tokens: int
     request_id: str = ""
+    # max_tokens → [n_texts, dim] MiniLM embeddings of the observers' texts, when the OOD flag computed them
+    # (the drift monitor reuses them instead of embedding the same texts again)
+    embeddings: Mapping[int, np.ndarray] = field(default_factory=dict)
 
 
 class ClassificationObserver(Protocol):
@@ -67,11 +78,12 @@ class GoldenReport:
 
 class ClassifyService:
     def __init__(self, backend: Backend, registry: AdapterRegistry, settings: Settings,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, ood: OodService | None = None) -> None:
         self.backend = backend
         self.registry = registry
         self.settings = settings
         self.metrics = metrics
+        self.ood = ood  # per-result OOD flag (settings.ood_enabled); None: results carry no `ood`
         self.admission = Admission(lambda: settings.max_queue, "texts in flight",
                                    metrics.inflight_texts if metrics else None)  # texts admitted, not answered
         self.observers: list[ClassificationObserver] = []
@@ -89,26 +101,72 @@ class ClassifyService:
     async def classify(self, items: Sequence[InputItem], adapters: Sequence[str | None] = (None,),
                        field: str = "input") -> ClassifyOutcome:
         """Every input through every adapter's input pipeline, then scored (text-major order) in one
-        backend call. `field` names the request field in error messages (input, instances)."""
+        backend call. `field` names the request field in error messages (input, instances).
+
+        The name "auto" routes each input to the adapter `settings.routes` declares for its style (as the
+        default adapter's pipeline detects it; typed inputs give it), the default adapter for styles
+        without a route; mixed styles go to their adapters in the same backend call (every prompt carries
+        its own adapter) and the results keep the input order."""
         self.check_caps(items, field)
         names = list(adapters) or [None]
+        if AUTO in names and len(names) > 1:
+            raise ValidationFailed(f"adapter '{AUTO}' routes each text to one adapter; it cannot be combined "
+                                   "with other adapters in one request")
         n = len(items)
-        with self.admission.admit(n):
-            with self.registry.lease(names) as entries:
-                prepared = await asyncio.to_thread(prepare_inputs, items, entries, field)
-                outcome = await self._run(prepared, entries)
-        outcome = ClassifyOutcome(outcome.results, outcome.n_texts, outcome.prompt_tokens,
-                                  self._request_id(outcome.results))
+        with self.admission.admit(n), ExitStack() as stack:  # the stack holds the adapter leases
+            prep = Preparer(items, field)
+            if names == [AUTO]:
+                entries = await self._route(prep, stack)  # entries[i]: the adapter for input i
+                jobs = [(i, e) for i, e in enumerate(entries)]
+            else:
+                entries = stack.enter_context(self.registry.lease(names))
+                jobs = [(i, e) for i in range(n) for e in entries]
+            prepared = await asyncio.to_thread(lambda: [prep(i, e) for i, e in jobs])
+            outcome = await self._score(jobs, prepared, n)
+            if self.ood is not None:
+                outcome = await asyncio.to_thread(self._with_ood, outcome, jobs, prepared)
+        outcome = replace(outcome, request_id=self._request_id(outcome.results))
         if self.metrics:
             for r in outcome.results:
                 self.metrics.observe_classification(r.adapter, r.label, r.p_phishing)
-        texts = [row[0].text for row in prepared]  # what the model saw (drift compares it with training)
+        texts = _first_texts(jobs, prepared, n)  # what the model saw (drift compares it with training)
         for obs in self.observers:
             try:
                 obs.observe(texts, outcome)
             except Exception:  # noqa: BLE001 - monitoring must never fail a served request
                 logger.exception("classification observer %s failed", type(obs).__name__)
         return outcome
+
+    async def _route(self, prep: Preparer, stack: ExitStack) -> list[AdapterEntry]:
+        """The adapter for each input under `adapter: "auto"`, leased on `stack` (only the ones needed)."""
+        (default,) = stack.enter_context(self.registry.lease([None]))
+        styles = await asyncio.to_thread(lambda: [prep(i, default).style for i in range(len(prep.items))])
+        targets = [self.settings.routes.get(s, default.name) for s in styles]
+        needed = list(dict.fromkeys(targets))
+        try:
+            leased = stack.enter_context(self.registry.lease(needed))
+        except AdapterNotFound:
+            loaded = {e.name for e in self.registry.list()}
+            missing = [(s, t) for s, t in zip(styles, targets) if t not in loaded]
+            if not missing:  # unloaded and reloaded meanwhile: the registry's own message
+                raise
+            style, target = missing[0]
+            raise AdapterNotFound(f"adapter '{AUTO}': the route {style} -> {target} (PHISHLENS_ROUTES) names an "
+                                  f"adapter that is not loaded (loaded: {sorted(loaded)}); load it or change the "
+                                  "route") from None
+        by_name = dict(zip(needed, leased))
+        return [by_name[t] for t in targets]
+
+    def _with_ood(self, outcome: ClassifyOutcome, jobs: Sequence[tuple[int, AdapterEntry]],
+                  prepared: Sequence[Prepared]) -> ClassifyOutcome:
+        """Each result with its OOD verdict; the embeddings of the observers' texts for the drift monitor."""
+        assert self.ood is not None
+        verdicts, vecs = self.ood.assess([(e, p.text) for (_, e), p in zip(jobs, prepared)])
+        results = [replace(r, ood=v) for r, v in zip(outcome.results, verdicts)]
+        texts = _first_texts(jobs, prepared, outcome.n_texts)
+        emb = {mt: np.stack([vecs[(mt, t)] for t in texts])
+               for mt in {mt for mt, _ in vecs} if all((mt, t) in vecs for t in texts)}
+        return replace(outcome, results=results, embeddings=emb)
 
     def _request_id(self, results: Sequence[Classification]) -> str:
         """A signed id carrying every verdict, so feedback is accepted by any replica (request_ids.py)."""
@@ -133,33 +191,32 @@ class ClassifyService:
         if not golden:
             return GoldenReport(True, [])
         try:
-            out = await self._run([[_as_given(g.text)] for g in golden], [entry])
+            out = await self._score([(i, entry) for i in range(len(golden))],
+                                    [_as_given(g.text) for g in golden], len(golden))
         except BackendFailure as e:
             return GoldenReport(False, [f"{entry.name}: golden check failed: {e.message}"])
         fails = [f"{entry.name}: golden example {r.index} expected {g.label}, got {r.label} (p={r.p_phishing:.3f})"
                  for g, r in zip(golden, out.results) if r.label != g.label]
         return GoldenReport(not fails, fails)
 
-    async def _run(self, prepared: Sequence[Sequence[Prepared]],
-                   entries: Sequence[AdapterEntry]) -> ClassifyOutcome:
-        """prepared[i][j]: input i as adapter j's pipeline prepared it."""
-        encoded = await asyncio.to_thread(_encode, prepared, entries)
+    async def _score(self, jobs: Sequence[tuple[int, AdapterEntry]], prepared: Sequence[Prepared],
+                     n_texts: int) -> ClassifyOutcome:
+        """jobs[k] = (input index, adapter), prepared[k] its text through that adapter's pipeline; one
+        backend call for all of them (each prompt carries its adapter), results in job order."""
+        encoded = await asyncio.to_thread(_encode, jobs, prepared)
         requests = [ScoreRequest(enc.ids, e.handle, e.manifest.label_token_ids)
-                    for enc_row in encoded for enc, e in zip(enc_row, entries)]
+                    for enc, (_, e) in zip(encoded, jobs)]
         with engine_failures("inference engine"):
             scores: list[ScoreResult] = await self.backend.score(requests)
         if len(scores) != len(requests):
             raise BackendFailure(f"inference engine returned {len(scores)} results for {len(requests)} prompts")
         results = []
-        for k, (req, sc) in enumerate(zip(requests, scores)):
-            i, j = divmod(k, len(entries))
-            e = entries[j]
+        for (i, e), prep, enc, sc in zip(jobs, prepared, encoded, scores):
             p, label, uncertain = calibrate(sc.label_logprobs, e.manifest.calibration)
-            prep = prepared[i][j]
-            results.append(Classification(i, label, p, uncertain, encoded[i][j].truncated, e.name, e.sha256,
+            results.append(Classification(i, label, p, uncertain, enc.truncated, e.name, e.sha256,
                                           sc.n_prompt_tokens, prep.style, prep.style_source, prep.text,
                                           prep.email))
-        return ClassifyOutcome(results, len(prepared), sum(r.n_prompt_tokens for r in results))
+        return ClassifyOutcome(results, n_texts, sum(r.n_prompt_tokens for r in results))
 
 
 
@@ -168,15 +225,23 @@ def _as_given(text: str) -> Prepared:
     return Prepared("", "given", text)
 
 
-def _encode(prepared: Sequence[Sequence[Prepared]], entries: Sequence[AdapterEntry]) -> list[list]:
-    """encoded[i][j]: input i's text for adapter j through j's encoder (shared when adapters share an
-    encoder spec and their pipelines produced the same texts)."""
-    cache: dict[tuple[str, int, float, tuple[str, ...]], list] = {}
-    cols = []
-    for j, e in enumerate(entries):
-        texts = tuple(row[j].text for row in prepared)
-        spec = (e.encoder.template, e.encoder.max_text_tokens, e.encoder.head_fraction, texts)
-        if spec not in cache:
-            cache[spec] = e.encoder.encode_many(list(texts))
-        cols.append(cache[spec])
-    return [[col[i] for col in cols] for i in range(len(prepared))]
+def _first_texts(jobs: Sequence[tuple[int, AdapterEntry]], prepared: Sequence[Prepared], n: int) -> list[str]:
+    """Per input, the text its first adapter's pipeline produced (what the observers see)."""
+    texts: list[str | None] = [None] * n
+    for (i, _), p in zip(jobs, prepared):
+        if texts[i] is None:
+            texts[i] = p.text
+    return [t or "" for t in texts]
+
+
+def _encode(jobs: Sequence[tuple[int, AdapterEntry]], prepared: Sequence[Prepared]) -> list:
+    """encoded[k]: job k's text through its adapter's encoder (each distinct (encoder spec, text) once:
+    adapters sharing a template get one encoding)."""
+    cache: dict[tuple[str, int, float, str], object] = {}
+    out = []
+    for (_, e), p in zip(jobs, prepared):
+        key = (e.encoder.template, e.encoder.max_text_tokens, e.encoder.head_fraction, p.text)
+        if key not in cache:
+            cache[key] = e.encoder.encode(p.text)
+        out.append(cache[key])
+    return out

@@ -26,13 +26,14 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from phishlens.explain import drift as D
+from phishlens.explain.ood import ood_scores
 from phishlens.explain.prior import PriorEstimate, em_prior
 from phishlens.explain.reference import FEATURES, SCALAR_FEATURES, ReferenceError, ReferenceProfile
 from phishlens.explain.style import style_matrix, words
@@ -98,6 +99,7 @@ class AdapterDrift:
 class _Job:
     texts: Sequence[str]
     per_adapter: dict[str, tuple[str, Path | None, list[int], list[float]]]  # name → (sha, ref, idx, p)
+    embeddings: Mapping[int, np.ndarray] = field(default_factory=dict)  # max_tokens → [n, dim], from OOD
 
 
 class _Window:
@@ -234,7 +236,7 @@ class DriftMonitor:
         with self._idle:
             self._pending += 1
         try:
-            self._queue.put_nowait(_Job(list(texts), per))
+            self._queue.put_nowait(_Job(list(texts), per, outcome.embeddings))
         except queue.Full:
             with self._idle:
                 self._pending -= 1
@@ -296,7 +298,10 @@ class DriftMonitor:
         for w in live.values():
             e = w.ref.embedding  # type: ignore[union-attr]
             if e is not None and e.max_tokens not in embs:
-                embs[e.max_tokens] = self._embed(texts, e.max_tokens)
+                given = job.embeddings.get(e.max_tokens) if self._embedder is None else None
+                # the request path's OOD flag embedded these texts already (same model and truncation)
+                embs[e.max_tokens] = given if given is not None and len(given) == len(texts) else \
+                    self._embed(texts, e.max_tokens)
         del texts  # the texts go no further than this point
         for name, w in live.items():
             _, _, idx, ps = job.per_adapter[name]
@@ -321,7 +326,7 @@ class DriftMonitor:
             w.embeddings.extend(emb)
             e = ref.embedding
             hist = self.metrics.ood_score.labels(adapter=w.name)
-            for s in D.knn_distance(emb, e.vectors, e.knn_k) / e.ood_scale:
+            for s in ood_scores(emb, e):  # the same score /v1/classify results carry as `ood`
                 hist.observe(float(s))
         decay = (1.0 - 1.0 / self.size) ** len(bags)  # ≈ a window of `size` texts, aggregate counts only
         df = {k: v * decay for k, v in w.live_df.items() if v * decay >= 0.05}
