@@ -25,7 +25,15 @@ _ERRORS = ("AdapterNotFoundError", "AuthenticationError", "BackendError", "BadRe
 _WHERE = {**{n: "phishlens.clients.client" for n in _CLIENT},
           **{n: "phishlens.clients.protocol" for n in _PROTOCOL},
           **{n: "phishlens.clients.protocol.errors" for n in _ERRORS}}
-__all__ = sorted(_WHERE)
+__all__ = [
+    "AdapterInfo", "AdapterNotFoundError", "AdapterRef", "AsyncPhishlensClient", "AuthenticationError",
+    "BackendError", "BadRequestError", "ClassifyInput", "ClassifyResponse", "ClassifyResult",
+    "ConnectionError", "EmailInput", "HTTPError", "HealthStatus", "InternalServerError", "KServeModel",
+    "KServePredictResponse", "MethodNotAllowedError", "NotFoundError", "NotReadyError", "OverloadedError",
+    "PayloadTooLargeError", "PermissionDeniedError", "PhishlensClient", "PhishlensError",
+    "RequestNotFoundError", "RetryPolicy", "ServerError", "SmsInput", "UrlInput", "Usage", "ValidationError",
+    "email_input", "parse_error",
+]
 
 if TYPE_CHECKING:
     from phishlens.clients.client import (

@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup
-
 from phishlens.clients import cli_classify as cc
 from phishlens.clients.client import DEFAULT_BASE_URL, DEFAULT_BATCH_SIZE, PhishlensClient
 from phishlens.clients.protocol import AdapterInfo, ClassifyResult
 from phishlens.clients.protocol.errors import PhishlensError
+from typer.core import TyperCommand, TyperGroup
 
 client_factory: Callable[..., PhishlensClient] = PhishlensClient
 """Builds the client for every command as `client_factory(url, api_key=...)`; swapped in tests."""
@@ -192,7 +191,6 @@ def serve(
 ) -> None:
     """Run the inference server (options override PHISHLENS_* environment variables)."""
     import pydantic
-
     from phishlens.server.main import serve as run_server
     from phishlens.server.settings import Settings
 
