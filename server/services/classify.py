@@ -14,20 +14,20 @@ from phishlens.explain.ood import OodVerdict
 from phishlens.training.contract.pipeline import EmailSummary, InputItem, Prepared
 
 from ..backends.base import Backend, ScoreRequest, ScoreResult
-from ..errors import AdapterNotFound, BackendFailure, ValidationFailed
+from ..errors import BackendFailure, ValidationFailed
 from ..metrics import Metrics
 from ..registry import AdapterEntry, AdapterRegistry
 from ..settings import Settings
 from .admission import Admission
 from .inputs import Preparer, check_input_caps
 from .request_ids import RequestIdCodec, SignedVerdict
+from .routing import AUTO, Router
 from .verdict import calibrate, engine_failures
 
 if TYPE_CHECKING:  # pragma: no cover
     from .ood import OodService
 
 logger = logging.getLogger(__name__)
-AUTO = "auto"  # adapter name that routes each text to the adapter declared for its style (settings.routes)
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ class ClassifyService:
         self.settings = settings
         self.metrics = metrics
         self.ood = ood  # per-result OOD flag (settings.ood_enabled); None: results carry no `ood`
+        self.router = Router(registry, settings)  # adapter "auto"
         self.admission = Admission(lambda: settings.max_queue, "texts in flight",
                                    metrics.inflight_texts if metrics else None)  # texts admitted, not answered
         self.observers: list[ClassificationObserver] = []
@@ -116,7 +117,7 @@ class ClassifyService:
         with self.admission.admit(n), ExitStack() as stack:  # the stack holds the adapter leases
             prep = Preparer(items, field)
             if names == [AUTO]:
-                entries = await self._route(prep, stack)  # entries[i]: the adapter for input i
+                entries = await self.router.entries(prep, stack)  # entries[i]: the adapter for input i
                 jobs = [(i, e) for i, e in enumerate(entries)]
             else:
                 entries = stack.enter_context(self.registry.lease(names))
@@ -136,26 +137,6 @@ class ClassifyService:
             except Exception:  # noqa: BLE001 - monitoring must never fail a served request
                 logger.exception("classification observer %s failed", type(obs).__name__)
         return outcome
-
-    async def _route(self, prep: Preparer, stack: ExitStack) -> list[AdapterEntry]:
-        """The adapter for each input under `adapter: "auto"`, leased on `stack` (only the ones needed)."""
-        (default,) = stack.enter_context(self.registry.lease([None]))
-        styles = await asyncio.to_thread(lambda: [prep(i, default).style for i in range(len(prep.items))])
-        targets = [self.settings.routes.get(s, default.name) for s in styles]
-        needed = list(dict.fromkeys(targets))
-        try:
-            leased = stack.enter_context(self.registry.lease(needed))
-        except AdapterNotFound:
-            loaded = {e.name for e in self.registry.list()}
-            missing = [(s, t) for s, t in zip(styles, targets) if t not in loaded]
-            if not missing:  # unloaded and reloaded meanwhile: the registry's own message
-                raise
-            style, target = missing[0]
-            raise AdapterNotFound(f"adapter '{AUTO}': the route {style} -> {target} (PHISHLENS_ROUTES) names an "
-                                  f"adapter that is not loaded (loaded: {sorted(loaded)}); load it or change the "
-                                  "route") from None
-        by_name = dict(zip(needed, leased))
-        return [by_name[t] for t in targets]
 
     def _with_ood(self, outcome: ClassifyOutcome, jobs: Sequence[tuple[int, AdapterEntry]],
                   prepared: Sequence[Prepared]) -> ClassifyOutcome:

@@ -45,6 +45,7 @@ from ..registry import AdapterEntry, AdapterRegistry
 from ..settings import Settings
 from .admission import Admission
 from .inputs import check_input_caps, prepare_inputs
+from .routing import Router
 from .verdict import calibrate, engine_failures, verdict
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class ExplainService:
         self.engine = resolve_engine(settings.explain_engine)  # read per request (tests switch it)
         self.admission = Admission(lambda: settings.explain_concurrency, "explanations running",
                                    metrics.explain_inflight if metrics else None)
+        self.router = Router(registry, settings)  # adapter "auto": the adapter routed for the input's style
 
     @property
     def running(self) -> int:
@@ -132,6 +134,7 @@ class ExplainService:
         cancelled = threading.Event()
         start = time.perf_counter()
         with self.admission.admit():
+            adapter = await self.router.name(item, adapter, field)
             with self.registry.lease([adapter]) as (entry,):
                 prepared = (await asyncio.to_thread(prepare_inputs, [item], [entry], field))[0][0]
                 text = prepared.text

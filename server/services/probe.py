@@ -24,6 +24,7 @@ from ..registry import AdapterEntry, AdapterRegistry
 from ..settings import Settings
 from .admission import Admission
 from .inputs import check_input_caps, prepare_inputs
+from .routing import Router
 from .verdict import engine_failures, verdict
 
 logger = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class ProbeService:
         self.replica = replica or HFReplica(settings)
         self.engine = HFProbeModel(self.replica)
         self.admission = Admission(lambda: settings.probe_max_concurrency, "probe requests running")
+        self.router = Router(registry, settings)  # adapter "auto": the adapter routed for the input's style
 
     @property
     def inflight(self) -> int:
@@ -111,7 +113,7 @@ class ProbeService:
     async def probe(self, item: InputItem, adapter: str | None = None) -> ProbeOutcome:
         """Probes and logit lens over the text the adapter's input pipeline makes of `item`."""
         check_input_caps([item], self.settings)
-        with self.admission.admit(), self.registry.lease([adapter]) as (entry,):
+        with self.admission.admit(), self.registry.lease([await self.router.name(item, adapter)]) as (entry,):
             prepared = (await asyncio.to_thread(prepare_inputs, [item], [entry]))[0][0]
             live = {e.sha256 for e in self.registry.list()}
             with engine_failures("probe model", any_exception=True):

@@ -173,3 +173,15 @@ def test_routes_setting_is_validated():
         Settings(routes="fax=a")
     with pytest.raises(ValueError, match="style=adapter"):
         Settings(routes="sms")
+
+
+def test_probe_and_explain_take_auto_too(client, root, tokenizer, smollm2_base, tmp_path):
+    r = client.post("/v1/probe", json={"input": "lunch at 1?", "adapter": "auto"})
+    assert r.status_code == 200, r.text
+    direct = client.post("/v1/probe", json={"input": "lunch at 1?", "adapter": "specialist-sms"}).json()
+    assert r.json()["adapter"] == direct["adapter"] and r.json()["adapter"]["name"] == "specialist-sms"
+    assert r.json()["logit_lens"] == pytest.approx(direct["logit_lens"], abs=1e-6)
+    with make_client(root, tokenizer, smollm2_base, tmp_path, adapters=["default"],
+                     routes={"url": "not-loaded"}) as c:
+        e = c.post("/v1/explain", json={"input": {"url": "x.example/login"}, "adapter": "auto"})
+        assert e.status_code == 404 and "url -> not-loaded" in e.json()["error"]["message"]
