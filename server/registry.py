@@ -177,6 +177,9 @@ class AdapterRegistry:
         name = name or bundle.manifest.name
         if not NAME_RE.match(name):
             raise BadRequest(f"adapter name {_short(name)!r} must match {NAME_RE.pattern}")
+        if name == "auto":  # services/routing.py: requests naming "auto" are routed by style
+            raise BadRequest("adapter name 'auto' is reserved for style routing; load the bundle under another "
+                             "name (POST /v1/adapters with \"name\")")
         async with self._locks[name]:
             if name in self._entries:
                 raise BadRequest(f"adapter {name!r} is already loaded; unload it first")

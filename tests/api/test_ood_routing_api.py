@@ -185,3 +185,9 @@ def test_probe_and_explain_take_auto_too(client, root, tokenizer, smollm2_base, 
                      routes={"url": "not-loaded"}) as c:
         e = c.post("/v1/explain", json={"input": {"url": "x.example/login"}, "adapter": "auto"})
         assert e.status_code == 404 and "url -> not-loaded" in e.json()["error"]["message"]
+
+
+def test_auto_is_a_reserved_adapter_name(root, tokenizer, smollm2_base, tmp_path):
+    with make_client(root, tokenizer, smollm2_base, tmp_path, adapters=["default"], admin_keys=["k-admin"]) as c:
+        r = c.post("/v1/adapters", json={"path": "plain", "name": "auto"}, headers={"X-API-Key": "k-admin"})
+        assert r.status_code == 400 and "reserved" in r.json()["error"]["message"]
