@@ -144,13 +144,16 @@ function verdictRow(r) {
   const label = el("span", { class: `badge ${r.label}`, text: r.label });
   const uncertain = r.uncertain ? el("span", { class: "badge uncertain", text: "uncertain",
     title: "P(phishing) falls in the adapter's uncertain band: a person should look" }) : null;
+  const ood = r.ood?.flagged ? el("span", { class: "badge uncertain ood", text: "unfamiliar text",
+    title: `Unlike the texts this adapter was built on (OOD score ${r.ood.score.toFixed(2)} > ` +
+           `${r.ood.threshold.toFixed(2)}): give the verdict less weight` }) : null;
   const input = [r.style ? `${r.style}${r.style_source ? ` (${r.style_source})` : ""}` : "text",
                  r.truncated ? "truncated (head and tail kept)" : null].filter(Boolean).join(", ");
   return el("tr", { "data-adapter": r.adapter.name, "data-label": r.label },
     el("th", { scope: "row" }, el("span", { class: "name", text: r.adapter.name }), " ",
        el("code", { class: "sha", title: `sha256 ${r.adapter.sha256}`, "aria-label": `sha256 ${r.adapter.sha256}`,
                     text: short(r.adapter.sha256) })),
-    el("td", { "data-col": "verdict" }, label, " ", uncertain),
+    el("td", { "data-col": "verdict" }, label, " ", uncertain, " ", ood),
     el("td", { class: "score", "data-score": r.score, "data-col": "P(phishing)" },
        el("meter", { min: 0, max: 1, low: cal?.uncertain_low ?? 0.35, high: cal?.uncertain_high ?? 0.65, optimum: 0,
                      value: r.score }), ` ${pct(r.score)}`,
