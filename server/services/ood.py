@@ -64,11 +64,13 @@ class OodService:
     def embed(self, texts: Sequence[str], max_tokens: int) -> np.ndarray:
         if self._embed_fn is not None:
             return np.asarray(self._embed_fn(texts, max_tokens), dtype=np.float32)
-        if max_tokens not in self._embedders:
-            from phishlens.explain.embed import Embedder
+        with self._lock:  # one Embedder per truncation even under concurrent first requests
+            if max_tokens not in self._embedders:
+                from phishlens.explain.embed import Embedder
 
-            self._embedders[max_tokens] = Embedder(max_tokens=max_tokens)  # as the reference was embedded
-        return self._embedders[max_tokens](texts)  # type: ignore[operator]
+                self._embedders[max_tokens] = Embedder(max_tokens=max_tokens)  # as the reference was embedded
+            embedder = self._embedders[max_tokens]
+        return embedder(texts)  # type: ignore[operator]
 
     def assess(self, pairs: Sequence[tuple[AdapterEntry, str]]
                ) -> tuple[list[OodVerdict | None], dict[tuple[int, str], np.ndarray]]:
