@@ -1,4 +1,5 @@
-"""Drift statistics (DESIGN.md §6): pure numpy functions, shared by the bundle builder and the live monitor.
+"""Drift statistics (DESIGN.md §6): the pure numpy functions behind them, shared by the bundle builder and
+the live monitor. The statistics themselves (PSI, MMD²) are plug-in classes in explain.drift_stats.
 
 Label shift is not drift. Phishing prevalence moves all the time (a few percent of real traffic, in
 waves), and every feature that differs between the classes (score, URL count, the embedding) moves with
@@ -13,8 +14,8 @@ only a change in what the texts of a class look like (covariate shift: a new sty
 - A per-text out-of-distribution score: mean cosine distance to the k nearest reference embeddings,
   divided by the reference's own leave-one-out 99th percentile (so 1.0 = "as odd as the oddest 1 % of
   the reference").
-- Threshold calibration: windows of size W drawn (class counts ~ Binomial(W, prior)) from one half of the
-  reference rows, at each of several prevalences, are compared with the other half reweighted to the
+- Threshold calibration (explain.drift_calibration): windows of size W drawn (class counts ~ Binomial(W,
+  prior)) from one half of the reference rows, at each of several prevalences, are compared with the other half reweighted to the
   prior estimated from the drawn scores; each statistic's threshold is its (1 - alpha/k) quantile
   (Bonferroni over the k statistics) at the prevalence where it is highest, so an in-distribution window
   raises any statistic with probability <= alpha whatever the prevalence, the estimation error included.
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -205,131 +206,10 @@ def mmd2_prior(x: np.ndarray, ref: np.ndarray, y: np.ndarray, gamma: float, km: 
     return float(kxx - 2.0 * cross + km.kyy(prior))
 
 
-# ---- calibration -------------------------------------------------------------------------------------
-PRIOR_GRID: tuple[float, ...] = (0.01, 0.05, 0.2, 0.5, 0.9)  # live prevalences thresholds must hold at
-
-
-@dataclass(frozen=True)
-class Calibrated:
-    """Thresholds for one window size and what the simulation measured with them."""
-
-    window: int
-    thresholds: dict[str, float]  # feature -> threshold (PSI for scalars, MMD² for "embedding")
-    false_alarm_rate: float  # highest share, over the simulated priors, of windows on which `drift_rule` fired
-    n_sims: int  # simulated windows per prior
-    false_alarm_by_prior: dict[float, float] = field(default_factory=dict)
-
-
+# ---- alert rule --------------------------------------------------------------------------------------
 def drift_rule(over: Mapping[str, bool]) -> bool:
     """The alert rule: embedding over its threshold, or >= 2 scalar features over theirs."""
     return bool(over.get("embedding", False)) or sum(v for f, v in over.items() if f != "embedding") >= 2
-
-
-@dataclass(frozen=True)
-class RowSet:
-    """Labelled reference rows of one kind: `values` [n, F] named `names`, `y` [n] (1 = phishing),
-    optional `embeddings` [n, d]."""
-
-    values: np.ndarray
-    y: np.ndarray
-    names: tuple[str, ...]
-    embeddings: np.ndarray | None = None
-
-
-def _halves(y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Class-stratified split-half: (R, H) row indices."""
-    r, h = [], []
-    for c in (0, 1):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        r.append(idx[: len(idx) // 2])
-        h.append(idx[len(idx) // 2:])
-    return np.concatenate(r), np.concatenate(h)
-
-
-def _draw(h_idx: np.ndarray, y: np.ndarray, n1: np.ndarray, w: int, rng: np.random.Generator) -> np.ndarray:
-    """[S, w] positions in `h_idx`: the first n1[s] of row s phishing rows, the rest legitimate ones."""
-    pos, neg = np.flatnonzero(y[h_idx] == 1), np.flatnonzero(y[h_idx] == 0)
-    a = pos[rng.integers(0, len(pos), size=(len(n1), w))]
-    b = neg[rng.integers(0, len(neg), size=(len(n1), w))]
-    return np.where(np.arange(w)[None, :] < n1[:, None], a, b)
-
-
-def _psi_sims(rows: RowSet, r_idx: np.ndarray, h_idx: np.ndarray, pos: np.ndarray, pi_hat: np.ndarray,
-              out: dict[str, np.ndarray]) -> None:
-    n_sims, w = pos.shape
-    for f, name in enumerate(rows.names):
-        col = rows.values[:, f]
-        edges = decile_edges(col[r_idx])
-        by_class = np.stack([bin_props(col[r_idx][rows.y[r_idx] == c], edges) for c in (0, 1)])
-        kbins = len(edges) + 1
-        b = bin_index(col[h_idx], edges)[pos] + np.arange(n_sims)[:, None] * kbins
-        counts = np.bincount(b.ravel(), minlength=n_sims * kbins).reshape(n_sims, kbins).astype(float)
-        props = (counts + SMOOTH) / (w + SMOOTH * kbins)
-        out[name] = psi_from_props(props, mixture_props(by_class, pi_hat))
-
-
-def calibrate(scored: RowSet, styled: RowSet, calibration_prior: float, windows: Sequence[int],
-              alpha: float = 0.005, n_sims: int = 2000, seed: int = 0, gamma: float | None = None,
-              priors: Sequence[float] = PRIOR_GRID) -> list[Calibrated]:
-    """Thresholds per window size, valid at every live prevalence in `priors`.
-
-    `scored` holds the model-dependent features of held-out rows (column 0 = calibrated P(phishing)),
-    `styled` the model-independent ones (style features, embeddings), possibly from more rows. Each is
-    split in halves per class; for each prior and window size, `n_sims` windows are drawn from one half
-    (class counts ~ Binomial(W, prior), the same counts for both row sets), the prior is estimated from
-    the drawn scores exactly as live (explain.prior), and every statistic is computed against the other
-    half reweighted to that estimate. Each threshold is the (1 - alpha/k) quantile (Bonferroni over the
-    k statistics) at the prior where it is highest, so an in-distribution window at any of these
-    prevalences raises the alert with probability <= alpha, estimation error of the prior included.
-    """
-    from .prior import mle_prior
-
-    rng = np.random.default_rng(seed)
-    for rows in (scored, styled):
-        if min((rows.y == 0).sum(), (rows.y == 1).sum()) < 10:
-            raise ValueError("need at least 10 reference rows of each class to calibrate thresholds")
-    rs, hs = _halves(scored.y, rng)
-    rx, hx = _halves(styled.y, rng)
-    emb = styled.embeddings
-    k_stats = len(scored.names) + len(styled.names) + (1 if emb is not None else 0)
-    q = 1.0 - alpha / k_stats
-    if emb is not None:
-        er, eh = emb[rx].astype(np.float64), emb[hx].astype(np.float64)
-        gamma = rbf_gamma(emb) if gamma is None else gamma  # pass the served bandwidth: same kernel
-        k_hh = rbf(eh, eh, gamma)
-        k_hr = rbf(eh, er, gamma)
-        yr = styled.y[rx]
-        m1, m0 = k_hr[:, yr == 1].mean(1), k_hr[:, yr == 0].mean(1)
-        km = KernelMeans.of(er, yr, gamma)
-    out = []
-    for w in windows:
-        per_prior: dict[float, dict[str, np.ndarray]] = {}
-        for pi in priors:
-            n1 = rng.binomial(w, pi, size=n_sims)
-            ps, px = _draw(hs, scored.y, n1, w, rng), _draw(hx, styled.y, n1, w, rng)
-            pi_hat = mle_prior(scored.values[hs, 0][ps], calibration_prior)
-            stats: dict[str, np.ndarray] = {}
-            _psi_sims(scored, rs, hs, ps, pi_hat, stats)
-            _psi_sims(styled, rx, hx, px, pi_hat, stats)
-            if emb is not None:
-                # draw counts c per held-out row: sum over pairs of draws = c K c; pairs of one row with
-                # itself (K_jj = 1) are left out, as the live statistic leaves out identical texts
-                c = np.zeros((n_sims, len(hx)))
-                np.add.at(c, (np.repeat(np.arange(n_sims), w), px.ravel()), 1.0)
-                same = (c * c).sum(1)
-                kxx = (((c @ k_hh) * c).sum(1) - same) / np.maximum(w * w - same, 1.0)
-                cross = (pi_hat * (c @ m1) + (1 - pi_hat) * (c @ m0)) / w
-                stats["embedding"] = kxx - 2.0 * cross + km.kyy(pi_hat)
-            per_prior[pi] = stats
-        names = list(per_prior[priors[0]])
-        thr = {f: max(float(np.quantile(per_prior[pi][f], q)) for pi in priors) for f in names}
-        for f in names:
-            if f != "embedding":
-                thr[f] = max(thr[f], PSI_FLOOR)
-        fa = {pi: float(np.mean([drift_rule({f: st[f][s] > thr[f] for f in names}) for s in range(n_sims)]))
-              for pi, st in per_prior.items()}
-        out.append(Calibrated(int(w), thr, max(fa.values()), n_sims, fa))
-    return out
 
 
 # ---- typical words -----------------------------------------------------------------------------------

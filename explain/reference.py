@@ -26,6 +26,9 @@ from typing import Any
 import numpy as np
 
 from . import drift as D
+from .drift_calibration import PRIOR_GRID, RowSet, calibrate
+from .drift_stats import DEFAULT as DEFAULT_STATISTICS
+from .drift_stats import PSI, DriftStatistic, statistic_class
 from .style import STYLE_FEATURES, style_matrix, words
 
 FORMAT = 2  # 2: class-conditional statistics (reweighted to the live prior), prior block, labels
@@ -59,9 +62,8 @@ class FeatureRef:
 
     @classmethod
     def of(cls, values: np.ndarray, y: np.ndarray) -> FeatureRef:
-        edges = D.decile_edges(values)
-        return cls([float(x) for x in edges],
-                   [[float(x) for x in D.bin_props(values[y == c], edges)] for c in (0, 1)],
+        psi = PSI.fit(values, y)  # the stored bins are PSI's (format 2); other statistics refit on the samples
+        return cls([float(x) for x in psi.edges], [[float(x) for x in p] for p in psi.props_by_class],
                    [[float(x) for x in np.sort(values[y == c])] for c in (0, 1)])
 
 
@@ -98,6 +100,7 @@ class ReferenceProfile:
     words: dict[str, list[int]]  # word -> [legitimate, phishing] reference texts containing it (top MAX_WORDS)
     word_rows: list[int]  # [legitimate, phishing] texts the word counts are over
     embedding: EmbeddingRef | None = None
+    statistics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_STATISTICS))  # kind -> name
     format: int = FORMAT
     rule: str = ("embedding over threshold, or >= 2 scalar features over threshold; window full; every "
                  "statistic against the reference reweighted to the window's estimated prevalence")
@@ -109,6 +112,18 @@ class ReferenceProfile:
         below = [w for w in sizes if w <= window]
         w = below[-1] if below else sizes[0]
         return w, self.thresholds[w]
+
+    def statistic(self, feature: str) -> DriftStatistic:
+        """The fitted statistic of `feature` (a scalar feature or "embedding"), the one its thresholds were
+        calibrated with (explain.drift_stats)."""
+        if feature == "embedding":
+            if self.embedding is None:
+                raise ReferenceError("the reference profile has no embedding sample")
+            e = self.embedding
+            cls = statistic_class(self.statistics["embedding"], "embedding")
+            return cls.from_reference((e.vectors[e.labels == 0], e.vectors[e.labels == 1]), e)
+        fr = self.features[feature]
+        return statistic_class(self.statistics["scalar"], "scalar").from_reference(fr.sorted, fr)
 
     def word_counts(self, prior: float) -> tuple[dict[str, float], float]:
         """Reference document frequencies mixed at `prior`, as counts over `sum(word_rows)` texts."""
@@ -129,7 +144,7 @@ class ReferenceProfile:
             "features": {k: asdict(v) for k, v in self.features.items()},
             "thresholds": {str(w): t for w, t in self.thresholds.items()},
             "false_alarm": {str(w): r for w, r in self.false_alarm.items()},
-            "words": self.words, "word_rows": self.word_rows, "embedding": None,
+            "words": self.words, "word_rows": self.word_rows, "embedding": None, "statistics": self.statistics,
         }
         out = {"reference": JSON_FILE}
         if self.embedding is not None:
@@ -176,13 +191,20 @@ class ReferenceProfile:
         missing = [f for f in SCALAR_FEATURES if f not in doc["features"]]
         if missing:
             raise ReferenceError(f"reference profile lacks features {missing}")
+        statistics = {**DEFAULT_STATISTICS, **doc.get("statistics", {})}  # profiles before the key: PSI, MMD²
+        try:
+            for kind, name in statistics.items():
+                statistic_class(name, kind)
+        except ValueError as err:
+            raise ReferenceError(str(err)) from err
         return cls(adapter=doc["adapter"], n_rows=doc["n_rows"], n_style_rows=doc["n_style_rows"],
                    features={k: FeatureRef(**v) for k, v in doc["features"].items()},
                    thresholds={int(w): t for w, t in doc["thresholds"].items()},
                    false_alarm={int(w): r for w, r in doc["false_alarm"].items()},
                    alpha=doc["alpha"], prior=PriorRef(**doc["prior"]),
                    calibrated_priors=list(doc["calibrated_priors"]), words=doc["words"],
-                   word_rows=list(doc["word_rows"]), embedding=emb, rule=doc.get("rule", ""))
+                   word_rows=list(doc["word_rows"]), embedding=emb, statistics=statistics,
+                   rule=doc.get("rule", ""))
 
 
 def scalar_matrix(texts: Sequence[str], p_phishing: Sequence[float]) -> np.ndarray:
@@ -200,14 +222,17 @@ def build_profile(adapter: str, texts: Sequence[str], p_phishing: Sequence[float
                   calibration_prior: float | None = None, extra_texts: Sequence[str] = (),
                   extra_labels: Sequence[int | bool | str] = (), extra_embeddings: np.ndarray | None = None,
                   embed_model: str = "", embed_max_tokens: int = 128, windows: Sequence[int] = WINDOWS,
-                  alpha: float = 0.005, n_sims: int = 2000, seed: int = 0) -> ReferenceProfile:
+                  alpha: float = 0.005, n_sims: int = 2000, seed: int = 0,
+                  statistics: dict[str, str] | None = None) -> ReferenceProfile:
     """The profile of labelled reference rows.
 
     `texts` are held-out rows with `p_phishing`, the adapter's calibrated score of each (as served), and
     `labels` (1 / "phishing" = phishing); `extra_*` are more rows (e.g. training rows) used only for the
     model-independent features (style, embedding, words). `calibration_prior`: phishing share of the rows
-    the adapter's calibration was fitted on (default: that of `texts`).
+    the adapter's calibration was fitted on (default: that of `texts`). `statistics`: kind ("scalar",
+    "embedding") -> registered statistic name (explain.drift_stats; default PSI and MMD²).
     """
+    stats = {**DEFAULT_STATISTICS, **(statistics or {})}
     y = _labels(labels)
     ye = _labels(extra_labels)
     if len(texts) != len(p_phishing) or len(y) != len(texts) or len(ye) != len(extra_texts) or (
@@ -234,9 +259,10 @@ def build_profile(adapter: str, texts: Sequence[str], p_phishing: Sequence[float
         vec = np.concatenate(parts)
     gamma = D.rbf_gamma(vec) if vec is not None else None
     cal_prior = float(y.mean()) if calibration_prior is None else float(calibration_prior)
-    cal = D.calibrate(D.RowSet(scores, y, SCALAR_FEATURES[:2]),
-                      D.RowSet(style, ys, SCALAR_FEATURES[2:], vec), cal_prior, windows, alpha=alpha,
-                      n_sims=n_sims, seed=seed, gamma=gamma)
+    cal = calibrate(RowSet(scores, y, SCALAR_FEATURES[:2]), RowSet(style, ys, SCALAR_FEATURES[2:], vec),
+                    cal_prior, windows, alpha=alpha, n_sims=n_sims, seed=seed, gamma=gamma,
+                    scalar=statistic_class(stats["scalar"], "scalar"),
+                    embedding=statistic_class(stats["embedding"], "embedding"))
     df: dict[str, list[int]] = {}
     for t, c in zip(all_texts, ys):
         for w in words(t):
@@ -250,9 +276,9 @@ def build_profile(adapter: str, texts: Sequence[str], p_phishing: Sequence[float
     return ReferenceProfile(adapter=adapter, n_rows=len(texts), n_style_rows=len(all_texts), features=feats,
                             thresholds={c.window: c.thresholds for c in cal},
                             false_alarm={c.window: float(c.false_alarm_rate) for c in cal}, alpha=alpha,
-                            prior=PriorRef(cal_prior, float(y.mean())), calibrated_priors=list(D.PRIOR_GRID),
+                            prior=PriorRef(cal_prior, float(y.mean())), calibrated_priors=list(PRIOR_GRID),
                             words=dict(top), word_rows=[int((ys == 0).sum()), int((ys == 1).sum())],
-                            embedding=emb)
+                            embedding=emb, statistics=stats)
 
 
 def calibration_prior(path: Path) -> float | None:

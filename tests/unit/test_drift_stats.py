@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from phishlens.explain import drift as D
+from phishlens.explain import drift_stats as S
+from phishlens.explain.drift_calibration import PRIOR_GRID, RowSet, calibrate
 from phishlens.explain.reference import FEATURES, SCALAR_FEATURES, ReferenceProfile, build_profile
 from phishlens.explain.style import STYLE_FEATURES, style_features, words
 
@@ -105,11 +107,11 @@ def test_calibrated_thresholds_hold_the_false_alarm_rate_at_every_prevalence():
     alert rule at about the target rate or less; with alpha = 0.2 the rate is measurable in 60 windows."""
     rng = np.random.default_rng(3)
     ry, rp, rs, re = labelled(400, 0.5, rng)
-    scored = D.RowSet(np.stack([rp, D.binary_entropy(rp)], 1), ry, ("score", "uncertainty"))
-    styled = D.RowSet(rs[:, None], ry, ("length",), re)
-    (cal,) = D.calibrate(scored, styled, 0.5, [100], alpha=0.2, n_sims=300, seed=0)
+    scored = RowSet(np.stack([rp, D.binary_entropy(rp)], 1), ry, ("score", "uncertainty"))
+    styled = RowSet(rs[:, None], ry, ("length",), re)
+    (cal,) = calibrate(scored, styled, 0.5, [100], alpha=0.2, n_sims=300, seed=0)
     assert set(cal.thresholds) == {"score", "uncertainty", "length", "embedding"}
-    assert cal.false_alarm_rate <= 0.2 and set(cal.false_alarm_by_prior) == set(D.PRIOR_GRID)
+    assert cal.false_alarm_rate <= 0.2 and set(cal.false_alarm_by_prior) == set(PRIOR_GRID)
     thr = cal.thresholds
     edges = {f: D.decile_edges(v) for f, v in (("score", rp), ("length", rs))}
     props = {f: np.stack([D.bin_props(v[ry == c], edges[f]) for c in (0, 1)]) for f, v in (("score", rp),
@@ -184,3 +186,84 @@ def test_profile_refuses_unknown_format(tmp_path):
 
     with pytest.raises(ReferenceError, match="augment"):
         ReferenceProfile.load(tmp_path / "reference.json")
+
+
+def test_statistic_classes_match_the_functions_and_their_vectorised_simulation():
+    """PSI and MMD as plug-in classes: the live value is the functional statistic, and the vectorised
+    `simulate` calibration uses equals the generic per-window loop."""
+    rng = np.random.default_rng(6)
+    ry, _, rs, re = labelled(300, 0.5, rng)
+    _, _, hs, he = labelled(200, 0.5, rng)
+    psi = S.PSI.fit(rs, ry)
+    edges = D.decile_edges(rs)
+    by_class = np.stack([D.bin_props(rs[ry == c], edges) for c in (0, 1)])
+    assert psi(hs[:50], 0.3) == D.psi(hs[:50], D.mixture_props(by_class, 0.3), edges)
+    gamma = D.rbf_gamma(re)
+    mmd = S.MMD.fit(re, ry, gamma=gamma)
+    assert mmd(he[:50], 0.3) == D.mmd2_prior(he[:50], re, ry, gamma, D.KernelMeans.of(re, ry, gamma), 0.3)
+    draws, priors = rng.integers(0, 200, size=(7, 40)), rng.uniform(0.05, 0.9, 7)
+    for stat, held in ((psi, hs), (mmd, he)):
+        fast = stat.simulate(held, draws, priors)
+        slow = S.DriftStatistic.simulate(stat, held, draws, priors)
+        # MMD: the generic loop leaves out pairs of identical rows by value, the vectorised one by index
+        # (the same here: the rows are continuous and distinct)
+        assert np.allclose(fast, slow, atol=1e-9), (stat.name, fast, slow)
+
+
+class MeanGap(S.DriftStatistic):
+    """A new scalar statistic, written as the module docstring says: one class (and its registry entry)."""
+
+    name = "mean_gap"
+    kind = "scalar"
+
+    def __init__(self, means: np.ndarray) -> None:
+        self.means = means  # [legitimate, phishing] reference means
+
+    @classmethod
+    def fit(cls, ref, y, **options):
+        return cls(np.array([ref[y == 0].mean(), ref[y == 1].mean()]))
+
+    def __call__(self, window, prior):
+        return float(abs(np.mean(window) - (prior * self.means[1] + (1 - prior) * self.means[0])))
+
+
+def test_a_new_statistic_is_one_class(tmp_path, monkeypatch):
+    monkeypatch.setitem(S.STATISTICS, MeanGap.name, MeanGap)
+    rng = np.random.default_rng(7)
+    y, p, _, emb = labelled(120, 0.5, rng)
+    texts = [("WIN cash at http://x.example.com " if c else "meeting notes ") + str(i) for i, c in enumerate(y)]
+    prof = build_profile("a", texts, p, y, emb.astype(np.float32), calibration_prior=0.5, n_sims=60,
+                         windows=(50,), statistics={"scalar": "mean_gap"})
+    prof.save(tmp_path)
+    back = ReferenceProfile.load(tmp_path / "reference.json")
+    assert back.statistics == {"scalar": "mean_gap", "embedding": "mmd2"}
+    stat = back.statistic("length")
+    assert isinstance(stat, MeanGap) and isinstance(back.statistic("embedding"), S.MMD)
+    # refitted from the stored per-class samples: the same means the builder fitted
+    lengths = np.log1p([len(t) for t in texts])  # the `length` feature is log1p(chars)
+    assert np.allclose(stat.means, [lengths[y == 0].mean(), lengths[y == 1].mean()])
+    thr = back.thresholds[50]["length"]
+    assert thr > 0 and stat(lengths[:50], 0.5) < 10 * thr  # calibrated on its own scale (no PSI floor)
+    monkeypatch.delitem(S.STATISTICS, MeanGap.name)
+    from phishlens.explain.reference import ReferenceError
+
+    with pytest.raises(ReferenceError, match="mean_gap"):  # a server that lacks the class refuses the profile
+        ReferenceProfile.load(tmp_path / "reference.json")
+
+
+def test_profiles_without_the_statistics_key_use_psi_and_mmd(tmp_path):
+    rng = np.random.default_rng(8)
+    y, p, _, emb = labelled(80, 0.5, rng)
+    texts = [("WIN http://x.example.com " if c else "notes ") + str(i) for i, c in enumerate(y)]
+    build_profile("a", texts, p, y, emb.astype(np.float32), n_sims=40, windows=(50,)).save(tmp_path)
+    import json
+
+    doc = json.loads((tmp_path / "reference.json").read_text())
+    del doc["statistics"]  # as in the bundles built before the key existed
+    (tmp_path / "reference.json").write_text(json.dumps(doc))
+    back = ReferenceProfile.load(tmp_path / "reference.json")
+    stat = back.statistic("score")
+    fr = back.features["score"]
+    assert isinstance(stat, S.PSI) and list(stat.edges) == fr.edges  # the stored bins, not a refit
+    assert stat(np.array(fr.sample_by_class[1]), 0.9) == D.psi(np.array(fr.sample_by_class[1]),
+                                                                D.mixture_props(fr.props, 0.9), np.asarray(fr.edges))
