@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 def bench_texts(n: int, seed: int = 7) -> list[str]:
     """Mixed SMS and e-mail test rows from the corpora (half each); synthetic if the data is absent."""
     try:
-        from phishlens.training.splits import load_splits
+        from phishlens.training.data.splits import load_splits
 
         s = load_splits()
         half = n // 2

@@ -32,9 +32,9 @@ def naive(bundle_path: Path, texts: list[str]) -> tuple[float, int, int]:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from phishlens.training.base_models import resolve_base
-    from phishlens.training.bundle import load_bundle
-    from phishlens.training.prompt import PromptEncoder
+    from phishlens.training.contract.base_models import resolve_base
+    from phishlens.training.contract.bundle import load_bundle
+    from phishlens.training.contract.prompt import PromptEncoder
 
     b = load_bundle(bundle_path)
     base = resolve_base(b.manifest.base_model.ref)

@@ -65,8 +65,8 @@ def _h(*parts: object) -> str:
 def pools(manifest, splits, per_class: int, unseen: int, other: int, seed: int = 5,
           legit_per_class: int | None = None) -> dict[str, list]:
     """group → test-split records: "in", "unseen:<source>", "style:<style>" (see the module docstring)."""
-    from phishlens.training.mixes import allocate, load_mix
-    from phishlens.training.records import LABELS
+    from phishlens.training.data.mixes import allocate, load_mix
+    from phishlens.training.data.records import LABELS
 
     spec = load_mix(manifest.training_data.mix)
     out: dict[str, list] = {"in": []}
@@ -133,12 +133,10 @@ def score_all(bundle, records, cache_dir: Path, chunk: int = 32) -> dict[str, fl
     todo = {r.uid: r.text for r in records if r.uid not in cache.data}
     if todo:
         import torch
-        from phishlens.training.artifacts import load_bundle_model
-        from phishlens.training.train import CachedScorer
+        from phishlens.training.model.loading import CachedScorer, load_adapter_model
 
-        tok, model, enc = load_bundle_model(bundle)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        scorer = CachedScorer(model, enc, 0, bundle.manifest.label_token_ids, pad,
+        am = load_adapter_model(bundle)
+        scorer = CachedScorer(am.model, am.encoder(bundle), 0, bundle.manifest.label_token_ids, am.pad_id,
                               temperature=bundle.manifest.calibration.temperature, cache={})
         items = sorted(todo.items(), key=lambda kv: len(kv[1]))  # similar lengths batch with little padding
         t0 = time.perf_counter()
@@ -284,8 +282,8 @@ def main() -> None:
 
     import torch  # noqa: F401 - imported once here, not in the first monitor's worker thread (slow on 2 cores)
     from phishlens.explain.reference import ReferenceProfile
-    from phishlens.training.bundle import load_bundle
-    from phishlens.training.splits import load_splits
+    from phishlens.training.contract.bundle import load_bundle
+    from phishlens.training.data.splits import load_splits
 
     splits = load_splits()
     t_start = time.perf_counter()

@@ -228,8 +228,8 @@ def main() -> None:
     args = ap.parse_args()
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
-    from phishlens.training.bundle import load_bundle
-    from phishlens.training.splits import load_splits
+    from phishlens.training.contract.bundle import load_bundle
+    from phishlens.training.data.splits import load_splits
 
     splits = load_splits() if args.adapters else None
     embedders: dict[int, _CachedEmbedder] = {}

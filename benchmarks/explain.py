@@ -44,9 +44,9 @@ def naive_explainer(bundle_path: Path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from phishlens.server.services.classify import calibrate
-    from phishlens.training.base_models import resolve_base
-    from phishlens.training.bundle import load_bundle
-    from phishlens.training.prompt import PromptEncoder
+    from phishlens.training.contract.base_models import resolve_base
+    from phishlens.training.contract.bundle import load_bundle
+    from phishlens.training.contract.prompt import PromptEncoder
 
     b = load_bundle(bundle_path)
     m = b.manifest

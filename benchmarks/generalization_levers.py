@@ -27,10 +27,10 @@ def main() -> None:
     args = ap.parse_args()
 
     from phishlens.training.generalization import held_out_of
-    from phishlens.training.metrics import binary_metrics
-    from phishlens.training.mixes import build_mix, load_mix
-    from phishlens.training.splits import load_splits
-    from phishlens.training.tfidf import train_tfidf
+    from phishlens.training.evaluation.metrics import binary_metrics
+    from phishlens.training.data.mixes import build_mix, load_mix
+    from phishlens.training.data.splits import load_splits
+    from phishlens.training.model.tfidf import train_tfidf
 
     splits = load_splits()
     specs = [load_mix(REPO / m if not Path(m).is_absolute() else m) for m in args.mixes]

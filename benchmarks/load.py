@@ -258,7 +258,7 @@ def main() -> None:
 
     from _common import bench_texts, corpus_rows, free_port, machine, running_server
     from phishlens.server.settings import Settings
-    from phishlens.training.bundle import load_bundle
+    from phishlens.training.contract.bundle import load_bundle
 
     adapters = ["default", "specialist-email", "specialist-sms", "specialist-url"]
     if args.style:

@@ -16,7 +16,7 @@ from collections import Counter
 def main() -> None:
     from phishlens.training.contract.pipeline import PIPELINE, split_layout
     from phishlens.training.contract.style import detect_style
-    from phishlens.training.splits import load_splits
+    from phishlens.training.data.splits import load_splits
 
     ss = load_splits()
     print("| source | style | test rows | accuracy | body only | same text | detected as (errors) |")

@@ -590,9 +590,9 @@ def data_fetch(
     Exit status: 0 when every file is in place, 3 when some need a manual step (licence, converted
     files without --mirror), 1 when a download failed or did not match its sha256.
     """
-    from phishlens.training.config import data_root as default_root
-    from phishlens.training.data_fetch import fetch_all, summary
-    from phishlens.training.data_sources import select
+    from phishlens.training.data.config import data_root as default_root
+    from phishlens.training.data.fetch import fetch_all, summary
+    from phishlens.training.data.downloads import select
 
     corpus = [n for n in only or [] if n != "url_top_sites"]
     try:
@@ -610,7 +610,7 @@ def data_fetch(
     if not only or "url_top_sites" in only:  # supplementary legitimate URLs (npm, not in the data root)
         import subprocess
 
-        from phishlens.training.corpora_extra import fetch_top_sites
+        from phishlens.training.data.corpora_extra import fetch_top_sites
 
         try:
             typer.echo(f"ok     url_top_sites: {fetch_top_sites()}")

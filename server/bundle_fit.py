@@ -14,7 +14,7 @@ import json
 import re
 from pathlib import Path
 
-from phishlens.training.bundle import ADAPTER_WEIGHTS, BundleError
+from phishlens.training.contract.bundle import ADAPTER_WEIGHTS, BundleError
 
 _KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$")
 _FLOATS = {"F32", "F16", "BF16"}

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from phishlens.training.bundle import Bundle, BundleError, Manifest, load_bundle
+from phishlens.training.contract.bundle import Bundle, BundleError, Manifest, load_bundle
 from phishlens.training.contract.pipeline import EmailLimits, Pipeline, UnknownPipeline, get_pipeline
-from phishlens.training.prompt import PromptEncoder, PromptError, label_token_ids
+from phishlens.training.contract.prompt import PromptEncoder, PromptError, label_token_ids
 
 from .backends.base import AdapterHandle, Backend, BackendError
 from .bundle_fit import check_adapter_fits

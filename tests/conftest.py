@@ -21,7 +21,7 @@ os.environ.setdefault("PHISHLENS_FEEDBACK_STATE_DIR", "")
 
 
 def _data_root_or_reason() -> tuple[Path | None, str]:
-    from phishlens.training.config import DataRootMissing, data_root
+    from phishlens.training.data.config import DataRootMissing, data_root
 
     try:
         return data_root(), ""
@@ -46,7 +46,7 @@ def data_root() -> Path:
 @pytest.fixture(scope="session")
 def splits(data_root: Path):
     """All sources, masked, de-duplicated and split with the default seed (memoised)."""
-    from phishlens.training.splits import load_splits
+    from phishlens.training.data.splits import load_splits
 
     return load_splits(data_root, seed=13)
 
@@ -59,7 +59,7 @@ def splits(data_root: Path):
 @pytest.fixture(scope="session")
 def smollm2_base():
     """The prepared SmolLM2 base (converted once, ≈30 s, then cached under ~/.cache/phishlens)."""
-    from phishlens.training.base_models import prepare_base
+    from phishlens.training.contract.base_models import prepare_base
 
     return prepare_base("smollm2")
 
@@ -99,7 +99,7 @@ def fake_backend(tokenizer, smollm2_base):
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory, smollm2_base):
     """A tiny random Llama (4 layers, d=128) with the SmolLM2 tokenizer, built in about a second."""
-    from phishlens.training.base_models import build_tiny
+    from phishlens.training.contract.base_models import build_tiny
 
     return build_tiny("llama", tmp_path_factory.mktemp("tiny-llama"), seed=0, vocab_from=smollm2_base.path)
 

@@ -148,11 +148,11 @@ def capture_raw_rows(data_root, sources=None) -> dict[str, list]:
     (text, label) for SMS and URL sources."""
     import pytest
 
-    from phishlens.training import corpora
+    from phishlens.training.data import corpora, corpora_extra, rows
 
     captured: dict[str, list] = {}
     mp = pytest.MonkeyPatch()
-    real_emails, real_short, real_record = corpora._emails, corpora._short, corpora._record
+    real_emails, real_short, real_record = rows.email_records, rows.short_records, rows.make_record
     built: list = []
 
     def record(text, original, style, source):
@@ -173,9 +173,10 @@ def capture_raw_rows(data_root, sources=None) -> dict[str, list]:
         captured.setdefault(source, []).extend(zip(rows, list(built)))
         return recs
 
-    mp.setattr(corpora, "_emails", emails)
-    mp.setattr(corpora, "_short", short)
-    mp.setattr(corpora, "_record", record)
+    mp.setattr(corpora, "email_records", emails)  # the loaders' own names for the record builders
+    mp.setattr(corpora, "short_records", short)
+    mp.setattr(corpora_extra, "short_records", short)
+    mp.setattr(rows, "make_record", record)
     try:
         for sid, info in corpora.SOURCES.items():
             if sources is not None and sid not in sources:

@@ -18,8 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from phishlens.server.backends.base import AdapterHandle, Backend, BackendError, ScoreRequest, ScoreResult
-from phishlens.training.bundle import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Manifest, write_manifest
-from phishlens.training.prompt import DEFAULT_LABEL_WORDS, DEFAULT_TEMPLATE, label_token_ids
+from phishlens.training.contract.bundle import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Manifest, write_manifest
+from phishlens.training.contract.prompt import DEFAULT_LABEL_WORDS, DEFAULT_TEMPLATE, label_token_ids
 
 TRIGGER_WORDS = (" urgent", "urgent")
 MARGIN = 3.0

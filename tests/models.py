@@ -6,7 +6,7 @@ import contextlib
 import random
 from pathlib import Path
 
-from phishlens.training.records import Record, text_uid
+from phishlens.training.data.records import Record, text_uid
 
 WORDS = ("the a meeting lunch report invoice tomorrow please call office team project update schedule "
          "notes draft friday review budget plan thanks agenda slides client").split()
@@ -33,7 +33,7 @@ def planted(n: int, trigger_means_phishing: bool = True, seed: int = 0, style: s
 def train_tiny_bundle(base_path: Path, out: Path, name: str, trigger_means_phishing: bool = True,
                       epochs: float = 6.0, seed: int = 0, r: int = 8):
     """A tiny-llama adapter bundle that learned the planted rule (≈10-20 s on 2 cores)."""
-    from phishlens.training.train import TrainConfig, train_bundle
+    from phishlens.training.commands.train import TrainConfig, train_bundle
 
     cfg = TrainConfig(name=name, base=str(base_path), mix="planted", max_text_tokens=32,
                       lora={"r": r, "alpha": 2 * r, "dropout": 0.0, "top_layers": 2},

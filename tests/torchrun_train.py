@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from phishlens.training.train import TrainConfig, train_bundle
+from phishlens.training.commands.train import TrainConfig, train_bundle
 
 from tests.models import planted
 

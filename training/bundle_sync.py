@@ -26,7 +26,7 @@ from typing import Annotated
 
 import typer
 
-from .bundle import BundleError, content_sha256, load_bundle
+from phishlens.training.contract.bundle import BundleError, content_sha256, load_bundle
 
 LOCK_FORMAT = 1
 

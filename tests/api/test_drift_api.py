@@ -8,7 +8,7 @@ from phishlens.explain.embed import MODEL_ID, Embedder
 from phishlens.explain.reference import SCALAR_FEATURES, build_profile
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
-from phishlens.training.bundle import load_bundle, write_manifest
+from phishlens.training.contract.bundle import load_bundle, write_manifest
 
 from tests.fakes import expected_p, write_bundle
 from tests.unit.test_drift_monitor import mails, sms

@@ -44,7 +44,7 @@ class ParityReport:
 def build_requests(tokenizer: Any, adapters: Sequence[tuple[AdapterHandle | None, Any]],
                    texts: Sequence[str]) -> list[ScoreRequest]:
     """Text i goes through adapters[i % len(adapters)]: (handle or None for the bare base, manifest)."""
-    from phishlens.training.prompt import PromptEncoder
+    from phishlens.training.contract.prompt import PromptEncoder
 
     encoders = {}
     out = []
@@ -92,7 +92,7 @@ async def run_standalone(base: str, bundle_dirs: Sequence[Path], texts: Sequence
                          max_model_len: int = 1024) -> ParityReport:
     """Both backends from scratch on `base` with `bundle_dirs` loaded; bare-base rows interleaved."""
     from phishlens.server.backends.vllm_backend import VLLMBackend
-    from phishlens.training.bundle import load_bundle
+    from phishlens.training.contract.bundle import load_bundle
 
     vllm = VLLMBackend(_settings(base, max_model_len))
     await vllm.start()

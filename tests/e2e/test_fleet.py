@@ -50,7 +50,7 @@ ALERT = "PhishlensFleetDriftDetected"
 def replicas(smollm2_base, tmp_path_factory) -> list[str]:
     """Two independent servers (own processes, ports and drift state) with the same feedback secret."""
     require_vllm()
-    from phishlens.training.bundle import load_bundle
+    from phishlens.training.contract.bundle import load_bundle
 
     if "reference" not in load_bundle(REPO / "adapters" / ADAPTER).manifest.extras:
         pytest.skip(f"adapters/{ADAPTER} has no drift reference profile")

@@ -149,7 +149,7 @@ def replay(splits) -> dict[str, list[Any]]:
 def server(smollm2_base, tmp_path_factory) -> str:
     """`python -m phishlens.server.main` on a free port: specialist-sms, a 100-text drift window."""
     require_vllm()
-    from phishlens.training.bundle import load_bundle
+    from phishlens.training.contract.bundle import load_bundle
 
     bundle = load_bundle(REPO / "adapters" / ADAPTER)
     if "reference" not in bundle.manifest.extras:

@@ -184,7 +184,7 @@ def _command_key(command: str) -> str | None:
 
 def check_curl_classify(command: str, stdout: str, rd: Readme) -> None:
     """Set-up: the documented answer of the shipped default adapter (fields, values to the digits shown)."""
-    from phishlens.training.bundle import content_sha256
+    from phishlens.training.contract.bundle import content_sha256
 
     body = json.loads(stdout)
     where = f"README `{command[:60]}…`"
@@ -291,7 +291,7 @@ def test_every_block_is_run_or_says_why() -> None:
 def test_adapter_listing_carries_the_manifests(readme) -> None:
     """API tour: `GET /v1/adapters` has each bundle's calibration and the metrics of its manifest."""
     from phishlens.clients import PhishlensClient
-    from phishlens.training.bundle import read_manifest
+    from phishlens.training.contract.bundle import read_manifest
 
     with PhishlensClient(readme.url) as c:
         listed = {a.name: a for a in c.list_adapters()}

@@ -112,7 +112,7 @@ def test_concurrent_requests_are_all_correct(live_server, shas):
 
 
 def _copy_bundle(root, src: str, dst: str):
-    from phishlens.training.bundle import read_manifest, write_manifest
+    from phishlens.training.contract.bundle import read_manifest, write_manifest
 
     shutil.rmtree(root / dst, ignore_errors=True)
     shutil.copytree(root / src, root / dst)
@@ -276,7 +276,7 @@ def test_reloading_a_name_never_reuses_the_old_adapters_kv_cache(live_server):
     import asyncio
 
     from phishlens.server.backends.base import ScoreRequest
-    from phishlens.training.bundle import read_manifest, write_manifest
+    from phishlens.training.contract.bundle import read_manifest, write_manifest
 
     root = live_server.root
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from phishlens.training import artifacts as A
-from phishlens.training.bundle import load_bundle, read_manifest
+from phishlens.training.artifacts import build
+from phishlens.training.contract.bundle import load_bundle, read_manifest
 from tests.fakes import write_bundle
 
 
@@ -25,13 +26,13 @@ def test_builder_files_recorded_and_checked(tmp_path, tokenizer, smollm2_base, m
     before = load_bundle(p).sha256
 
     def good(ctx):
-        A.atomic_write_bytes(ctx.bundle_dir / "thing.json", b'{"ok": true}')
+        build.atomic_write_bytes(ctx.bundle_dir / "thing.json", b'{"ok": true}')
         return {"thing": "thing.json"}
 
     def liar(ctx):
         return {"ghost": "ghost.json"}
 
-    monkeypatch.setattr(A, "_builders", lambda: {"good": good, "liar": liar})
+    monkeypatch.setattr(build, "BUILDERS", {"good": good, "liar": liar})
     m = A.build_artifacts(_ctx(p), ["good"])
     assert m.extras == {"thing": "thing.json"}
     b = load_bundle(p)
@@ -42,7 +43,7 @@ def test_builder_files_recorded_and_checked(tmp_path, tokenizer, smollm2_base, m
 
 @pytest.mark.data
 def test_validation_rows_match_shipped_fingerprint(data_root):
-    from phishlens.training.train import REPO
+    from phishlens.training.commands.train import REPO
 
     m = read_manifest(REPO / "adapters" / "specialist-sms")
     rows = A.validation_rows(m, data_root)

@@ -24,7 +24,7 @@ def zebra_scorer(tiny_llama, tiny_bundles):
 
     from phishlens.server.backends.hf_backend import HFScorer
     from phishlens.server.services.classify import calibrate
-    from phishlens.training.prompt import PromptEncoder
+    from phishlens.training.contract.prompt import PromptEncoder
     from tests.models import single_thread
 
     _, phish, _ = tiny_bundles

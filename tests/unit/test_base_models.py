@@ -8,8 +8,8 @@ import time
 import pytest
 import torch
 
-from phishlens.training.base_models import build_tiny, prepare_base, resolve_base, weights_sha256
-from phishlens.training.prompt import DEFAULT_LABEL_WORDS, PromptEncoder, label_token_ids
+from phishlens.training.contract.base_models import build_tiny, prepare_base, resolve_base, weights_sha256
+from phishlens.training.contract.prompt import DEFAULT_LABEL_WORDS, PromptEncoder, label_token_ids
 
 
 def test_prepare_base_is_idempotent_and_pins_the_weights(smollm2_base):

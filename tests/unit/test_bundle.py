@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from phishlens.training.bundle import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, MANIFEST, BundleError, content_sha256,
+from phishlens.training.contract.bundle import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, MANIFEST, BundleError, content_sha256,
                                        load_bundle)
-from phishlens.training.prompt import DEFAULT_TEMPLATE, label_token_ids
+from phishlens.training.contract.prompt import DEFAULT_TEMPLATE, label_token_ids
 
 
 @pytest.fixture()

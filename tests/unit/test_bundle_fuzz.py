@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from phishlens.server.bundle_fit import check_adapter_fits
 from phishlens.server.bundle_snapshot import snapshot_bundle
 from phishlens.server.errors import PhishlensError
-from phishlens.training.bundle import ADAPTER_CONFIG, ADAPTER_WEIGHTS, MANIFEST, BundleError, load_bundle
+from phishlens.training.contract.bundle import ADAPTER_CONFIG, ADAPTER_WEIGHTS, MANIFEST, BundleError, load_bundle
 
 R = 4
 EXAMPLES = 120

@@ -14,7 +14,7 @@ from phishlens.server.bundle_snapshot import snapshot_bundle
 from phishlens.server.errors import BadRequest, PayloadTooLarge
 from phishlens.server.registry import AdapterRegistry
 from phishlens.server.settings import Settings
-from phishlens.training.bundle import content_sha256
+from phishlens.training.contract.bundle import content_sha256
 
 
 @pytest.fixture()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from phishlens.training import bundle_sync as bs
-from phishlens.training.bundle import content_sha256
+from phishlens.training.contract.bundle import content_sha256
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from phishlens.training.calibration import (
+from phishlens.training.model.calibration import (
     apply_temperature, choose_threshold, fit_temperature, uncertain_band,
 )
 
@@ -49,7 +49,7 @@ def test_choose_threshold_maximises_f1():
     y = rng.integers(0, 2, 500)
     p = np.clip(0.3 * y + rng.normal(0.35, 0.15, 500), 0, 1)
     t = choose_threshold(p, y)
-    from phishlens.training.metrics import binary_metrics
+    from phishlens.training.evaluation.metrics import binary_metrics
 
     best = binary_metrics(y, p, t)["f1"]
     for c in np.linspace(0.01, 0.99, 99):
@@ -80,7 +80,7 @@ def test_uncertain_band_contains_threshold_and_widens_with_overlap():
 
 
 def test_uncertain_band_fits_bundle_calibration():
-    from phishlens.training.bundle import Calibration
+    from phishlens.training.contract.bundle import Calibration
 
     lo, hi = uncertain_band([0.99, 0.995, 0.01], [1, 1, 0], 0.995)
     Calibration(threshold=0.995, uncertain_low=lo, uncertain_high=hi)

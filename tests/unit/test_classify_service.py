@@ -13,7 +13,7 @@ from phishlens.server.metrics import Metrics
 from phishlens.server.registry import AdapterRegistry
 from phishlens.server.services.classify import ClassifyService, calibrate
 from phishlens.server.settings import Settings
-from phishlens.training.bundle import Calibration
+from phishlens.training.contract.bundle import Calibration
 from tests.fakes import expected_p, write_bundle
 
 PHISHY, CLEAN = "verify your account, urgent action required", "see you at lunch tomorrow"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from phishlens.training.config import DataRootMissing, data_root as resolve_root
-from phishlens.training.corpora import SOURCES, UnknownSource, load_source
-from phishlens.training.splits import DEDUP_PRIORITY, dedup_records
+from phishlens.training.data.config import DataRootMissing, data_root as resolve_root
+from phishlens.training.data.corpora import SOURCES, UnknownSource, load_source
+from phishlens.training.data.splits import DEDUP_PRIORITY, dedup_records
 
 # source -> (phishing, legitimate) after masking + within-source de-dup (MANIFEST's dedup counts, merged
 # where sources are merged). Our normalisation is coarser (case, whitespace, URLs), so allow some slack.
@@ -51,7 +51,7 @@ def test_data_root_missing(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="module")
 def loaded(data_root):
-    from phishlens.training.corpora import load_sources
+    from phishlens.training.data.corpora import load_sources
 
     return load_sources(None, data_root)
 
@@ -111,7 +111,7 @@ def test_dedup_stats_consistent(loaded):
 
 
 def test_ham_links_are_cleaned_capped_per_host_and_in_file_order():
-    from phishlens.training.corpora_extra import ham_links
+    from phishlens.training.data.corpora_extra import ham_links
 
     bodies = ["see http://lists.example.org/a. and (http://lists.example.org/b)",
               "http://lists.example.org/c http://lists.example.org/d https://news.example.co.uk/x?y=1,",
@@ -123,7 +123,7 @@ def test_ham_links_are_cleaned_capped_per_host_and_in_file_order():
 
 
 def test_top_sites_needs_its_pinned_tarball(monkeypatch, tmp_path):
-    from phishlens.training import corpora_extra as X
+    from phishlens.training.data import corpora_extra as X
 
     monkeypatch.setenv(X.EXTRA_DATA_ENV, str(tmp_path))
     with pytest.raises(X.ExtraDataMissing, match="phishlens data fetch"):

@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from phishlens.clients import cli
-from phishlens.training.data_fetch import sha256_of
-from phishlens.training.data_sources import FILES, select
+from phishlens.training.data.fetch import sha256_of
+from phishlens.training.data.downloads import FILES, select
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]
@@ -112,7 +112,7 @@ def test_fetch_from_the_original_sources(served, tmp_path, data_root):
     )
 
     # laid out where training reads it: the loaders give the same records as from the shared data root
-    from phishlens.training.corpora import load_source
+    from phishlens.training.data.corpora import load_source
 
     assert load_source("url_hannousse", root) == load_source("url_hannousse", data_root)
 

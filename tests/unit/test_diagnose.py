@@ -22,7 +22,7 @@ def zebra_model(tiny_bundles):
     from phishlens.explain.hidden import collect_hidden
     from phishlens.explain.logit_lens import LogitLens
     from phishlens.explain.probes import ProbeSet
-    from phishlens.training.prompt import PromptEncoder
+    from phishlens.training.contract.prompt import PromptEncoder
 
     _, b, _ = tiny_bundles
     m = b.manifest
@@ -107,7 +107,7 @@ def test_noise_audit_needs_every_model():
 @pytest.mark.data
 def test_runner_on_real_corpora_with_tiny_bundles(tiny_bundles, data_root, tmp_path):
     """The full `phishlens diagnose` path: shared frozen blocks, real rows of every source, report files."""
-    from phishlens.training.diagnose_run import run_diagnosis
+    from phishlens.training.commands.diagnose import run_diagnosis
 
     root, phish, legit = tiny_bundles
     with single_thread():

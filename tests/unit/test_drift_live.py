@@ -34,7 +34,7 @@ def bench():
 @pytest.fixture(scope="module")
 def live(splits, smollm2_base):
     from phishlens.explain.reference import FORMAT, ReferenceProfile
-    from phishlens.training.bundle import load_bundle
+    from phishlens.training.contract.bundle import load_bundle
 
     b = load_bundle(REPO / "adapters" / ADAPTER)
     ref_path = b.path / b.manifest.extras["reference"]

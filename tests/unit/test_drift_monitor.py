@@ -17,7 +17,7 @@ from phishlens.server.services.classify import ClassifyService
 from phishlens.server.services.drift import DriftMonitor
 from phishlens.server.services.drift_metrics import DriftMetrics
 from phishlens.server.settings import Settings
-from phishlens.training.bundle import load_bundle, write_manifest
+from phishlens.training.contract.bundle import load_bundle, write_manifest
 
 from tests.fakes import FakeBackend, expected_p, write_bundle
 

@@ -3,10 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from phishlens.training.evaluate import (
-    CrossDomainMatrix, EvalReport, eval_sets, evaluate_scorer, sort_sources, style_of,
-)
-from phishlens.training.records import Record, text_uid
+from phishlens.training.data.records import Record, text_uid
+from phishlens.training.evaluation.matrix import CrossDomainMatrix
+from phishlens.training.evaluation.report import EvalReport, eval_sets, evaluate_scorer, sort_sources, style_of
 
 
 def rec(text, label, source):

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from phishlens.server.backends.hf_backend import HFScorer
-from phishlens.training.finetune import FitConfig, fit, margins
-from phishlens.training.layers import lower_states
-from phishlens.training.prompt import PromptEncoder, label_token_ids
-from phishlens.training.train import LoraOptions, lora_model
+from phishlens.training.model.finetune import FitConfig, fit, margins
+from phishlens.training.model.layers import lower_states
+from phishlens.training.contract.prompt import PromptEncoder, label_token_ids
+from phishlens.training.commands.train import LoraOptions, lora_model
 from tests.models import planted, single_thread
 
 LABEL_WORDS = (" phishing", " legit")
@@ -98,7 +98,7 @@ def test_bundles_learned_their_rules_through_the_served_path(tiny_bundles, tiny_
 
 @pytest.mark.parametrize(("arch", "top_layers"), [("llama", 2), ("mistral", 3), ("gemma2", 3)])
 def test_cached_top_layers_equal_full_forward(tmp_path, smollm2_base, arch, top_layers):
-    from phishlens.training.base_models import build_tiny
+    from phishlens.training.contract.base_models import build_tiny
 
     base = build_tiny(arch, tmp_path / arch, seed=1, vocab_from=smollm2_base.path)
     tok, model, split = _lora(base.path, arch, top_layers=top_layers, r=4)

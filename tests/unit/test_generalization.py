@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from phishlens.training.evaluate import style_of
+from phishlens.training.evaluation.report import style_of
 from phishlens.training.generalization import (
     GeneralizationReport, evaluate_unseen, held_out_of, nested_thresholds, report_sets, unseen_sets,
 )
-from phishlens.training.mixes import MixSpec
-from phishlens.training.records import Record, text_uid
-from phishlens.training.splits import make_splits
+from phishlens.training.data.mixes import MixSpec
+from phishlens.training.data.records import Record, text_uid
+from phishlens.training.data.splits import make_splits
 
 
 def rec(text, label, source):
@@ -123,7 +123,7 @@ def test_router_sends_each_text_to_its_detected_styles_model_at_that_models_thre
 
 
 def test_supplementary_sources_stay_out_of_the_evaluation_sets():
-    from phishlens.training.evaluate import eval_sets
+    from phishlens.training.evaluation.report import eval_sets
 
     rows = [rec(f"https://site{i}.example/", "legitimate", "url_top_sites") for i in range(20)]
     rows += [rec(f"PHISH url_hannousse {i}", lab, "url_hannousse") for i in range(20) for lab in ("phishing",)]

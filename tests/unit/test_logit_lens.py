@@ -17,7 +17,7 @@ def served(tiny_bundles):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from phishlens.training.prompt import PromptEncoder
+    from phishlens.training.contract.prompt import PromptEncoder
 
     _, bundle, _ = tiny_bundles
     m = bundle.manifest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from phishlens.training.masking import (
+from phishlens.training.data.dedup import (
     MASKING_RULES, URL_TOKEN, mask_owner_address, mask_spamassassin_obfuscations, mask_text, mask_urls,
     normalise_for_uid, normalise_whitespace, rules_for, strip_html,
 )

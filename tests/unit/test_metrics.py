@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
-from phishlens.training.metrics import binary_metrics, roc_auc
+from phishlens.training.evaluation.metrics import binary_metrics, roc_auc
 
 
 def test_perfect_predictions():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from phishlens.explain.minimal_pairs import EDITS, change_sender, flip_rates, remove_urls, strip_html, swap_brands
-from phishlens.training.records import Record, text_uid
+from phishlens.training.data.records import Record, text_uid
 from tests.models import WORDS, single_thread
 
 LINK = "http://secure-login.com/verify"
@@ -56,7 +56,7 @@ def _rows(n: int, seed: int) -> list[Record]:
 
 @pytest.fixture(scope="module")
 def url_shortcut_bundle(tiny_llama, tmp_path_factory):
-    from phishlens.training.train import TrainConfig, train_bundle
+    from phishlens.training.commands.train import TrainConfig, train_bundle
 
     cfg = TrainConfig(name="url-shortcut", base=str(tiny_llama.path), mix="planted", max_text_tokens=48,
                       lora={"r": 8, "alpha": 16, "dropout": 0.0, "top_layers": 2},
@@ -73,7 +73,7 @@ def test_planted_url_shortcut_is_detected(url_shortcut_bundle):
 
     from phishlens.explain.logit_lens import sigmoid
     from phishlens.server.backends.hf_backend import HFScorer
-    from phishlens.training.prompt import PromptEncoder
+    from phishlens.training.contract.prompt import PromptEncoder
 
     b = url_shortcut_bundle
     m = b.manifest

@@ -20,7 +20,7 @@ def model(request, tmp_path_factory, smollm2_base):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from phishlens.training.base_models import build_tiny
+    from phishlens.training.contract.base_models import build_tiny
 
     base = build_tiny(request.param, tmp_path_factory.mktemp(f"tiny-{request.param}"), seed=3,
                       vocab_from=smollm2_base.path)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from phishlens.training.bundle import PromptSpec
-from phishlens.training.prompt import DEFAULT_TEMPLATE, PromptEncoder, PromptError, label_token_ids
+from phishlens.training.contract.bundle import PromptSpec
+from phishlens.training.contract.prompt import DEFAULT_TEMPLATE, PromptEncoder, PromptError, label_token_ids
 
 LONG = " ".join(f"word{i} lorem ipsum {i * 7}" for i in range(60))  # a few hundred tokens, no repeats
 

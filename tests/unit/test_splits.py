@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from phishlens.training.mixes import MixError, MixSpec, allocate, available_mixes, build_mix, load_mix
-from phishlens.training.records import Record, fingerprint, text_uid
-from phishlens.training.splits import SPLITS, dedup_records, make_splits
+from phishlens.training.data.mixes import MixError, MixSpec, allocate, available_mixes, build_mix, load_mix
+from phishlens.training.data.records import Record, fingerprint, text_uid
+from phishlens.training.data.splits import SPLITS, dedup_records, make_splits
 
 
 def rec(text, label="phishing", source="sms_uci", style="sms"):

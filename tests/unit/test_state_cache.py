@@ -2,7 +2,7 @@
 
 import torch
 
-from phishlens.training.state_cache import StateCache, namespace
+from phishlens.training.model.state_cache import StateCache, namespace
 
 
 def test_states_survive_a_new_instance_only_with_a_disk_root(tmp_path):

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from phishlens.training.records import Record, text_uid
-from phishlens.training.tfidf import TfidfPeer, fit_tfidf, head_tail, train_tfidf
+from phishlens.training.data.records import Record, text_uid
+from phishlens.training.model.tfidf import TfidfPeer, fit_tfidf, head_tail, train_tfidf
 
 PHISH = ["verify your account now at {u}", "your parcel is held, pay the fee {u}",
          "urgent: password expires, login {u}", "you won a prize, claim at {u}",
@@ -61,7 +61,7 @@ def test_head_tail():
 
 
 def test_no_pickle_in_module():
-    src = Path(importlib.import_module("phishlens.training.tfidf").__file__).read_text()
+    src = Path(importlib.import_module("phishlens.training.model.tfidf").__file__).read_text()
     assert "pickle" not in src.replace("no pickle anywhere", "") and "joblib" not in src
 
 
@@ -74,8 +74,8 @@ def _data_root():
 @pytest.mark.slow
 def test_specialist_sms_peer_on_real_data():
     try:
-        splits_mod = importlib.import_module("phishlens.training.splits")
-        mixes_mod = importlib.import_module("phishlens.training.mixes")
+        splits_mod = importlib.import_module("phishlens.training.data.splits")
+        mixes_mod = importlib.import_module("phishlens.training.data.mixes")
     except ImportError as exc:
         pytest.skip(f"splits/mixes modules not available yet: {exc}")
     root = _data_root()
@@ -87,7 +87,7 @@ def test_specialist_sms_peer_on_real_data():
         pytest.skip(f"mix 'specialist-sms' not defined: {exc}")
     splits = splits_mod.load_splits(root, seed=13)
     peer = train_tfidf(mixes_mod.build_mix(spec, splits))
-    from phishlens.training.metrics import binary_metrics
+    from phishlens.training.evaluation.metrics import binary_metrics
 
     test = splits.rows("test", ["sms_uci"])
     assert test, "sms_uci has no test rows"

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import httpx
 
-from .data_sources import GITHUB_RAW, SourceFile
+from phishlens.training.data.downloads import GITHUB_RAW, SourceFile
 
 Status = Literal["present", "fetched", "manual", "failed"]
 

@@ -14,7 +14,8 @@ import time
 from collections import defaultdict
 from typing import Sequence
 
-from .records import Record
+from phishlens.training.artifacts.context import ArtifactContext
+from phishlens.training.data.records import Record
 
 logger = logging.getLogger(__name__)
 MAX_ROWS = 400
@@ -54,7 +55,7 @@ def probe_targets(rows: Sequence[Record]) -> dict[str, list[str]]:
     return targets
 
 
-def build_probes(ctx) -> dict[str, str]:  # ctx: training.artifacts.ArtifactContext
+def build_probes(ctx: ArtifactContext) -> dict[str, str]:
     from phishlens.explain.hidden import collect_hidden
     from phishlens.explain.probes import train_probes
 

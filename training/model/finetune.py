@@ -19,8 +19,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .distributed import SINGLE, DistContext, TopHead, no_sync, wrap
-from .layers import top_label_logits
+from phishlens.training.model.distributed import SINGLE, DistContext, TopHead, no_sync, wrap
+from phishlens.training.model.layers import top_label_logits
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int
 def margins(model: Any, states: Sequence[torch.Tensor], split: int, label_ids: Sequence[int],
             max_tokens: int = 8192) -> torch.Tensor:
     """logit(phishing) − logit(legitimate) for each cached state: [n]."""
-    from .layers import token_batches
+    from phishlens.training.model.layers import token_batches
 
     out = torch.empty(len(states))
     for chunk in token_batches([s.shape[0] for s in states], max_tokens):

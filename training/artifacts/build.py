@@ -5,62 +5,38 @@ at the end of `phishlens train` (the model is still in memory) and by `phishlens
 bundle trained before an artefact existed (the validation rows are rebuilt from the manifest's mix and
 seed, and checked against its data fingerprint, so no other rows can slip in).
 
-A builder is a function ``build(ctx) -> dict[role, file name]`` that writes its files into
-``ctx.bundle_dir`` (JSON or safetensors only) and returns the manifest ``extras`` entries it owns.
-Builders are listed explicitly in `BUILDERS` (no plug-in discovery).
+A builder is a function ``build(ctx) -> dict[role, file name]`` (training.artifacts.context) that writes its
+files into ``ctx.bundle_dir`` (JSON or safetensors only) and returns the manifest ``extras`` entries it
+owns. Builders are listed explicitly in `BUILDERS` (no plug-in discovery, no import that may fail quietly).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
 
-from . import bundle as B
-from .records import Record, fingerprint
+from phishlens.training.artifacts.context import ArtifactContext, Builder
+from phishlens.training.artifacts.probes import build_probes
+from phishlens.training.artifacts.reference import build_reference
+from phishlens.training.contract import bundle as B
+from phishlens.training.data.mixes import build_mix, load_mix
+from phishlens.training.data.records import Record, fingerprint
+from phishlens.training.data.splits import load_splits
+from phishlens.training.model.loading import load_adapter_model
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class ArtifactContext:
-    """What a builder may use. `model` is the peft model with this bundle's adapter active, in eval mode."""
-
-    bundle_dir: Path
-    manifest: B.Manifest
-    validation: list[Record]  # the mix's validation rows (the rows calibration was fitted on)
-    model: Any
-    tokenizer: Any
-    encoder: Any  # training.prompt.PromptEncoder for this bundle's prompt
-    seed: int = 13
-    train: list[Record] = field(default_factory=list)  # the mix's training rows (model-independent features)
-    cache: dict[str, Any] = field(default_factory=dict)  # shared between builders of one run (e.g. scores)
-
-
-Builder = Callable[[ArtifactContext], dict[str, str]]
-
-
-def _builders() -> dict[str, Builder]:
-    """role group → builder. Imported lazily: each pulls in its own heavy dependencies."""
-    out: dict[str, Builder] = {}
-    try:
-        from .reference import build_reference
-        out["reference"] = build_reference
-    except ImportError as e:  # pragma: no cover - only while a builder module is absent
-        logger.debug("reference builder unavailable: %s", e)
-    try:
-        from .probes import build_probes
-        out["probes"] = build_probes
-    except ImportError as e:  # pragma: no cover
-        logger.debug("probe builder unavailable: %s", e)
-    return out
+# The builders, by artefact group: listed here, imported eagerly, so a broken builder module fails the
+# import (and the training run) instead of shipping bundles without its artefact.
+BUILDERS: dict[str, Builder] = {"reference": build_reference, "probes": build_probes}
 
 
 def build_artifacts(ctx: ArtifactContext, groups: Sequence[str] | None = None) -> B.Manifest:
     """Run the builders (all by default), record their files in the manifest and rewrite it atomically."""
-    builders = _builders()
+    builders = BUILDERS
     wanted = list(builders) if groups is None else list(groups)
     unknown = [g for g in wanted if g not in builders]
     if unknown:
@@ -88,9 +64,6 @@ def validation_rows(manifest: B.Manifest, data_root: Path | None = None) -> list
 
 def mix_rows(manifest: B.Manifest, data_root: Path | None = None) -> tuple[list[Record], list[Record]]:
     """(train, validation) rows of a bundle's mix, rebuilt from its seed; refuse if the fingerprint differs."""
-    from .mixes import build_mix, load_mix
-    from .splits import load_splits
-
     seed = int(manifest.metrics.get("train", {}).get("config", {}).get("seed", 13))
     splits = load_splits(data_root, seed=seed)
     mix = build_mix(load_mix(manifest.training_data.mix), splits)
@@ -102,25 +75,6 @@ def mix_rows(manifest: B.Manifest, data_root: Path | None = None) -> tuple[list[
     return list(mix.train), list(mix.validation)
 
 
-def load_bundle_model(bundle: B.Bundle) -> tuple[Any, Any, Any]:
-    """(tokenizer, peft model with the adapter active in eval mode, prompt encoder) for a bundle, via HF."""
-    from peft import PeftModel
-
-    from .base_models import resolve_base
-    from .prompt import PromptEncoder
-    from .train import load_model
-
-    m = bundle.manifest
-    base = resolve_base(m.base_model.ref)
-    if base.sha256 != m.base_model.sha256:
-        raise B.BundleError(f"{bundle.name}: base weights {base.sha256[:12]}… differ from the ones it was "
-                            f"trained on ({m.base_model.sha256[:12]}…)")
-    tok, model = load_model(base)
-    peft_model = PeftModel.from_pretrained(model, str(bundle.path)).eval()
-    enc = PromptEncoder(tok, m.prompt.template, m.prompt.max_text_tokens, m.prompt.head_fraction)
-    return tok, peft_model, enc
-
-
 def augment_bundle(path: Path, groups: Sequence[str] | None = None, data_root: Path | None = None,
                    validation: list[Record] | None = None) -> B.Bundle:
     """Add (or rebuild) artefacts in an existing bundle. The files go in place; the content hash changes."""
@@ -130,9 +84,10 @@ def augment_bundle(path: Path, groups: Sequence[str] | None = None, data_root: P
         train, rows = mix_rows(bundle.manifest, data_root)
     else:
         rows = validation
-    tok, model, enc = load_bundle_model(bundle)
+    am = load_adapter_model(bundle)
     seed = int(bundle.manifest.metrics.get("train", {}).get("config", {}).get("seed", 13))
-    ctx = ArtifactContext(Path(path), bundle.manifest, rows, model, tok, enc, seed=seed, train=train)
+    ctx = ArtifactContext(Path(path), bundle.manifest, rows, am.model, am.tokenizer, am.encoder(bundle), seed=seed,
+                          train=train)
     build_artifacts(ctx, groups)
     return B.load_bundle(path)
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 DATA_ROOT_ENV = "PHISHLENS_DATA_ROOT"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # training/data/config.py -> the repo
 
 
 class DataRootMissing(FileNotFoundError):

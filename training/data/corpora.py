@@ -20,112 +20,54 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import pandas as pd
 
-from phishlens.training.config import data_root as _default_root
+from phishlens.training.data.config import REPO_ROOT
+from phishlens.training.data.config import data_root as _default_root
 from phishlens.training.contract.layout import EMAIL_BODY_CAP, SUBJECT_CAP  # noqa: F401 - re-exported
-from phishlens.training.contract.pipeline import PIPELINE
-from phishlens.training.masking import uid_for
-from phishlens.training import corpora_extra as _extra
-from phishlens.training.records import Record
+from phishlens.training.data import corpora_extra as _extra
+from phishlens.training.data.records import Record
+from phishlens.training.data.rows import cell, email_records, short_records
 
 logger = logging.getLogger(__name__)
-
-MIN_NON_SPACE = 3
-
-_POSITIVE = {"spam", "smishing", "phishing", "1"}
-_NEGATIVE = {"ham", "legit", "legitimate", "benign", "0"}
-
-
-def map_label(original: str) -> str:
-    o = str(original).strip().lower()
-    if o in _POSITIVE:
-        return "phishing"
-    if o in _NEGATIVE:
-        return "legitimate"
-    raise ValueError(f"unknown corpus label {original!r}")
-
-
-def _s(value: object) -> str:
-    """A cell as text ('' for NaN/None)."""
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return str(value)
-
-
-def _enough(text: str) -> bool:
-    n = 0
-    for c in text:
-        if not c.isspace():
-            n += 1
-            if n >= MIN_NON_SPACE:
-                return True
-    return False
-
-
-def _record(text: str, original: object, style: str, source: str) -> Record | None:
-    if not _enough(text):
-        return None
-    orig = str(original).strip().lower()
-    return Record(text=text, label=map_label(orig), style=style, source=source, original_label=orig,
-                  uid=uid_for(text, style))
-
-
-def _emails(rows: Iterable[tuple[str, str, object]], source: str) -> list[Record]:
-    out = []
-    for subject, body, original in rows:
-        r = _record(PIPELINE.email_fields(subject, body, source), original, "email", source)
-        if r is not None:
-            out.append(r)
-    return out
-
-
-def _short(rows: Iterable[tuple[str, object]], style: str, source: str) -> list[Record]:
-    out = []
-    for text, original in rows:
-        r = _record(PIPELINE.short(text, style, source), original, style, source)
-        if r is not None:
-            out.append(r)
-    return out
-
 
 # --- e-mail -------------------------------------------------------------------------------------------
 def load_email_spamassassin(root: Path) -> list[Record]:
     df = pd.read_csv(root / "raw/email_spamassassin/spamassassin.csv")
     lab = df["label"].map({1: "spam", 0: "ham"})
-    return _emails(((_s(a), _s(b), c) for a, b, c in zip(df["subject"], df["body"], lab)), "email_spamassassin")
+    return email_records(((cell(a), cell(b), c) for a, b, c in zip(df["subject"], df["body"], lab)), "email_spamassassin")
 
 
 def load_email_lingspam(root: Path) -> list[Record]:
     df = pd.read_csv(root / "raw/email_lingspam/lingspam_bare.csv")
     lab = df["label"].map({1: "spam", 0: "ham"})
-    return _emails(((_s(a), _s(b), c) for a, b, c in zip(df["subject"], df["body"], lab)), "email_lingspam")
+    return email_records(((cell(a), cell(b), c) for a, b, c in zip(df["subject"], df["body"], lab)), "email_lingspam")
 
 
 def load_email_nazario_classic(root: Path) -> list[Record]:
     df = pd.read_csv(root / "raw/email_nazario_classic/nazario_classic.csv")
-    return _emails(((_s(a), _s(b), "phishing") for a, b in zip(df["subject"], df["body"])),
+    return email_records(((cell(a), cell(b), "phishing") for a, b in zip(df["subject"], df["body"])),
                    "email_nazario_classic")
 
 
 def load_email_nazario_recent(root: Path) -> list[Record]:
     # subject and body columns (not `text` = subject + body) so the layout matches the other sources.
     df = pd.read_csv(root / "raw/email_nazario_recent/nazario_recent.csv")
-    return _emails(((_s(a), _s(b), "phishing") for a, b in zip(df["subject"], df["body"])),
+    return email_records(((cell(a), cell(b), "phishing") for a, b in zip(df["subject"], df["body"])),
                    "email_nazario_recent")
 
 
 def load_email_greco_human(root: Path) -> list[Record]:
     df = pd.read_csv(root / "raw/email_greco2024_human_llm/human-generated_phishing.csv")
-    return _emails(((_s(a), _s(b), "phishing") for a, b in zip(df["subject"], df["body"])), "email_greco_human")
+    return email_records(((cell(a), cell(b), "phishing") for a, b in zip(df["subject"], df["body"])), "email_greco_human")
 
 
 def load_email_greco_llm(root: Path) -> list[Record]:
     df = pd.read_csv(root / "raw/email_greco2024_human_llm/greco_llm_normalized.csv")
     lab = df["label"].map({1: "phishing", 0: "legit"})
-    return _emails((("", _s(a), c) for a, c in zip(df["text"], lab)), "email_greco_llm")
+    return email_records((("", cell(a), c) for a, c in zip(df["text"], lab)), "email_greco_llm")
 
 
 MULTIGEN_FILES = ("chatgpt", "claude", "copilot", "grok")
@@ -136,7 +78,7 @@ def load_email_llm_multigen(root: Path) -> list[Record]:
     for gen in MULTIGEN_FILES:
         df = pd.read_csv(root / f"raw/email_llm_phish_multigen/{gen}_generated.csv")
         lab = df["label_id"].map({1: "phishing"})
-        out += _emails((("", _s(a), c) for a, c in zip(df["clean_text"], lab)), "email_llm_multigen")
+        out += email_records((("", cell(a), c) for a, c in zip(df["clean_text"], lab)), "email_llm_multigen")
     return out
 
 
@@ -150,19 +92,19 @@ def load_sms_uci(root: Path) -> list[Record]:
     ms = pd.read_csv(root / "raw/sms_mishra_soni_smishing/Dataset_5971.csv")
     uci = pd.read_csv(root / "raw/sms_uci_spam_collection/SMSSpamCollection", sep="\t", header=None,
                       names=["label", "text"], quoting=csv.QUOTE_NONE)
-    rows = [(_s(t), _s(lab).lower()) for t, lab in zip(ms["TEXT"], ms["LABEL"])]
-    rows += [(_s(t), _s(lab).lower()) for t, lab in zip(uci["text"], uci["label"])]
-    return _short(rows, "sms", "sms_uci")
+    rows = [(cell(t), cell(lab).lower()) for t, lab in zip(ms["TEXT"], ms["LABEL"])]
+    rows += [(cell(t), cell(lab).lower()) for t, lab in zip(uci["text"], uci["label"])]
+    return short_records(rows, "sms", "sms_uci")
 
 
 def load_sms_smishtank(root: Path) -> list[Record]:
     df = pd.read_csv(root / "raw/sms_smishtank/smishtank.csv", encoding="latin-1")
-    return _short(((_s(t), "smishing") for t in df["MainText"]), "sms", "sms_smishtank")
+    return short_records(((cell(t), "smishing") for t in df["MainText"]), "sms", "sms_smishtank")
 
 
 def load_sms_exais(root: Path) -> list[Record]:
     df = pd.read_csv(root / "raw/sms_exais/cleaned_all_ExAIS_SPAM_Dataset.csv")
-    return _short(((_s(t), _s(lab).lower()) for t, lab in zip(df["Message"], df["Label"])), "sms", "sms_exais")
+    return short_records(((cell(t), cell(lab).lower()) for t, lab in zip(df["Message"], df["Label"])), "sms", "sms_exais")
 
 
 # --- URL ----------------------------------------------------------------------------------------------
@@ -170,13 +112,13 @@ def load_url_phishtank_iscx(root: Path) -> list[Record]:
     d = root / "raw/url_phishtank2020_iscx2016"
     pt = pd.read_csv(d / "phishtank_online_valid_2020-05-09.csv")
     iscx = pd.read_csv(d / "iscx_url2016_benign_list_big_final.csv", header=None, names=["url"])
-    rows = [(_s(u), "phishing") for u in pt["url"]] + [(_s(u), "benign") for u in iscx["url"]]
-    return _short(rows, "url", "url_phishtank_iscx")
+    rows = [(cell(u), "phishing") for u in pt["url"]] + [(cell(u), "benign") for u in iscx["url"]]
+    return short_records(rows, "url", "url_phishtank_iscx")
 
 
 def load_url_hannousse(root: Path) -> list[Record]:
     df = pd.read_csv(root / "raw/url_hannousse2021/dataset_phishing_url_type.csv")
-    return _short(((_s(u), _s(t)) for u, t in zip(df["url"], df["type"])), "url", "url_hannousse")
+    return short_records(((cell(u), cell(t)) for u, t in zip(df["url"], df["type"])), "url", "url_hannousse")
 
 
 # --- registry -----------------------------------------------------------------------------------------
@@ -250,21 +192,21 @@ def load_source(source: str, root: Path | None = None) -> list[Record]:
 
 # --- on-disk cache of loaded records (masking all e-mail takes ~10 s on 2 cores) ----------------------
 CACHE_ENV = "PHISHLENS_RECORD_CACHE"  # "0" disables; a path overrides <repo>/.cache/records
-_CODE_FILES = ("corpora.py", "corpora_extra.py", "masking.py", "records.py",
-               "contract/masking.py", "contract/layout.py", "contract/pipeline.py")
+_CODE_FILES = ("data/corpora.py", "data/corpora_extra.py", "data/rows.py", "data/dedup.py", "data/records.py",
+               "contract/masking.py", "contract/layout.py", "contract/pipeline.py")  # under training/
 
 
 def _cache_dir() -> Path | None:
     v = os.environ.get(CACHE_ENV, "")
     if v == "0":
         return None
-    return Path(v) if v else Path(__file__).resolve().parents[1] / ".cache" / "records"
+    return Path(v) if v else REPO_ROOT / ".cache" / "records"
 
 
 def _cache_key(source: str, root: Path) -> str:
     """Changes when the data files (size, mtime) or the loading / masking code change."""
     h = hashlib.sha256(f"{source}\0{root.resolve()}".encode())
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # training/
     for f in _CODE_FILES:
         h.update((here / f).read_bytes())
     for p in sorted((root / "raw").rglob("*")):

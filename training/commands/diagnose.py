@@ -17,14 +17,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .bundle import load_bundle
+from phishlens.training.contract.bundle import load_bundle
+from phishlens.training.contract.prompt import PromptEncoder
+from phishlens.training.model.loading import CachedScorer, load_adapter_model
 
 logger = logging.getLogger(__name__)
 
 
 def _sample(data_root: Path | None, per_label: int, seed: int) -> list[Any]:
-    from .evaluate import eval_sets
-    from .splits import load_splits
+    from phishlens.training.evaluation.report import eval_sets
+    from phishlens.training.data.splits import load_splits
 
     sets = eval_sets(load_splits(data_root, seed=13), per_label=per_label, seed=seed)
     return [r for rows in sets.values() for r in rows]
@@ -32,7 +34,8 @@ def _sample(data_root: Path | None, per_label: int, seed: int) -> list[Any]:
 
 def _matrix_png(matrix: dict[str, Any], names: Sequence[str], path: Path) -> Path | None:
     """Re-draw the committed cross-domain matrix (rows of the diagnosed adapters and their TF-IDF peers)."""
-    from .evaluate import CrossDomainMatrix, EvalReport
+    from phishlens.training.evaluation.matrix import CrossDomainMatrix
+    from phishlens.training.evaluation.report import EvalReport
 
     m = CrossDomainMatrix(metric=matrix.get("metric", "f1"))
     if not any(row["name"] in names for row in matrix.get("rows", [])):
@@ -54,7 +57,6 @@ def run_diagnosis(adapters: Sequence[Path], out: Path, *, data_root: Path | None
     import sys
 
     import torch
-    from peft import PeftModel
     from tqdm import tqdm
 
     from phishlens.explain.diagnose import DiagnosedModel, diagnose, write_report
@@ -62,26 +64,15 @@ def run_diagnosis(adapters: Sequence[Path], out: Path, *, data_root: Path | None
     from phishlens.explain.logit_lens import LogitLens
     from phishlens.explain.probes import ProbeError, ProbeSet
 
-    from .base_models import resolve_base
-    from .prompt import PromptEncoder
-    from .train import CachedScorer, load_model
-
     t0 = time.monotonic()
     bundles = [load_bundle(Path(p)) for p in adapters]
-    bases = {b.manifest.base_model.sha256 for b in bundles}
-    if len(bases) != 1:
+    if len({b.manifest.base_model.sha256 for b in bundles}) != 1:
         raise ValueError("diagnose adapters of one base model at a time")
-    base = resolve_base(bundles[0].manifest.base_model.ref)
-    if base.sha256 not in bases:
-        raise ValueError("the base weights differ from the ones the adapters were trained on")
-    tok, model = load_model(base)
-    peft: Any = None
+    am = None
     for b in bundles:
-        if peft is None:
-            peft = PeftModel.from_pretrained(model, str(b.path), adapter_name=b.name, is_trainable=False).eval()
-        else:
-            peft.load_adapter(str(b.path), adapter_name=b.name, is_trainable=False)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        am = load_adapter_model(b, into=am)
+    assert am is not None
+    tok, peft, pad = am.tokenizer, am.model, am.pad_id
     rows = _sample(data_root, per_label, seed)
     logger.info("diagnosis sample: %d rows", len(rows))
 

@@ -16,7 +16,8 @@ import numpy as np
 from phishlens.explain.embed import MODEL_ID, Embedder
 from phishlens.explain.reference import build_profile
 
-from .artifacts import ArtifactContext
+from phishlens.training.artifacts.context import ArtifactContext
+from phishlens.training.model.loading import CachedScorer
 
 logger = logging.getLogger(__name__)
 SCORES_KEY = "validation_p_phishing"  # ctx.cache key: other builders may reuse the scores
@@ -29,8 +30,6 @@ def validation_scores(ctx: ArtifactContext) -> np.ndarray:
     if SCORES_KEY in ctx.cache:
         return np.asarray(ctx.cache[SCORES_KEY])
     import torch
-
-    from .train import CachedScorer
 
     tok = ctx.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0

@@ -102,7 +102,7 @@ class TopHead(torch.nn.Module):
         self.label_ids = list(label_ids)
 
     def forward(self, states: list[torch.Tensor]) -> torch.Tensor:
-        from .layers import top_label_logits
+        from phishlens.training.model.layers import top_label_logits
 
         return top_label_logits(self.model, states, self.split, self.label_ids)
 

@@ -1,6 +1,6 @@
 """Train the TF-IDF peer on every mix and print its cross-domain matrix (Markdown, F1 per domain).
 
-    python -m phishlens.training.peer_report [--mixes-dir configs/mixes] [--data-root DIR]
+    python -m phishlens.training.evaluation.peer_report [--mixes-dir configs/mixes] [--data-root DIR]
         [--per-label 150] [--json out.json] [--png out.png]
 
 Every peer is evaluated on the same per-source test samples (:func:`eval_sets`), at the threshold
@@ -14,16 +14,18 @@ import sys
 import time
 from pathlib import Path
 
-from .evaluate import CrossDomainMatrix, eval_sets, evaluate_scorer
-from .tfidf import ARCHITECTURE, train_tfidf
+from phishlens.training.evaluation.matrix import CrossDomainMatrix
+from phishlens.training.evaluation.report import eval_sets, evaluate_scorer
+from phishlens.training.data.mixes import MIXES_DIR
+from phishlens.training.model.tfidf import ARCHITECTURE, train_tfidf
 
-DEFAULT_MIXES_DIR = Path(__file__).resolve().parents[1] / "configs" / "mixes"
+DEFAULT_MIXES_DIR = MIXES_DIR
 
 
 def peer_matrix(mix_paths: list[Path], data_root: str | None = None, per_label: int = 150,
                 seed: int = 13, log=print) -> CrossDomainMatrix:
-    from .mixes import build_mix, load_mix
-    from .splits import load_splits
+    from phishlens.training.data.mixes import build_mix, load_mix
+    from phishlens.training.data.splits import load_splits
 
     t0 = time.perf_counter()
     splits = load_splits(data_root, seed=seed)

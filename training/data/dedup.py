@@ -27,7 +27,7 @@ from phishlens.training.contract.masking import (  # noqa: F401 - re-exported fo
     rules_for,
     strip_html,
 )
-from phishlens.training.records import text_uid
+from phishlens.training.data.records import text_uid
 
 # --- de-duplication key -------------------------------------------------------------------------------
 _DEDUP_URL = re.compile(rf"(?:<url>|\b(?:(?:https?|ftp)://|www\.){_URL_CHARS}*{_URL_END})", re.I)

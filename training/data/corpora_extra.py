@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from phishlens.training.records import Record
+from phishlens.training.data.records import Record
+from phishlens.training.data.rows import cell, short_records
 
 EXTRA_DATA_ENV = "PHISHLENS_EXTRA_DATA"
 PER_HOST = 3
@@ -54,7 +55,7 @@ def extra_data_dir() -> Path:
 
 
 def _sha256(path: Path) -> str:
-    from .data_fetch import sha256_of  # httpx is imported there; only needed when a file is checked
+    from phishlens.training.data.fetch import sha256_of  # httpx is imported there; only needed when a file is checked
 
     return sha256_of(path)
 
@@ -113,16 +114,12 @@ def ham_links(bodies: list[str], per_host: int = PER_HOST) -> list[str]:
 
 
 def load_url_spamassassin_ham(root: Path) -> list[Record]:
-    from phishlens.training.corpora import _s, _short
-
     df = pd.read_csv(root / "raw/email_spamassassin/spamassassin.csv")
-    bodies = [_s(b) for b in df.loc[df["label"] == 0, "body"]]
-    return _short(((u, "ham") for u in ham_links(bodies)), "url", "url_spamassassin_ham")
+    bodies = [cell(b) for b in df.loc[df["label"] == 0, "body"]]
+    return short_records(((u, "ham") for u in ham_links(bodies)), "url", "url_spamassassin_ham")
 
 
 def load_url_top_sites(root: Path) -> list[Record]:  # noqa: ARG001 - not in the shared data root
-    from phishlens.training.corpora import _short
-
     path = extra_data_dir() / TOP_SITES_FILE
     if not path.is_file():
         raise ExtraDataMissing(f"{path} is missing: run `phishlens data fetch top-sites` "
@@ -135,4 +132,4 @@ def load_url_top_sites(root: Path) -> list[Record]:  # noqa: ARG001 - not in the
             raise ValueError(f"{path}: no package/top-sites.json")
         sites = json.load(member)
     urls = [f"https://{str(s['rootDomain']).strip().lower()}/" for s in sites]
-    return _short(((u, "legitimate") for u in urls), "url", "url_top_sites")
+    return short_records(((u, "legitimate") for u in urls), "url", "url_top_sites")
