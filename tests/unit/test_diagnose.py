@@ -71,7 +71,7 @@ def test_diagnosis_finds_planted_label_noise_and_writes_report(zebra_model, tmp_
     assert ev.label_probe_transfer is not None and len(ev.label_probe_transfer) == 4
     assert {p["edit"] for p in ev.pairs} == {"remove_url", "change_sender", "strip_html", "swap_brand"}
     assert "sms" in ev.shap and ev.shap["sms"]["n_texts"] == 1
-    modes = [f["mode"] for f in verdict(d)]
+    modes = [f.mode for f in verdict(d)]
     assert any(m.startswith("label noise") for m in modes)
     report = write_report(d, tmp_path)
     text = report.read_text()
