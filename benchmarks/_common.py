@@ -35,7 +35,7 @@ def corpus_rows(n: int, styles: Sequence[str], max_chars: int | None = None, see
     characters each, round-robin over the (style, label) cells present (each shuffled); repeats when fewer."""
     import random
 
-    from phishlens.training.splits import load_splits
+    from phishlens.training.data.splits import load_splits
 
     rows = [r for r in load_splits().rows(split) if r.style in styles and (max_chars is None or len(r.text) <= max_chars)]
     if not rows:

@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--per-label", type=int, default=200)
     args = ap.parse_args()
 
-    from phishlens.training.generalization import held_out_of
+    from phishlens.training.evaluation.generalization import held_out_of
     from phishlens.training.evaluation.metrics import binary_metrics
     from phishlens.training.data.mixes import build_mix, load_mix
     from phishlens.training.data.splits import load_splits

@@ -230,7 +230,7 @@ def main() -> None:
         ap.error("--url needs --pid (the server process whose RSS is sampled)")
 
     from _common import corpus_rows, free_port, machine
-    from phishlens.training.bundle import load_bundle
+    from phishlens.training.contract.bundle import load_bundle
 
     rows = corpus_rows(2000, args.style.split(","), args.max_chars)
     shas = {a: load_bundle(REPO / "adapters" / a).sha256 for a in ADAPTERS}

@@ -1,6 +1,6 @@
 """Ship bundles to a fleet: a lock file of bundle sha256s, and a fetch step that verifies before serving.
 
-A deployment names the bundles it serves and their content hashes (`training.bundle.content_sha256`, the
+A deployment names the bundles it serves and their content hashes (`training.contract.bundle.content_sha256`, the
 same hash every response and metric carries) in a lock file::
 
     {"format": 1, "bundles": {"specialist-sms": "<64 hex>", ...}}

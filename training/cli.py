@@ -86,7 +86,7 @@ def evaluate_cmd(adapters: list[Path] = typer.Argument(..., help="bundle directo
                                                     "on this mix (name or TOML path; repeatable)")) -> None:
     """Score adapters on every source's test split (cross-domain matrix) or on the unseen sources only."""
     _log()
-    from phishlens.training.evaluation_run import run_evaluation, run_unseen
+    from phishlens.training.commands.evaluate import run_evaluation, run_unseen
 
     if protocol not in ("matrix", "unseen"):
         raise typer.BadParameter(f"unknown protocol {protocol!r}; known: matrix, unseen", param_hint="--protocol")

@@ -45,7 +45,7 @@ class HFScorer:
                        adapter_names: Sequence[str] | None) -> list[tuple[float, ...]]:
         import torch
 
-        from phishlens.training.model.layers import token_batches
+        from phishlens.explain.hidden import token_batches
 
         lengths = [len(p) for p in prompts]
         out: list[tuple[float, ...]] = [()] * len(prompts)

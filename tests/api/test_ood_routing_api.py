@@ -17,8 +17,8 @@ from phishlens.explain.ood import OodModel, reference_scores
 from phishlens.explain.reference import ReferenceProfile
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
-from phishlens.training.bundle import load_bundle
-from phishlens.training.evaluation_run import ood_model
+from phishlens.training.contract.bundle import load_bundle
+from phishlens.training.commands.evaluate import ood_model
 
 from tests.fakes import FakeBackend, write_bundle
 

@@ -41,7 +41,7 @@ class LiveServer:
     app: Any  # the FastAPI app; `app.state.runtime` holds the engine and registry while serving
     settings: Any
     root: Path  # the adapter root (the tiny bundles live here)
-    bundles: dict[str, Any]  # name -> training.bundle.Bundle
+    bundles: dict[str, Any]  # name -> training.contract.bundle.Bundle
 
     def client(self, api_key: str | None = None, **kw: Any):
         from phishlens.clients import PhishlensClient

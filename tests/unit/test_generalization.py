@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from phishlens.training.evaluation.report import style_of
-from phishlens.training.generalization import (
+from phishlens.training.evaluation.generalization import (
     GeneralizationReport, evaluate_unseen, held_out_of, nested_thresholds, report_sets, unseen_sets,
 )
 from phishlens.training.data.mixes import MixSpec
@@ -108,7 +108,7 @@ def test_held_out_of_several_mixes_is_the_intersection_minus_trained():
 
 
 def test_router_sends_each_text_to_its_detected_styles_model_at_that_models_threshold():
-    from phishlens.training.generalization import route_scores
+    from phishlens.training.evaluation.generalization import route_scores
 
     sets = unseen_sets(synthetic_splits(), HELD, per_label=10)
     # the "email" model says 0.6 for everything (threshold 0.7: legitimate); the others 0.6 at threshold 0.5
@@ -133,7 +133,7 @@ def test_supplementary_sources_stay_out_of_the_evaluation_sets():
 
 
 def test_ood_table_compares_accuracy_of_flagged_and_unflagged_texts(tmp_path):
-    from phishlens.training.generalization import ood_accuracy, score_sets
+    from phishlens.training.evaluation.generalization import ood_accuracy, score_sets
 
     sets = unseen_sets(synthetic_splits(), HELD, per_label=20)
     p = score_sets(Oracle(), sets)

@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .calibration import choose_threshold
-from .evaluate import Scorer, _score_unique, sort_sources, style_of
-from .metrics import binary_metrics
-from .mixes import allocate
-from .records import LABELS, STYLES, Record
+from phishlens.training.model.calibration import choose_threshold
+from phishlens.training.evaluation.report import Scorer, _score_unique, sort_sources, style_of
+from phishlens.training.evaluation.metrics import binary_metrics
+from phishlens.training.data.mixes import allocate
+from phishlens.training.data.records import LABELS, STYLES, Record
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .splits import SplitSet
+    from phishlens.training.data.splits import SplitSet
 
 THRESHOLDS = ("served", "nested")
 

@@ -9,17 +9,21 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from .bundle import Bundle, load_bundle
-from .evaluate import CrossDomainMatrix, EvalReport, eval_sets, evaluate_scorer
+import numpy as np
+
+from phishlens.training.contract.bundle import Bundle, load_bundle
+from phishlens.training.evaluation.matrix import CrossDomainMatrix
+from phishlens.training.evaluation.report import EvalReport, eval_sets, evaluate_scorer
+from phishlens.training.model.loading import AdapterModel, CachedScorer, load_adapter_model
+from phishlens.training.model.state_cache import StateCache, disk_root, namespace
 
 if TYPE_CHECKING:  # pragma: no cover
     from phishlens.explain.ood import OodModel
 
-    from .generalization import GeneralizationReport
-    from .train import CachedScorer
+    from phishlens.training.evaluation.generalization import GeneralizationReport
 
 logger = logging.getLogger(__name__)
 
@@ -27,37 +31,20 @@ logger = logging.getLogger(__name__)
 def adapter_scorers(bundles: Sequence[Bundle]) -> Iterator[tuple[Bundle, CachedScorer]]:
     """Each bundle with a scorer of calibrated P(phishing), its adapter active while it is yielded.
 
-    Bundles of one base share one peft model; those with the same prompt and split layer share the
-    frozen-lower-layer cache, so each extra adapter costs only its top layers on the texts.
+    Bundles of one base share one peft model (`load_adapter_model`); those with the same prompt and split
+    layer share the frozen-lower-layer cache, so each extra adapter costs only its top layers on the texts.
     """
-    from peft import PeftModel
-
-    from .base_models import resolve_base
-    from .prompt import PromptEncoder
-    from .state_cache import StateCache, disk_root, namespace
-    from .train import CachedScorer, load_model
-
     scorers: dict[tuple, CachedScorer] = {}
-    models: dict[str, tuple[Any, Any]] = {}
+    models: dict[str, AdapterModel] = {}  # by base sha256
     for b in bundles:
         m = b.manifest
-        base = resolve_base(m.base_model.ref)
-        if base.sha256 != m.base_model.sha256:
-            raise ValueError(f"{b.name}: base weights differ from the ones it was trained on")
-        if base.sha256 not in models:
-            tok, model = load_model(base)
-            models[base.sha256] = (tok, PeftModel.from_pretrained(model, str(b.path), adapter_name=b.name).eval())
-        else:
-            models[base.sha256][1].load_adapter(str(b.path), adapter_name=b.name)
-        tok, peft_model = models[base.sha256]
-        peft_model.set_adapter(b.name)
+        am = models[m.base_model.sha256] = load_adapter_model(b, into=models.get(m.base_model.sha256))
         split = min(m.lora.layers) if m.lora.layers else 0
-        key = (base.sha256, m.prompt.template, m.prompt.max_text_tokens, split)
+        key = (am.base.sha256, m.prompt.template, m.prompt.max_text_tokens, split)
         if key not in scorers:
-            enc = PromptEncoder(tok, m.prompt.template, m.prompt.max_text_tokens, m.prompt.head_fraction)
-            pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-            cache = StateCache(namespace(base.sha256, m.prompt.template, m.prompt.max_text_tokens, split), disk_root())
-            scorers[key] = CachedScorer(peft_model, enc, split, m.label_token_ids, pad, cache=cache)
+            cache = StateCache(namespace(am.base.sha256, m.prompt.template, m.prompt.max_text_tokens, split),
+                               disk_root())
+            scorers[key] = CachedScorer(am.model, am.encoder(b), split, m.label_token_ids, am.pad_id, cache=cache)
         scorer = scorers[key]
         scorer.label_ids = m.label_token_ids
         scorer.temperature = m.calibration.temperature
@@ -74,8 +61,8 @@ def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tf
 
     from tqdm import tqdm
 
-    from .mixes import build_mix, load_mix
-    from .splits import load_splits
+    from phishlens.training.data.mixes import build_mix, load_mix
+    from phishlens.training.data.splits import load_splits
 
     splits = load_splits(data_root)
     sets = eval_sets(splits, per_label=per_label)
@@ -96,7 +83,7 @@ def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tf
                                          progress=bar)
             matrix.add(b.name, report, architecture=m.base_model.architecture)
     if tfidf:
-        from .tfidf import ARCHITECTURE, train_tfidf
+        from phishlens.training.model.tfidf import ARCHITECTURE, train_tfidf
 
         for mix_name in dict.fromkeys(b.manifest.training_data.mix for b in bundles):
             try:
@@ -130,13 +117,13 @@ def run_unseen(adapters: Sequence[Path], out: Path, per_label: int = 200, tfidf:
                data_root: Path | None = None, command: str = "",
                peer_mixes: Sequence[str] = ()) -> "GeneralizationReport":
     """The unseen-source benchmark (`training.generalization`): adapters and their mixes' TF-IDF peers."""
-    from .contract.style import detect_style
-    from .generalization import (
+    from phishlens.training.contract.style import detect_style
+    from phishlens.training.evaluation.generalization import (
         GeneralizationReport, held_out_of, ood_accuracy, report_sets, result_from_scores, route_scores,
         score_sets, unseen_sets,
     )
-    from .mixes import build_mix, load_mix
-    from .splits import load_splits
+    from phishlens.training.data.mixes import build_mix, load_mix
+    from phishlens.training.data.splits import load_splits
 
     splits = load_splits(data_root)
     bundles = [load_bundle(p) for p in adapters]
@@ -175,7 +162,7 @@ def run_unseen(adapters: Sequence[Path], out: Path, per_label: int = 200, tfidf:
             route_scores(sets, specialists, detect_style), 0.5, sets, name="routed-specialists", kind="lora",
             architecture=report.models[0].architecture, info={"routes": "detected style -> specialist"}))
     if tfidf:
-        from .tfidf import ARCHITECTURE, train_tfidf
+        from phishlens.training.model.tfidf import ARCHITECTURE, train_tfidf
 
         peers: dict[str, tuple[dict, float]] = {}
         for name, spec in {**mixes, **extra}.items():

@@ -1,4 +1,0 @@
-"""Moved to `phishlens.training.model.calibration` (issue 17). This alias stays only until training/generalization.py
-and training/evaluation_run.py move into the new layout (they were being edited meanwhile); do not import it."""
-
-from phishlens.training.model.calibration import *  # noqa: F403
