@@ -1,4 +1,4 @@
-"""Live drift monitor (DESIGN.md §6): a `ClassificationObserver` comparing, per adapter, a sliding window
+"""Live drift monitor, the worker (DESIGN.md §6): a `ClassificationObserver` comparing, per adapter, a sliding window
 of served traffic with the adapter's bundled reference profile (`explain.reference`).
 
 `observe` runs on the event loop and only enqueues (a bounded queue; a full queue drops the texts and
@@ -14,18 +14,17 @@ class look like (a new style or source: a generalization failure) raises `alert`
 The window keeps numbers only (features, scores, embeddings) and decayed word document frequencies;
 texts are dropped as soon as their features are computed. Windows are persisted atomically per adapter
 (`<state dir>/<adapter>.safetensors`, keyed by the bundle sha256: state from another bundle version is
-discarded) on a timer and at shutdown.
+discarded) on a timer and at shutdown (`.window`); the statistics of a window are computed in
+`.statistics`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,65 +33,18 @@ from typing import Any
 import numpy as np
 from phishlens.explain import drift as D
 from phishlens.explain.ood import ood_scores
-from phishlens.explain.prior import PriorEstimate, em_prior
 from phishlens.explain.reference import FEATURES, SCALAR_FEATURES, ReferenceError, ReferenceProfile
 from phishlens.explain.style import style_matrix, words
 from phishlens.training.contract.style import STYLES
 
-from ..registry import AdapterRegistry
-from ..settings import Settings
-from ..state_io import atomic_write_bytes
-from .classify import ClassifyOutcome
-from .drift_metrics import DriftMetrics
+from ...registry import AdapterRegistry
+from ...settings import Settings
+from ..classify import ClassifyOutcome
+from ..drift_metrics import DriftMetrics
+from .statistics import AdapterDrift, evaluate
+from .window import LiveWindow
 
 logger = logging.getLogger(__name__)
-STATE_FORMAT = "1"
-MAX_LIVE_WORDS = 5000
-
-
-@dataclass(frozen=True)
-class FeatureDrift:
-    feature: str
-    statistic: float  # PSI (scalar features) or MMD² (embedding)
-    threshold: float
-    over: bool
-    ks: float | None = None  # two-sample KS statistic (scalar features), for reading only
-
-
-@dataclass(frozen=True)
-class Prevalence:
-    """The window's estimated phishing prevalence (explain.prior) and the prior the scores are calibrated at."""
-
-    estimate: float
-    low: float  # 95 % interval
-    high: float
-    calibration: float  # phishing share of the adapter's calibration rows
-    texts: int  # texts it is estimated from
-
-    @classmethod
-    def of(cls, e: PriorEstimate, calibration: float) -> Prevalence:
-        return cls(e.estimate, e.low, e.high, calibration, e.n)
-
-
-@dataclass(frozen=True)
-class AdapterDrift:
-    """The drift state of one adapter as last evaluated."""
-
-    adapter: str
-    sha256: str
-    status: str  # "no_reference" | "warming_up" (window not full) | "ok" | "drift" | "error"
-    window_size: int
-    window_texts: int = 0
-    texts_seen: int = 0
-    calibrated_window: int | None = None
-    alert: bool = False
-    features: list[FeatureDrift] = field(default_factory=list)
-    prevalence: Prevalence | None = None  # the reference is reweighted to `prevalence.estimate`
-    most_shifted: list[str] = field(default_factory=list)  # features by statistic / threshold, over first
-    typical_live: list[D.TypicalWord] = field(default_factory=list)
-    typical_reference: list[D.TypicalWord] = field(default_factory=list)
-    evaluated_at: float | None = None
-    detail: str = ""
 
 
 @dataclass
@@ -100,59 +52,6 @@ class _Job:
     texts: Sequence[str]
     per_adapter: dict[str, tuple[str, Path | None, list[int], list[float]]]  # name → (sha, ref, idx, p)
     embeddings: Mapping[int, np.ndarray] = field(default_factory=dict)  # max_tokens → [n, dim], from OOD
-
-
-class _Window:
-    """One adapter's live window and its reference."""
-
-    def __init__(self, name: str, sha: str, ref: ReferenceProfile | None, size: int, seed: int) -> None:
-        self.name, self.sha, self.ref, self.size = name, sha, ref, size
-        self.scalars: deque[np.ndarray] = deque(maxlen=size)  # [len(SCALAR_FEATURES)] per text
-        self.embeddings: deque[np.ndarray] = deque(maxlen=size)  # [dim] per text (when the reference has them)
-        self.live_df: dict[str, float] = {}  # decayed document frequency of words over ≈ the last `size` texts
-        self.live_n = 0.0
-        self.texts_seen = 0
-        self.since_eval = 0
-        self.rng = np.random.default_rng(seed)
-        self.prior = ref.prior.calibration if ref is not None else 0.5  # last estimate (reference quantiles)
-        self.report: AdapterDrift | None = None
-
-    # -- persistence ------------------------------------------------------------------------------------
-    def save(self, path: Path) -> None:
-        from safetensors.numpy import save
-
-        dim = self.ref.embedding.dim if self.ref and self.ref.embedding else 0
-        sc = np.stack(self.scalars) if self.scalars else np.zeros((0, len(SCALAR_FEATURES)))
-        em = np.stack(self.embeddings) if self.embeddings else np.zeros((0, dim), dtype=np.float32)
-        meta = {"format": STATE_FORMAT, "adapter": self.name, "sha256": self.sha, "texts_seen": str(self.texts_seen),
-                "live_n": repr(self.live_n), "live_df": json.dumps(self.live_df)}
-        data = save({"scalars": sc.astype(np.float64), "embeddings": em.astype(np.float32)}, metadata=meta)
-        atomic_write_bytes(path, data)  # old or new state after a crash, never half; ENOSPC raises OSError
-
-    def restore(self, path: Path) -> bool:
-        from safetensors import safe_open
-
-        if not path.is_file():
-            return False
-        try:
-            with safe_open(str(path), framework="numpy") as f:
-                meta = f.metadata() or {}
-                if meta.get("format") != STATE_FORMAT or meta.get("sha256") != self.sha:
-                    logger.info("drift state for %s is from another bundle version: discarded", self.name)
-                    return False
-                sc, em = f.get_tensor("scalars"), f.get_tensor("embeddings")
-            if sc.ndim != 2 or sc.shape[1] != len(SCALAR_FEATURES):
-                return False
-            self.scalars.extend(sc[-self.size:])
-            if len(em) and self.ref and self.ref.embedding and em.shape[1] == self.ref.embedding.dim:
-                self.embeddings.extend(em[-self.size:])
-            self.texts_seen = int(meta.get("texts_seen", len(sc)))
-            self.live_n = float(meta.get("live_n", 0.0))
-            self.live_df = {str(k): float(v) for k, v in json.loads(meta.get("live_df", "{}")).items()}
-            return True
-        except Exception as e:  # noqa: BLE001 - a corrupt state file must not stop serving
-            logger.warning("drift state for %s unreadable (%s): starting empty", self.name, type(e).__name__)
-            return False
 
 
 def _background_priority() -> None:
@@ -187,7 +86,7 @@ class DriftMonitor:
         self._embedders: dict[int, Any] = {}
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=settings.drift_queue)
         self._lock = threading.RLock()
-        self._windows: dict[str, _Window] = {}
+        self._windows: dict[str, LiveWindow] = {}
         self._thread: threading.Thread | None = None
         self._pending = 0  # jobs enqueued and not yet processed (for flush)
         self._idle = threading.Condition()  # guards _pending only: observe never waits on the window lock
@@ -314,30 +213,18 @@ class DriftMonitor:
                     continue
                 self._add(w, rows, emb, [bags[i] for i in idx])
 
-    def _add(self, w: _Window, rows: np.ndarray, emb: np.ndarray | None, bags: list[set[str]]) -> None:
+    def _add(self, w: LiveWindow, rows: np.ndarray, emb: np.ndarray | None, bags: list[set[str]]) -> None:
         ref = w.ref
         assert ref is not None
-        w.scalars.extend(rows)
         for j, f in enumerate(SCALAR_FEATURES):
             hist = self.metrics.feature_quantile.labels(adapter=w.name, feature=f)
             for u in D.reference_quantile_mixture(rows[:, j], ref.features[f].sorted, w.prior, w.rng):
                 hist.observe(float(u))
         if emb is not None and ref.embedding is not None:
-            w.embeddings.extend(emb)
-            e = ref.embedding
             hist = self.metrics.ood_score.labels(adapter=w.name)
-            for s in ood_scores(emb, e):  # the same score /v1/classify results carry as `ood`
+            for s in ood_scores(emb, ref.embedding):  # the same score /v1/classify results carry as `ood`
                 hist.observe(float(s))
-        decay = (1.0 - 1.0 / self.size) ** len(bags)  # ≈ a window of `size` texts, aggregate counts only
-        df = {k: v * decay for k, v in w.live_df.items() if v * decay >= 0.05}
-        for bag in bags:
-            for word in bag:
-                df[word] = df.get(word, 0.0) + 1.0
-        if len(df) > MAX_LIVE_WORDS:
-            df = dict(sorted(df.items(), key=lambda kv: -kv[1])[:MAX_LIVE_WORDS])
-        w.live_df, w.live_n = df, w.live_n * decay + len(bags)
-        w.texts_seen += len(bags)
-        w.since_eval += len(bags)
+        w.add(rows, emb, bags)
         self.metrics.window_texts.labels(adapter=w.name).set(len(w.scalars))
         if w.since_eval >= self.eval_every or (len(w.scalars) == self.size and w.report is not None
                                                and w.report.status == "warming_up"):
@@ -352,7 +239,7 @@ class DriftMonitor:
             self._embedders[max_tokens] = Embedder(max_tokens=max_tokens)  # as the reference was embedded
         return self._embedders[max_tokens](texts)
 
-    def _window(self, name: str, sha: str, ref_path: Path | None) -> _Window | None:
+    def _window(self, name: str, sha: str, ref_path: Path | None) -> LiveWindow | None:
         with self._lock:
             w = self._windows.get(name)
             if w is not None and w.sha == sha:
@@ -371,7 +258,7 @@ class DriftMonitor:
                 except ReferenceError as e:
                     detail = str(e)
                     logger.warning("adapter %s: %s", name, e)
-            w = _Window(name, sha, ref, self.size, seed=len(self._windows))
+            w = LiveWindow(name, sha, ref, self.size, seed=len(self._windows))
             if ref is None:
                 w.report = AdapterDrift(name, sha, "no_reference", self.size,
                                         detail=detail or "the bundle has no reference profile "
@@ -382,55 +269,30 @@ class DriftMonitor:
             self._windows[name] = w
             return w
 
-    def _evaluate(self, w: _Window) -> None:
-        ref = w.ref
-        assert ref is not None
+    def _evaluate(self, w: LiveWindow) -> None:
         w.since_eval = 0
-        n = len(w.scalars)
-        cal_w, thr = ref.thresholds_for(self.size)
-        feats: list[FeatureDrift] = []
-        prevalence = None
-        if n >= 2:
-            x = np.stack(w.scalars)
-            # label shift first: the live prevalence from the calibrated scores; every statistic then compares
-            # the window with the reference mixed at that prevalence, so a phishing wave is not drift
-            prevalence = Prevalence.of(em_prior(x[:, 0], ref.prior.calibration), ref.prior.calibration)
-            pi = w.prior = prevalence.estimate
-            for j, f in enumerate(SCALAR_FEATURES):
-                fr = ref.features[f]
-                stat = D.psi(x[:, j], D.mixture_props(fr.props, pi), np.asarray(fr.edges))
-                feats.append(FeatureDrift(f, stat, thr[f], stat > thr[f], D.ks_mixture(x[:, j], fr.sorted, pi)))
-            if ref.embedding is not None and len(w.embeddings) >= 2 and "embedding" in thr:
-                e = ref.embedding
-                stat = D.mmd2_prior(np.stack(w.embeddings), e.vectors, e.labels, e.gamma, e.kernel, pi)
-                feats.append(FeatureDrift("embedding", stat, thr["embedding"], stat > thr["embedding"]))
-        full = n >= self.size
-        alert = full and D.drift_rule({f.feature: f.over for f in feats})
-        ranked = sorted(feats, key=lambda f: -(f.statistic / f.threshold if f.threshold > 0 else 0.0))
-        ref_df, ref_n = ref.word_counts(w.prior)
-        live_top, ref_top = D.typical_words(w.live_df, w.live_n, ref_df, ref_n)
-        w.report = AdapterDrift(w.name, w.sha, ("drift" if alert else "ok") if full else "warming_up", self.size,
-                                n, w.texts_seen, cal_w, alert, feats, prevalence,
-                                [f.feature for f in ranked if f.over] + [f.feature for f in ranked if not f.over],
-                                live_top, ref_top, time.time())
+        w.report, thr = evaluate(w, self.size)
+        self._publish(w.name, w.report, thr)
+
+    def _publish(self, name: str, report: AdapterDrift, thr: dict[str, float]) -> None:
         m = self.metrics
-        for f in feats:
-            m.statistic.labels(adapter=w.name, feature=f.feature).set(f.statistic)
+        for f in report.features:
+            m.statistic.labels(adapter=name, feature=f.feature).set(f.statistic)
         for f in FEATURES:
             if f in thr:
-                m.threshold.labels(adapter=w.name, feature=f).set(thr[f])
-        m.alert.labels(adapter=w.name).set(1.0 if alert else 0.0)
-        if prevalence is not None:
-            m.prevalence.labels(adapter=w.name).set(prevalence.estimate)
-            m.prevalence_low.labels(adapter=w.name).set(prevalence.low)
-            m.prevalence_high.labels(adapter=w.name).set(prevalence.high)
-        m.window_texts.labels(adapter=w.name).set(n)
+                m.threshold.labels(adapter=name, feature=f).set(thr[f])
+        m.alert.labels(adapter=name).set(1.0 if report.alert else 0.0)
+        if report.prevalence is not None:
+            m.prevalence.labels(adapter=name).set(report.prevalence.estimate)
+            m.prevalence_low.labels(adapter=name).set(report.prevalence.low)
+            m.prevalence_high.labels(adapter=name).set(report.prevalence.high)
+        m.window_texts.labels(adapter=name).set(report.window_texts)
 
     # -- persistence ------------------------------------------------------------------------------------
     def _state_path(self, name: str) -> Path:
         return self.state_dir / f"{name}.safetensors"  # names match the registry's NAME_RE: safe file names
 
-    def _save(self, w: _Window) -> None:
+    def _save(self, w: LiveWindow) -> None:
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             w.save(self._state_path(w.name))
