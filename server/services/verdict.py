@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from phishlens.training.bundle import Calibration
+from phishlens.training.contract.bundle import Calibration
 
 from ..backends.base import BackendError
 from ..errors import BackendFailure, PhishlensError

@@ -27,7 +27,7 @@ EXPECTED = {
     "sms_exais": (1476, 2433),
     "url_phishtank_iscx": (14855, 35378),
     "url_hannousse": (5714, 5715),
-    # supplementary legitimate URLs (training/corpora_extra.py); top-sites is fetched from npm
+    # supplementary legitimate URLs (training/data/corpora_extra.py); top-sites is fetched from npm
     "url_spamassassin_ham": (0, 3102),
     "url_top_sites": (0, 500),
 }

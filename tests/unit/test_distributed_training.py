@@ -1,5 +1,5 @@
 """`phishlens train`'s training code under `torchrun --nproc_per_node 2` (DDP, gloo on CPU) gives the adapter
-one process gives for the same global batch (training/distributed.py)."""
+one process gives for the same global batch (training/model/distributed.py)."""
 
 from __future__ import annotations
 

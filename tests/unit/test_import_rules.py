@@ -4,8 +4,9 @@ rules below. A rule lists what a package may import of ours; anything of ours no
 
     clients  → the wire protocol only (clients/protocol is pure pydantic); the CLI modules may import any
                part, but only lazily, inside functions
-    server   → explain, the protocol, the bundle contract (training.contract and, until training/ is split
-               into a torch-free contract subpackage, the training modules listed in SERVER_TRAINING)
+    server   → explain, the protocol, the bundle contract (training.contract, torch-free: bundle format,
+               prompt encoder, base-model lookup, input pipeline) and the training modules in SERVER_TRAINING
+               (none today)
     training → explain (and itself: the bundle contract lives in training/contract)
     explain  → nothing of ours
 
@@ -25,10 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {"server": "phishlens.server", "training": "phishlens.training", "explain": "phishlens.explain",
             "clients": "phishlens.clients"}
 
-# Training modules the server imports today besides training.contract (the bundle contract's future members:
-# bundle format, prompt encoder, base-model lookup, layer naming). Remove one when it moves into the contract.
-SERVER_TRAINING = ("phishlens.training.base_models", "phishlens.training.bundle", "phishlens.training.layers",
-                   "phishlens.training.prompt")
+# Training modules the server may import besides training.contract: none (the bundle format, prompt encoder and
+# base-model lookup moved into the contract; layer naming is explain.hidden's).
+SERVER_TRAINING: tuple[str, ...] = ()
 CLI_MODULES = ("phishlens.clients.cli", "phishlens.clients.cli_classify")
 
 
@@ -92,7 +92,7 @@ def test_the_parser_sees_relative_lazy_and_type_checking_imports():
     imps = _imports(ROOT / "server" / "backends" / "hf_replica.py")
     targets = {i.target: i for i in imps}
     assert "phishlens.server.registry.AdapterEntry" in targets  # relative, under TYPE_CHECKING
-    assert targets["phishlens.training.base_models.resolve_base"].lazy  # inside a method
+    assert targets["phishlens.training.contract.base_models.resolve_base"].lazy  # inside a method
     assert not targets["phishlens.server.settings.Settings"].lazy
 
 

@@ -118,7 +118,7 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
     from tqdm import tqdm
 
     torch.manual_seed(cfg.seed)
-    dist = join_process_group()  # under torchrun: data-parallel fit, rank 0 writes (training/distributed.py)
+    dist = join_process_group()  # under torchrun: data-parallel fit, rank 0 writes (training/model/distributed.py)
     progress = progress and dist.is_main
     if records is None:
         splits = load_splits(data_root, seed=cfg.seed)

@@ -1,6 +1,6 @@
 """Where each corpus file comes from: the table `phishlens data fetch` downloads and verifies (docs/data.md).
 
-One row per file under the data root (`raw/<dir>/<file>`, as `training/corpora.py` reads it), with the
+One row per file under the data root (`raw/<dir>/<file>`, as `training/data/corpora.py` reads it), with the
 sha256 and size of the exact bytes training was built on. `copy` files are the original bytes of a file in a
 public GitHub repository at a fixed commit (their git blob ids are recorded too, so a clone can check them
 with `git hash-object`); `derived` files were converted by the curators of the shared corpus from the
@@ -37,7 +37,7 @@ class GitHubFile:
 @dataclass(frozen=True)
 class SourceFile:
     path: str  # under the data root
-    source: str  # training source id (training/corpora.py SOURCES)
+    source: str  # training source id (training/data/corpora.py SOURCES)
     sha256: str
     bytes: int
     kind: Literal["copy", "derived"]

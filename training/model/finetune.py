@@ -111,7 +111,7 @@ def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int
 
     ``y[i]`` is 1 for phishing; ``label_ids`` = [phishing token, legitimate token]. Under torchrun
     (``dist.enabled``) every rank sees the same global batches and trains on its share of each through DDP
-    (training/distributed.py): the adapter is the single-process one for the same ``batch_size``.
+    (training/model/distributed.py): the adapter is the single-process one for the same ``batch_size``.
     """
     torch.manual_seed(cfg.seed)
     params = list(_trainable(model).values())

@@ -1,4 +1,0 @@
-"""Moved to `phishlens.training.contract.bundle` (issue 17). This alias stays only until the server modules
-being edited meanwhile (registry, services) import the contract path; do not import it."""
-
-from phishlens.training.contract.bundle import *  # noqa: F403
