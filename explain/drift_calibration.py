@@ -25,7 +25,7 @@ class Calibrated:
 
     window: int
     thresholds: dict[str, float]  # feature -> threshold (of the scalar statistic, or of the embedding one)
-    false_alarm_rate: float  # highest share, over the simulated priors, of windows on which `drift_rule` fired
+    false_alarm_rate: float  # highest share over the simulated priors of windows on which `drift_rule` fired
     n_sims: int  # simulated windows per prior
     false_alarm_by_prior: dict[float, float] = field(default_factory=dict)
 

@@ -43,6 +43,7 @@ def test_a_base_with_other_weights_is_refused(tiny_bundles, tmp_path):
     copy = tmp_path / "zebra-phish"
     shutil.copytree(phish.path, copy)
     m = read_manifest(copy)
-    write_manifest(copy, m.model_copy(update={"base_model": m.base_model.model_copy(update={"sha256": "0" * 64})}))
+    other = m.base_model.model_copy(update={"sha256": "0" * 64})
+    write_manifest(copy, m.model_copy(update={"base_model": other}))
     with pytest.raises(BundleError, match="base weights"):
         load_adapter_model(load_bundle(copy))

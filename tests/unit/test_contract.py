@@ -34,7 +34,7 @@ def test_contract_imports_with_torch_blocked_and_pulls_in_no_training_code():
 
 def test_blocking_torch_is_a_real_check():
     """The same harness fails for a module that needs torch (so the test above can fail)."""
-    code = CHECK.replace("import phishlens.training.contract as contract",
-                         "import phishlens.training.model.layers\nimport phishlens.training.contract as contract")
+    needs_torch = "import phishlens.training.model.layers\nimport phishlens.training.contract as contract"
+    code = CHECK.replace("import phishlens.training.contract as contract", needs_torch)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "import of torch halted" in r.stderr

@@ -63,7 +63,8 @@ def validation_rows(manifest: B.Manifest, data_root: Path | None = None) -> list
 
 
 def mix_rows(manifest: B.Manifest, data_root: Path | None = None) -> tuple[list[Record], list[Record]]:
-    """(train, validation) rows of a bundle's mix, rebuilt from its seed; refuse if the fingerprint differs."""
+    """(train, validation) rows of a bundle's mix, rebuilt from its seed; refuse if the fingerprint
+    differs."""
     seed = int(manifest.metrics.get("train", {}).get("config", {}).get("seed", 13))
     splits = load_splits(data_root, seed=seed)
     mix = build_mix(load_mix(manifest.training_data.mix), splits)
@@ -86,8 +87,8 @@ def augment_bundle(path: Path, groups: Sequence[str] | None = None, data_root: P
         rows = validation
     am = load_adapter_model(bundle)
     seed = int(bundle.manifest.metrics.get("train", {}).get("config", {}).get("seed", 13))
-    ctx = ArtifactContext(Path(path), bundle.manifest, rows, am.model, am.tokenizer, am.encoder(bundle), seed=seed,
-                          train=train)
+    ctx = ArtifactContext(Path(path), bundle.manifest, rows, am.model, am.tokenizer, am.encoder(bundle),
+                          seed=seed, train=train)
     build_artifacts(ctx, groups)
     return B.load_bundle(path)
 

@@ -82,7 +82,8 @@ class CachedScorer:
     """
 
     def __init__(self, model: Any, encoder: PromptEncoder, split: int, label_ids: Sequence[int],
-                 pad_id: int, temperature: float = 1.0, cache: MutableMapping[str, torch.Tensor] | None = None) -> None:
+                 pad_id: int, temperature: float = 1.0,
+                 cache: MutableMapping[str, torch.Tensor] | None = None) -> None:
         self.model, self.encoder, self.split = model, encoder, split
         self.label_ids, self.pad_id, self.temperature = list(label_ids), pad_id, temperature
         self._cache: MutableMapping[str, torch.Tensor] = {} if cache is None else cache

@@ -1,5 +1,5 @@
-"""Live drift monitor, the worker (DESIGN.md §6): a `ClassificationObserver` comparing, per adapter, a sliding window
-of served traffic with the adapter's bundled reference profile (`explain.reference`).
+"""Live drift monitor, the worker (DESIGN.md §6): a `ClassificationObserver` comparing, per adapter, a sliding
+window of served traffic with the adapter's bundled reference profile (`explain.reference`).
 
 `observe` runs on the event loop and only enqueues (a bounded queue; a full queue drops the texts and
 counts them, so classification never waits on monitoring). One worker thread computes style features,
@@ -41,7 +41,8 @@ from ...registry import AdapterRegistry
 from ...settings import Settings
 from ..classify import ClassifyOutcome
 from ..drift_metrics import DriftMetrics
-from .statistics import AdapterDrift, evaluate
+from .report import AdapterDrift
+from .statistics import evaluate
 from .window import LiveWindow
 
 logger = logging.getLogger(__name__)

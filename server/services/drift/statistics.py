@@ -1,5 +1,5 @@
-"""Drift statistics of one live window against its reference (DESIGN.md §6): the typed state `/v1/drift`
-reports per adapter.
+"""Drift statistics of one live window against its reference (DESIGN.md §6), as the typed state `/v1/drift`
+reports per adapter (`.report`).
 
 Label shift first: the window's phishing prevalence is estimated from the calibrated scores
 (explain.prior); every feature's statistic (the one its thresholds were calibrated with,
@@ -10,59 +10,14 @@ phishing wave is not drift.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 from phishlens.explain import drift as D
-from phishlens.explain.prior import PriorEstimate, em_prior
+from phishlens.explain.prior import em_prior
 from phishlens.explain.reference import SCALAR_FEATURES
 
+from .report import AdapterDrift, FeatureDrift, Prevalence
 from .window import LiveWindow
-
-
-@dataclass(frozen=True)
-class FeatureDrift:
-    feature: str
-    statistic: float  # the feature's drift statistic (explain.drift_stats: PSI for scalars, MMD² for the embedding)
-    threshold: float
-    over: bool
-    ks: float | None = None  # two-sample KS statistic (scalar features), for reading only
-
-
-@dataclass(frozen=True)
-class Prevalence:
-    """The window's estimated phishing prevalence (explain.prior) and the prior the scores are calibrated at."""
-
-    estimate: float
-    low: float  # 95 % interval
-    high: float
-    calibration: float  # phishing share of the adapter's calibration rows
-    texts: int  # texts it is estimated from
-
-    @classmethod
-    def of(cls, e: PriorEstimate, calibration: float) -> Prevalence:
-        return cls(e.estimate, e.low, e.high, calibration, e.n)
-
-
-@dataclass(frozen=True)
-class AdapterDrift:
-    """The drift state of one adapter as last evaluated."""
-
-    adapter: str
-    sha256: str
-    status: str  # "no_reference" | "warming_up" (window not full) | "ok" | "drift" | "error"
-    window_size: int
-    window_texts: int = 0
-    texts_seen: int = 0
-    calibrated_window: int | None = None
-    alert: bool = False
-    features: list[FeatureDrift] = field(default_factory=list)
-    prevalence: Prevalence | None = None  # the reference is reweighted to `prevalence.estimate`
-    most_shifted: list[str] = field(default_factory=list)  # features by statistic / threshold, over first
-    typical_live: list[D.TypicalWord] = field(default_factory=list)
-    typical_reference: list[D.TypicalWord] = field(default_factory=list)
-    evaluated_at: float | None = None
-    detail: str = ""
 
 
 def evaluate(w: LiveWindow, window_size: int) -> tuple[AdapterDrift, dict[str, float]]:
@@ -79,7 +34,8 @@ def evaluate(w: LiveWindow, window_size: int) -> tuple[AdapterDrift, dict[str, f
         pi = w.prior = prevalence.estimate
         for j, f in enumerate(SCALAR_FEATURES):
             stat = ref.statistic(f)(x[:, j], pi)
-            feats.append(FeatureDrift(f, stat, thr[f], stat > thr[f], D.ks_mixture(x[:, j], ref.features[f].sorted, pi)))
+            ks = D.ks_mixture(x[:, j], ref.features[f].sorted, pi)
+            feats.append(FeatureDrift(f, stat, thr[f], stat > thr[f], ks))
         if ref.embedding is not None and len(w.embeddings) >= 2 and "embedding" in thr:
             stat = ref.statistic("embedding")(np.stack(w.embeddings), pi)
             feats.append(FeatureDrift("embedding", stat, thr["embedding"], stat > thr["embedding"]))

@@ -1,5 +1,5 @@
-"""One adapter's live drift window and its persistence: `<state dir>/<adapter>.safetensors`, written atomically,
-keyed by the bundle sha256 (state from another bundle version is discarded)."""
+"""One adapter's live drift window and its persistence: `<state dir>/<adapter>.safetensors`, written
+atomically, keyed by the bundle sha256 (state from another bundle version is discarded)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ import json
 import logging
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from phishlens.explain.reference import SCALAR_FEATURES, ReferenceProfile
 
 from ...state_io import atomic_write_bytes
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .statistics import AdapterDrift
+from .report import AdapterDrift
 
 logger = logging.getLogger(__name__)
 STATE_FORMAT = "1"
@@ -29,8 +26,8 @@ class LiveWindow:
     def __init__(self, name: str, sha: str, ref: ReferenceProfile | None, size: int, seed: int) -> None:
         self.name, self.sha, self.ref, self.size = name, sha, ref, size
         self.scalars: deque[np.ndarray] = deque(maxlen=size)  # [len(SCALAR_FEATURES)] per text
-        self.embeddings: deque[np.ndarray] = deque(maxlen=size)  # [dim] per text (when the reference has them)
-        self.live_df: dict[str, float] = {}  # decayed document frequency of words over ≈ the last `size` texts
+        self.embeddings: deque[np.ndarray] = deque(maxlen=size)  # [dim] per text (if the reference has them)
+        self.live_df: dict[str, float] = {}  # decayed document frequency of words, ≈ the last `size` texts
         self.live_n = 0.0
         self.texts_seen = 0
         self.since_eval = 0
@@ -62,7 +59,8 @@ class LiveWindow:
         dim = self.ref.embedding.dim if self.ref and self.ref.embedding else 0
         sc = np.stack(self.scalars) if self.scalars else np.zeros((0, len(SCALAR_FEATURES)))
         em = np.stack(self.embeddings) if self.embeddings else np.zeros((0, dim), dtype=np.float32)
-        meta = {"format": STATE_FORMAT, "adapter": self.name, "sha256": self.sha, "texts_seen": str(self.texts_seen),
+        meta = {"format": STATE_FORMAT, "adapter": self.name, "sha256": self.sha,
+                "texts_seen": str(self.texts_seen),
                 "live_n": repr(self.live_n), "live_df": json.dumps(self.live_df)}
         data = save({"scalars": sc.astype(np.float64), "embeddings": em.astype(np.float32)}, metadata=meta)
         atomic_write_bytes(path, data)  # old or new state after a crash, never half; ENOSPC raises OSError
