@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import time
@@ -136,7 +137,7 @@ class _client:
 
 
 async def run_load(url: str, shas: dict[str, str], texts: list[str], n: int, concurrency: int,
-                   headers: dict[str, str], seed: int = 0) -> Phase:
+                   headers: dict[str, str], seed: int = 0, progress_s: float | None = None) -> Phase:
     """Phase 1: n requests, each one text through a random non-empty subset of the adapters."""
     rng = random.Random(seed)
     names = sorted(shas)
@@ -155,8 +156,24 @@ async def run_load(url: str, shas: dict[str, str], texts: list[str], n: int, con
         ph.sha_mismatch += sum(1 for name, sha in got if shas.get(name) != sha)
 
     async with _client(url, concurrency, headers):
-        await _drive(n, concurrency, make, check, phase)
+        if progress_s is None:
+            await _drive(n, concurrency, make, check, phase)
+        else:
+            await _with_progress(_drive(n, concurrency, make, check, phase), phase, progress_s)
     return phase
+
+
+async def _with_progress(work, phase: Phase, every_s: float) -> None:
+    """Run `work`, printing the phase's counts every `every_s` seconds (a cut-short run still reports)."""
+    task = asyncio.ensure_future(work)
+    t0 = time.perf_counter()
+    while not task.done():
+        await asyncio.wait([task], timeout=every_s)
+        dt = time.perf_counter() - t0
+        print(f"[{dt:.0f} s] {phase.name}: {phase.ok} answered 200 of {phase.requests} sent, "
+              f"{phase.server_errors} 5xx, {phase.lost} lost, {phase.ok / dt:.2f} req/s, "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    task.result()
 
 
 async def run_overload(url: str, texts: list[str], n: int, concurrency: int, burst_texts: int,
@@ -249,6 +266,7 @@ def main() -> None:
                                     "default: half SMS, half e-mail")
     ap.add_argument("--max-chars", type=int, help="only texts of at most this many characters (with --style)")
     ap.add_argument("--pool", type=int, default=2000, help="distinct texts drawn for --style (default 2000)")
+    ap.add_argument("--progress-s", type=float, default=30.0, help="print the load phase's counts this often")
     args = ap.parse_args()
     phases_wanted = {"reload"} if args.only_reload else set(args.phases.split(","))
     if phases_wanted - {"load", "overload", "reload"}:
@@ -278,7 +296,8 @@ def main() -> None:
     with (running_server(settings) if args.url is None else _nothing(args.url)) as url:
         phases = []
         if "load" in phases_wanted:
-            phases.append(asyncio.run(run_load(url, shas, texts, args.n, args.concurrency, headers)))
+            phases.append(asyncio.run(run_load(url, shas, texts, args.n, args.concurrency, headers,
+                                               progress_s=args.progress_s)))
         if "overload" in phases_wanted:
             phases += asyncio.run(run_overload(url, texts, max(64, args.n // 20), args.concurrency,
                                                args.burst_texts, headers))
@@ -296,7 +315,7 @@ def main() -> None:
                                                  args.reloads, headers, admin)))  # until the reloads are done
     print(f"\nphishlens load benchmark — {machine()}, backend {args.backend}, {args.concurrency} clients, "
           f"{len(adapters)} adapters, {time.time() - t0:.0f} s; texts: {source}, {len(texts)} distinct, "
-          f"mean {mean_chars:.0f} chars\n")
+          f"mean {mean_chars:.0f} chars; host load average at the end {os.getloadavg()[0]:.1f}\n")
     print(HEADER)
     for p in phases:
         print(p.row())

@@ -73,6 +73,7 @@ class Sample:
     ok: int
     server_errors: int
     lost: int
+    load: float  # host load average (1 min)
 
 
 @dataclass
@@ -145,7 +146,7 @@ async def soak(url: str, pid: int, rows: list[tuple[str, str]], shas: dict[str, 
             while True:
                 rss, tree = tree_rss_mb(pid)
                 samples.append(Sample(time.monotonic() - t0, rss, tree, counts.requests, counts.ok,
-                                      counts.server_errors, counts.lost))
+                                      counts.server_errors, counts.lost, os.getloadavg()[0]))
                 if time.monotonic() >= deadline:
                     return
                 await asyncio.sleep(min(sample_s, max(0.0, deadline - time.monotonic())))
@@ -153,13 +154,14 @@ async def soak(url: str, pid: int, rows: list[tuple[str, str]], shas: dict[str, 
         await asyncio.gather(sampler(), *(worker() for _ in range(concurrency)))
     rss, tree = tree_rss_mb(pid)  # after the last answers
     samples.append(Sample(time.monotonic() - t0, rss, tree, counts.requests, counts.ok, counts.server_errors,
-                          counts.lost))
+                          counts.lost, os.getloadavg()[0]))
     return counts, samples
 
 
 def report(samples: list[Sample], counts: Counts, report_min: float, warmup_min: float) -> str:
-    lines = ["| t min | server RSS MB | with children MB | requests | ok | 5xx | lost | ok req/s since last row |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [("| t min | server RSS MB | with children MB | requests | ok | 5xx | lost | ok req/s since last row "
+             "| load avg |"),
+             "|---|---|---|---|---|---|---|---|---|"]
     shown: list[Sample] = []
     next_t = 0.0
     for s in samples:
@@ -170,7 +172,7 @@ def report(samples: list[Sample], counts: Counts, report_min: float, warmup_min:
     for s in shown:
         rate = (s.ok - prev.ok) / (s.t_s - prev.t_s) if prev and s.t_s > prev.t_s else float("nan")
         lines.append(f"| {s.t_s / 60:.1f} | {s.rss_mb:.0f} | {s.tree_mb:.0f} | {s.requests} | {s.ok} | "
-                     f"{s.server_errors} | {s.lost} | {rate:.1f} |")
+                     f"{s.server_errors} | {s.lost} | {rate:.1f} | {s.load:.1f} |")
         prev = s
     after = [s for s in samples if s.t_s >= warmup_min * 60]
     base = after[0] if after else samples[0]
@@ -265,7 +267,7 @@ def main() -> None:
     print(f"\nphishlens RSS soak — {machine()}, backend {args.backend}, base {args.base_model}, "
           f"{args.concurrency} clients, {len(ADAPTERS)} adapters mixed per request, {args.minutes:g} min; texts: "
           f"test rows of style {args.style} ≤ {args.max_chars} chars (mean {mean_chars:.0f}); feedback every "
-          f"{args.feedback_every} requests\n")
+          f"{args.feedback_every} requests; host load average at the end {os.getloadavg()[0]:.1f}\n")
     print(report(samples, counts, args.report_min, args.warmup_min))
 
 
