@@ -17,7 +17,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MIXES = ["configs/mixes/experiments/generalist-v1.toml", "configs/mixes/experiments/generalist-v2-ham.toml",
-                 "configs/mixes/experiments/generalist-v2.toml"]
+                 "configs/mixes/generalist-v2.toml"]
 
 
 def main() -> None:
