@@ -46,6 +46,7 @@ def server(smollm2_base, tmp_path_factory) -> str:
         PHISHLENS_DRIFT_ENABLED="false",
         PHISHLENS_EXPLAIN_WARMUP="false",
         PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"),
+        PHISHLENS_FEEDBACK_STATE_DIR=str(tmp / "feedback"),
     )
     log = tmp / "server.log"
     proc = subprocess.Popen(

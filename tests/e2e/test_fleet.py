@@ -64,7 +64,8 @@ def replicas(smollm2_base, tmp_path_factory) -> list[str]:
             env.update(PHISHLENS_PORT=str(port), PHISHLENS_BACKEND="vllm", PHISHLENS_BASE_MODEL="smollm2",
                        PHISHLENS_ADAPTERS=ADAPTER, PHISHLENS_DEFAULT_ADAPTER=ADAPTER,
                        PHISHLENS_FEEDBACK_SECRETS=SECRET, PHISHLENS_DRIFT_EVAL_EVERY=str(BATCH),
-                       PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"), PHISHLENS_EXPLAIN_WARMUP="false")
+                       PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"), PHISHLENS_EXPLAIN_WARMUP="false",
+                       PHISHLENS_FEEDBACK_STATE_DIR=str(tmp / "feedback"))
             log = tmp / "server.log"
             procs.append((subprocess.Popen([sys.executable, "-m", "phishlens.server.main"], env=env, cwd=REPO,
                                            stdout=open(log, "wb"), stderr=subprocess.STDOUT), log))

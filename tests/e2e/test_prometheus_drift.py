@@ -163,7 +163,7 @@ def server(smollm2_base, tmp_path_factory) -> str:
                PHISHLENS_ADAPTERS=ADAPTER, PHISHLENS_DEFAULT_ADAPTER=ADAPTER,
                PHISHLENS_DRIFT_WINDOW=str(WINDOW),
                PHISHLENS_DRIFT_EVAL_EVERY=str(BATCH), PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"),
-               PHISHLENS_EXPLAIN_WARMUP="false")
+               PHISHLENS_EXPLAIN_WARMUP="false", PHISHLENS_FEEDBACK_STATE_DIR=str(tmp / "feedback"))
     log = tmp / "server.log"
     proc = subprocess.Popen([sys.executable, "-m", "phishlens.server.main"], env=env, cwd=REPO,
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT)
