@@ -1,12 +1,13 @@
 """Driver for tests/unit/test_distributed_training.py: one `train_bundle` run (the code `phishlens train`
 runs) on planted data and a tiny base, as a plain process or under `torchrun`.
 
-    python tests/torchrun_train.py BASE_DIR OUT_DIR BATCH_SIZE
-    torchrun --standalone --nproc_per_node 2 tests/torchrun_train.py BASE_DIR OUT_DIR BATCH_SIZE
+    python tests/torchrun_train.py BASE_DIR OUT_DIR BATCH_SIZE [ddp|fsdp]
+    torchrun --standalone --nproc_per_node 2 tests/torchrun_train.py BASE_DIR OUT_DIR BATCH_SIZE [ddp|fsdp]
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -17,14 +18,15 @@ from phishlens.training.commands.train import TrainConfig, train_bundle
 from tests.models import planted
 
 
-def main(base: str, out: str, batch_size: int) -> None:
+def main(base: str, out: str, batch_size: int, strategy: str = "ddp") -> None:
     cfg = TrainConfig(name="ddp-check", base=base, mix="planted", max_text_tokens=32,
                       lora={"r": 4, "alpha": 8, "dropout": 0.0, "top_layers": 2},
                       fit={"lr": 5e-3, "epochs": 2, "batch_size": batch_size, "checkpoint_every": 5}, seed=13)
     train_bundle(cfg, Path(out), ["tests/torchrun_train.py"], records=(planted(100, seed=0), planted(40, seed=1)),
                  eval_sets={"sms_uci": planted(40, seed=2)}, seen_sources=["sms_uci"], progress=False,
-                 artifacts=())
+                 artifacts=(), strategy=strategy)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")  # the test reads the fsdp shard line
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])

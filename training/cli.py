@@ -38,7 +38,10 @@ def train_cmd(config: list[str] = typer.Option(..., "--config", "-c", help="conf
               resume: bool = typer.Option(True, "--resume/--no-resume",
                                           help="continue from the checkpoint in the output folder, if any"),
               artifacts: bool = typer.Option(True, help="build the drift reference and probes into the bundle "
-                                             "(add them later with `phishlens augment`)")) -> None:
+                                             "(add them later with `phishlens augment`)"),
+              strategy: str = typer.Option("ddp", help="under torchrun: ddp (replicate the base on every rank) "
+                                           "or fsdp (shard the trained layers; a base too big for one device)")
+              ) -> None:
     """Fine-tune LoRA adapters on their mixes and write adapter bundles (peft files + phishlens.json)."""
     _log()
     from phishlens.training.commands.train import REPO, TrainConfig, summary, train_bundle
@@ -46,8 +49,12 @@ def train_cmd(config: list[str] = typer.Option(..., "--config", "-c", help="conf
     if (out or name) and len(config) > 1:
         raise typer.BadParameter("--out/--name need a single --config")
     import tomllib
-
+    from phishlens.training.model.distributed import STRATEGIES
     from pydantic import ValidationError
+
+    if strategy not in STRATEGIES:
+        raise typer.BadParameter(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}",
+                                 param_hint="--strategy")
 
     command = shlex.join(["phishlens", *sys.argv[1:]])
     configs = []
@@ -65,7 +72,7 @@ def train_cmd(config: list[str] = typer.Option(..., "--config", "-c", help="conf
     for cfg in configs:
         target = out or REPO / "adapters" / cfg.name
         b = train_bundle(cfg, target, [command], data_root=data_root, resume=resume,
-                         artifacts=None if artifacts else ())
+                         artifacts=None if artifacts else (), strategy=strategy)  # type: ignore[arg-type]
         typer.echo(summary(b))
 
 

@@ -32,6 +32,7 @@ from phishlens.training.data.splits import load_splits
 from phishlens.training.evaluation.report import eval_sets as make_eval_sets
 from phishlens.training.evaluation.report import evaluate_scorer
 from phishlens.training.model.calibration import choose_threshold, fit_temperature, uncertain_band
+from phishlens.training.model.distributed import Strategy, gather_full_trainable
 from phishlens.training.model.distributed import from_env as join_process_group
 from phishlens.training.model.finetune import FitConfig, fit
 from phishlens.training.model.layers import lower_states, n_layers
@@ -94,6 +95,18 @@ def lora_model(model: Any, arch: str, opts: LoraOptions) -> tuple[Any, int, list
     return get_peft_model(model, cfg), split, targets
 
 
+def _with_lora(base: Any, opts: LoraOptions, weights: dict[str, torch.Tensor]) -> Any:
+    """A fresh base with the LoRA layout ``opts`` and the given trained LoRA weights (names as peft's)."""
+    _, model = load_model(base)
+    model, _, _ = lora_model(model, base.architecture, opts)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, w in weights.items():
+            params[name].copy_(w)
+    model.eval()
+    return model
+
+
 def pick_golden(records: Sequence[Record], p: np.ndarray, threshold: float, per_label: int = 2) -> list[B.GoldenExample]:
     """Confidently right validation rows (short ones), for the server's readiness self-test."""
     out: list[B.GoldenExample] = []
@@ -108,17 +121,19 @@ def pick_golden(records: Sequence[Record], p: np.ndarray, threshold: float, per_
 def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_root: Path | None = None,
                  records: tuple[list[Record], list[Record]] | None = None, seen_sources: Sequence[str] | None = None,
                  eval_sets: dict[str, list[Record]] | None = None, resume: bool = True,
-                 progress: bool = True, artifacts: Sequence[str] | None = None) -> B.Bundle:
+                 progress: bool = True, artifacts: Sequence[str] | None = None,
+                 strategy: Strategy = "ddp") -> B.Bundle:
     """Train one adapter and write its bundle to ``out_dir``.
 
     ``records`` (train, validation) and ``eval_sets`` override the corpora (tests use planted data).
     ``artifacts``: artefact groups to build from the validation rows (`training.artifacts`; None = all,
-    () = none).
+    () = none). ``strategy``: how ranks under torchrun split the work, "ddp" or "fsdp" (sharded top layers;
+    training/model/distributed.py); the adapter is the same either way.
     """
     from tqdm import tqdm
 
     torch.manual_seed(cfg.seed)
-    dist = join_process_group()  # under torchrun: data-parallel fit, rank 0 writes (training/model/distributed.py)
+    dist = join_process_group(strategy)  # under torchrun: DDP/FSDP fit, rank 0 writes (training/model/distributed.py)
     progress = progress and dist.is_main
     if records is None:
         splits = load_splits(data_root, seed=cfg.seed)
@@ -165,6 +180,14 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
     result = fit(model, train_states, [r.y for r in train_rows], split, label_ids, fit_cfg, ckpt_dir=ckpt,
                  on_step=on_step, dist=dist)
     steps_bar.close()
+    if dist.enabled and dist.strategy == "fsdp":
+        # the model's trained layers are FSDP shards now: every rank gathers the full LoRA weights (a
+        # collective), and rank 0 puts them into a fresh, unsharded copy of the base to calibrate, evaluate and
+        # write the usual bundle (its lower-layer states come from the same cache)
+        lora = gather_full_trainable(model)
+        if dist.is_main:
+            model = _with_lora(base, cfg.lora, lora)
+            scorer = CachedScorer(model, encoder, split, label_ids, pad, cache=cache)
     if not dist.is_main:  # every rank holds the same adapter now; rank 0 calibrates, evaluates and writes it
         dist.barrier()
         return B.load_bundle(out_dir, expected_base_sha256=base.sha256)

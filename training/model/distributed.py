@@ -13,8 +13,21 @@ LoRA dropout draws its masks per rank, so with dropout > 0 the two runs agree in
 
 Only rank 0 writes checkpoints, logs progress and writes the bundle; the others wait at a barrier.
 
-DDP replicates the base on each device: right while it fits one (SmolLM2, Gemma-3-270M, an 8-9 B base in
-bf16 on one 24 GB+ GPU). FSDP for larger bases is not implemented; docs/deploy.md §4 says what it needs.
+Strategies (`phishlens train --strategy ddp|fsdp`, default ddp; the adapter does not depend on the choice):
+
+- **ddp** replicates the whole base on each device: right while it fits one (SmolLM2, Gemma-3-270M, an 8-9 B
+  base in bf16 on one 24 GB+ GPU).
+- **fsdp** (FSDP2, `torch.distributed.fsdp.fully_shard` on a gloo CPU mesh) shards each *trained* decoder
+  layer (layers split..n-1: their frozen base weights, their LoRA weights, gradients and AdamW moments) over
+  the ranks; a layer is all-gathered for its forward and again for its backward, and gradients are
+  reduce-scattered. Not sharded: the embedding, final norm, output head and the frozen lower layers. The lower
+  layers run once per text, under inference mode, before training (the frozen-layer cache, `layers.
+  lower_states`) and never again, and the head is read as two label rows outside any module forward, so
+  sharding them would only add all-gathers; with LoRA in every layer (`top_layers` unset) every decoder
+  layer is sharded. After training every rank gathers the full LoRA weights (a collective) and rank 0
+  writes the usual bundle (`gather_full_trainable`). Not done: loading the base straight into shards (each rank
+  still reads the full checkpoint before `fully_shard` frees the other ranks' shards) and placing shards on
+  `cuda:LOCAL_RANK` with NCCL; docs/deploy.md §4.
 """
 
 from __future__ import annotations
@@ -25,9 +38,12 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
+
+Strategy = Literal["ddp", "fsdp"]
+STRATEGIES: tuple[str, ...] = ("ddp", "fsdp")
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +53,7 @@ class DistContext:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    strategy: Strategy = "ddp"
 
     @property
     def enabled(self) -> bool:
@@ -74,8 +91,10 @@ class DistContext:
 SINGLE = DistContext()
 
 
-def from_env() -> DistContext:
+def from_env(strategy: Strategy = "ddp") -> DistContext:
     """Join the process group `torchrun` describes; a plain process (no WORLD_SIZE > 1) stays single."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown training strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return SINGLE
@@ -85,7 +104,7 @@ def from_env() -> DistContext:
         # bundle while the others wait at a barrier, hence hours of timeout
         dist.init_process_group(backend="gloo", timeout=datetime.timedelta(hours=12))
         logger.info("joined gloo process group: rank %d of %d", dist.get_rank(), dist.get_world_size())
-    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), strategy)
 
 
 class TopHead(torch.nn.Module):
@@ -111,6 +130,8 @@ def wrap(head: TopHead, ctx: DistContext) -> torch.nn.Module:
     """`head` ready for data-parallel training on this rank (unchanged when single)."""
     if not ctx.enabled:
         return head
+    if ctx.strategy == "fsdp":
+        return _fully_shard(head, ctx)
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     # The frozen base is loaded from the same files on every rank: skip broadcasting it (only LoRA syncs).
@@ -120,10 +141,56 @@ def wrap(head: TopHead, ctx: DistContext) -> torch.nn.Module:
     return DDP(head, broadcast_buffers=False)  # CPU module: no device_ids
 
 
+def _fully_shard(head: TopHead, ctx: DistContext) -> torch.nn.Module:
+    """FSDP2: one shard group per trained decoder layer, `head` the root (what is sharded: module docstring)."""
+    from phishlens.training.model.layers import decoder
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh("cpu", (ctx.world,))
+    layers = list(decoder(head.model).layers)[head.split:]
+    for layer in layers:
+        fully_shard(layer, mesh=mesh)
+    sharded = {id(p) for layer in layers for p in layer.parameters()}
+    # The root owns no shard group of its own (every other parameter stays a plain replicated tensor); it
+    # makes one forward/backward a single FSDP step (one lazy init, one post-backward callback).
+    rest = {p for p in head.parameters() if id(p) not in sharded}
+    fully_shard(head, mesh=mesh, ignored_params=rest)
+    held = sum(p.to_local().numel() for layer in layers for p in layer.parameters())
+    logger.info("fsdp: rank %d holds %d of %d parameter values of the %d trained layers", ctx.rank, held,
+                sum(p.numel() for layer in layers for p in layer.parameters()), len(layers))
+    return head
+
+
+def gather_full(t: torch.Tensor) -> torch.Tensor:
+    """The whole tensor behind an FSDP shard (a collective: every rank must call it); plain tensors as they are."""
+    from torch.distributed.tensor import DTensor
+
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
+def shard_like(like: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of ``full`` laid out as ``like`` (a DTensor parameter or moment); plain: ``full``."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if not isinstance(like, DTensor):
+        return full
+    return distribute_tensor(full.to(like.dtype), like.device_mesh, like.placements)
+
+
+def gather_full_trainable(model: Any) -> dict[str, torch.Tensor]:
+    """name → full value of every trainable (LoRA) parameter, on every rank (a collective under FSDP)."""
+    return {n: gather_full(p.detach()).clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
 @contextlib.contextmanager
 def no_sync(module: torch.nn.Module, skip: bool) -> Iterator[None]:
-    """Inside a gradient-accumulation run: skip DDP's all-reduce until the last micro-batch."""
-    if skip and hasattr(module, "no_sync"):
+    """Inside a gradient-accumulation run: skip DDP's all-reduce (FSDP's reduce-scatter) until the last
+    micro-batch."""
+    if hasattr(module, "set_requires_gradient_sync"):  # FSDP2
+        module.set_requires_gradient_sync(not skip)
+        yield
+    elif skip and hasattr(module, "no_sync"):
         with module.no_sync():
             yield
     else:

@@ -18,8 +18,15 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-
-from phishlens.training.model.distributed import SINGLE, DistContext, TopHead, no_sync, wrap
+from phishlens.training.model.distributed import (
+    SINGLE,
+    DistContext,
+    TopHead,
+    gather_full,
+    no_sync,
+    shard_like,
+    wrap,
+)
 from phishlens.training.model.layers import top_label_logits
 
 logger = logging.getLogger(__name__)
@@ -57,17 +64,22 @@ def _trainable(model: Any) -> dict[str, torch.nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-def _save_ckpt(path: Path, model: Any, opt: torch.optim.Optimizer, step: int, losses: list[float]) -> None:
+def _save_ckpt(path: Path, model: Any, opt: torch.optim.Optimizer, step: int, losses: list[float],
+               write: bool = True) -> None:
+    """Full (unsharded) tensors, so a checkpoint resumes under any strategy and world size. Under FSDP every
+    rank calls this (the gathers are collectives) and only ``write`` ranks write."""
     from safetensors.torch import save_file
 
     params = _trainable(model)
     tensors: dict[str, torch.Tensor] = {}
     for name, p in params.items():
-        tensors[f"param/{name}"] = p.detach().contiguous()
+        tensors[f"param/{name}"] = gather_full(p.detach()).contiguous()
         st = opt.state.get(p, {})
         for k in ("exp_avg", "exp_avg_sq"):
             if k in st:
-                tensors[f"{k}/{name}"] = st[k].contiguous()
+                tensors[f"{k}/{name}"] = gather_full(st[k]).contiguous()
+    if not write:
+        return
     path.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path / "ckpt.safetensors.tmp"))
     (path / "ckpt.safetensors.tmp").replace(path / "ckpt.safetensors")
@@ -82,11 +94,11 @@ def _load_ckpt(path: Path, model: Any, opt: torch.optim.Optimizer) -> tuple[int,
     params = _trainable(model)
     with torch.no_grad():
         for name, p in params.items():
-            p.copy_(tensors[f"param/{name}"])
+            p.copy_(shard_like(p, tensors[f"param/{name}"]))  # this rank's shard under FSDP
             if f"exp_avg/{name}" in tensors:
                 opt.state[p] = {"step": torch.tensor(float(meta["step"])),
-                                "exp_avg": tensors[f"exp_avg/{name}"].clone(),
-                                "exp_avg_sq": tensors[f"exp_avg_sq/{name}"].clone()}
+                                "exp_avg": shard_like(p, tensors[f"exp_avg/{name}"].clone()),
+                                "exp_avg_sq": shard_like(p, tensors[f"exp_avg_sq/{name}"].clone())}
     return int(meta["step"]), list(meta["losses"])
 
 
@@ -111,12 +123,14 @@ def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int
 
     ``y[i]`` is 1 for phishing; ``label_ids`` = [phishing token, legitimate token]. Under torchrun
     (``dist.enabled``) every rank sees the same global batches and trains on its share of each through DDP
-    (training/model/distributed.py): the adapter is the single-process one for the same ``batch_size``.
+    or FSDP (training/model/distributed.py): the adapter is the single-process one for the same ``batch_size``.
     """
     torch.manual_seed(cfg.seed)
-    params = list(_trainable(model).values())
-    if not params:
+    if not _trainable(model):
         raise ValueError("model has no trainable parameters")
+    # wrap before the optimiser: FSDP replaces the parameters with their shards (DDP keeps them)
+    net = wrap(TopHead(model, split, label_ids), dist)
+    params = list(_trainable(model).values())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     lengths = [s.shape[0] for s in states]
     per_epoch = math.ceil(len(states) / cfg.batch_size)
@@ -138,7 +152,6 @@ def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int
         logger.info("resumed from step %d", step)
     # Target: index of the true label among label_ids (0 = phishing).
     target = torch.tensor([0 if v == 1 else 1 for v in y], dtype=torch.long)
-    net = wrap(TopHead(model, split, label_ids), dist)
     model.train()
     t0 = time.monotonic()
     seen = 0
@@ -178,8 +191,8 @@ def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int
         elapsed = time.monotonic() - t0
         if on_step is not None:
             on_step(step, losses[-1], seen / max(elapsed, 1e-9))
-        if ckpt_dir is not None and step % cfg.checkpoint_every == 0 and dist.is_main:
-            _save_ckpt(ckpt_dir, model, opt, step, losses)
+        if ckpt_dir is not None and step % cfg.checkpoint_every == 0 and (dist.is_main or dist.strategy == "fsdp"):
+            _save_ckpt(ckpt_dir, model, opt, step, losses, write=dist.is_main)  # FSDP: all ranks gather
         if cfg.max_minutes is not None and dist.any(elapsed > cfg.max_minutes * 60):  # all ranks stop together
             stopped = "max_minutes"
             break
