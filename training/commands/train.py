@@ -133,7 +133,7 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
     from tqdm import tqdm
 
     torch.manual_seed(cfg.seed)
-    dist = join_process_group(strategy)  # under torchrun: DDP/FSDP fit, rank 0 writes (training/model/distributed.py)
+    dist = join_process_group(strategy)  # torchrun: DDP/FSDP fit, rank 0 writes (model/distributed.py)
     progress = progress and dist.is_main
     if records is None:
         splits = load_splits(data_root, seed=cfg.seed)
@@ -181,9 +181,9 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
                  on_step=on_step, dist=dist)
     steps_bar.close()
     if dist.enabled and dist.strategy == "fsdp":
-        # the model's trained layers are FSDP shards now: every rank gathers the full LoRA weights (a
-        # collective), and rank 0 puts them into a fresh, unsharded copy of the base to calibrate, evaluate and
-        # write the usual bundle (its lower-layer states come from the same cache)
+        # the trained layers are FSDP shards now: every rank gathers the full LoRA weights (a collective),
+        # and rank 0 puts them into a fresh, unsharded copy of the base to calibrate, evaluate and write
+        # the usual bundle (its lower-layer states come from the same cache)
         lora = gather_full_trainable(model)
         if dist.is_main:
             model = _with_lora(base, cfg.lora, lora)

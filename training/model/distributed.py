@@ -5,28 +5,30 @@
 
 `torchrun` sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR; `phishlens train` then joins the process group
 (gloo: the training code runs on CPUs — placing the model and its batches on `cuda:LOCAL_RANK` with NCCL is
-the step a GPU cluster needs, docs/deploy.md §4) and `finetune.fit` trains with PyTorch DDP. Every rank builds the same seeded
-global batch and takes its strided share of it; the per-rank loss is scaled so DDP's gradient average is
-the gradient of the mean loss over the *global* batch, so N processes with batch_size B give the adapter one
-process with batch_size B gives (up to float summation order; exactly the same batches and LR schedule).
-LoRA dropout draws its masks per rank, so with dropout > 0 the two runs agree in distribution only.
+the step a GPU cluster needs, docs/deploy.md §4) and `finetune.fit` trains with PyTorch DDP or FSDP. Every
+rank builds the same seeded global batch and takes its strided share of it; the per-rank loss is scaled so
+the ranks' gradient average is the gradient of the mean loss over the *global* batch, so N processes with
+batch_size B give the adapter one process with batch_size B gives (up to float summation order; exactly the
+same batches and LR schedule). LoRA dropout draws its masks per rank, so with dropout > 0 the two runs agree
+in distribution only.
 
 Only rank 0 writes checkpoints, logs progress and writes the bundle; the others wait at a barrier.
 
 Strategies (`phishlens train --strategy ddp|fsdp`, default ddp; the adapter does not depend on the choice):
 
-- **ddp** replicates the whole base on each device: right while it fits one (SmolLM2, Gemma-3-270M, an 8-9 B
-  base in bf16 on one 24 GB+ GPU).
-- **fsdp** (FSDP2, `torch.distributed.fsdp.fully_shard` on a gloo CPU mesh) shards each *trained* decoder
-  layer (layers split..n-1: their frozen base weights, their LoRA weights, gradients and AdamW moments) over
-  the ranks; a layer is all-gathered for its forward and again for its backward, and gradients are
-  reduce-scattered. Not sharded: the embedding, final norm, output head and the frozen lower layers. The lower
-  layers run once per text, under inference mode, before training (the frozen-layer cache, `layers.
-  lower_states`) and never again, and the head is read as two label rows outside any module forward, so
-  sharding them would only add all-gathers; with LoRA in every layer (`top_layers` unset) every decoder
-  layer is sharded. After training every rank gathers the full LoRA weights (a collective) and rank 0
-  writes the usual bundle (`gather_full_trainable`). Not done: loading the base straight into shards (each rank
-  still reads the full checkpoint before `fully_shard` frees the other ranks' shards) and placing shards on
+- **ddp** replicates the whole base on each rank: right while it fits one device (SmolLM2, Gemma-3-270M, an
+  8-9 B base in bf16 on one 24 GB+ GPU).
+- **fsdp** (FSDP2: `torch.distributed.fsdp.fully_shard` over a gloo CPU mesh), for a base that does not fit:
+  each *trained* decoder layer (split..n-1) is one shard group, so its frozen base weights, its LoRA
+  weights, their gradients and AdamW moments are split over the ranks; a layer is all-gathered for its
+  forward and again for its backward, and gradients are reduce-scattered. Not sharded: the embedding, the
+  final norm, the output head and the frozen lower layers. The lower layers run once per text, under
+  inference mode, before training (the frozen-layer cache, `layers.lower_states`), and only two rows of the
+  head are read, so sharding them would add all-gathers and save little; with LoRA in every layer
+  (`top_layers` unset) every decoder layer is sharded. Checkpoints hold gathered full tensors (they resume
+  under either strategy); after training every rank gathers the full LoRA weights (`gather_full_trainable`)
+  and rank 0 writes the usual bundle from a fresh unsharded base. Not done: loading the base straight into
+  shards (each rank still reads the whole checkpoint before `fully_shard` keeps its shard) and shards on
   `cuda:LOCAL_RANK` with NCCL; docs/deploy.md §4.
 """
 
@@ -104,7 +106,8 @@ def from_env(strategy: Strategy = "ddp") -> DistContext:
         # bundle while the others wait at a barrier, hence hours of timeout
         dist.init_process_group(backend="gloo", timeout=datetime.timedelta(hours=12))
         logger.info("joined gloo process group: rank %d of %d", dist.get_rank(), dist.get_world_size())
-    return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), strategy)
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return DistContext(dist.get_rank(), dist.get_world_size(), local, strategy)
 
 
 class TopHead(torch.nn.Module):
@@ -142,7 +145,8 @@ def wrap(head: TopHead, ctx: DistContext) -> torch.nn.Module:
 
 
 def _fully_shard(head: TopHead, ctx: DistContext) -> torch.nn.Module:
-    """FSDP2: one shard group per trained decoder layer, `head` the root (what is sharded: module docstring)."""
+    """FSDP2: one shard group per trained decoder layer, `head` the root (what is sharded and why: the module
+    docstring)."""
     from phishlens.training.model.layers import decoder
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
@@ -163,7 +167,7 @@ def _fully_shard(head: TopHead, ctx: DistContext) -> torch.nn.Module:
 
 
 def gather_full(t: torch.Tensor) -> torch.Tensor:
-    """The whole tensor behind an FSDP shard (a collective: every rank must call it); plain tensors as they are."""
+    """The whole tensor behind an FSDP shard (a collective: every rank must call it); a plain tensor as is."""
     from torch.distributed.tensor import DTensor
 
     return t.full_tensor() if isinstance(t, DTensor) else t
