@@ -1,8 +1,11 @@
 """Driver for tests/unit/test_distributed_training.py: one `train_bundle` run (the code `phishlens train`
 runs) on planted data and a tiny base, as a plain process or under `torchrun`.
 
-    python tests/torchrun_train.py BASE_DIR OUT_DIR BATCH_SIZE [ddp|fsdp]
-    torchrun --standalone --nproc_per_node 2 tests/torchrun_train.py BASE_DIR OUT_DIR BATCH_SIZE [ddp|fsdp]
+    python tests/torchrun_train.py BASE_DIR OUT_DIR BATCH_SIZE [ddp|fsdp [CRASH_AT_STEP]]
+    torchrun --standalone --nproc_per_node 2 tests/torchrun_train.py BASE_DIR OUT_DIR BATCH_SIZE [ddp|fsdp [...]]
+
+CRASH_AT_STEP: every rank exits (code 3) right after the checkpoint of that step is on disk — a crash at an
+exact step, which killing the process from outside cannot time; the next run with the same OUT_DIR resumes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,25 @@ from phishlens.training.commands.train import TrainConfig, train_bundle
 from tests.models import planted
 
 
+def crash_after_checkpoint(at_step: int) -> None:
+    import os
+
+    import torch
+    from phishlens.training.model import finetune
+
+    save = finetune._save_ckpt
+
+    def save_then_crash(*args: object, **kwargs: object) -> None:  # (path, model, opt, step, losses, write)
+        save(*args, **kwargs)  # type: ignore[arg-type]
+        step = args[3]
+        if step == at_step:
+            if torch.distributed.is_initialized():
+                torch.distributed.barrier()  # rank 0 has written the checkpoint
+            os._exit(3)
+
+    finetune._save_ckpt = save_then_crash
+
+
 def main(base: str, out: str, batch_size: int, strategy: str = "ddp") -> None:
     cfg = TrainConfig(name="ddp-check", base=base, mix="planted", max_text_tokens=32,
                       lora={"r": 4, "alpha": 8, "dropout": 0.0, "top_layers": 2},
@@ -29,4 +51,6 @@ def main(base: str, out: str, batch_size: int, strategy: str = "ddp") -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")  # the test reads the fsdp shard line
+    if len(sys.argv) > 5:
+        crash_after_checkpoint(int(sys.argv[5]))
     main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])

@@ -19,10 +19,10 @@ DRIVER = REPO / "tests" / "torchrun_train.py"
 BATCH = 15  # odd: the two ranks get 8 and 7 texts of each global batch (and 5 + 5 of the last one)
 
 
-def run(argv: list[str], tmp: Path) -> str:
+def run(argv: list[str], tmp: Path, ok: bool = True) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     res = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    assert (res.returncode == 0) == ok, res.stdout[-3000:] + res.stderr[-5000:]
     return res.stdout + res.stderr
 
 
@@ -49,6 +49,14 @@ def runs(tiny_llama, tmp_path_factory) -> dict[str, Path]:
                    str(out[f"{strategy}2"]), str(BATCH), strategy], tmp)
         (tmp / f"{strategy}2.log").write_text(log)
     run([sys.executable, str(DRIVER), str(tiny_llama.path), str(out["single-b8"]), "8"], tmp)
+    # FSDP resume: the run dies right after its step-10 checkpoint (of 14 steps), the rerun resumes from it
+    resumed = tmp / "fsdp2-resumed"
+    fsdp = [torchrun, "--standalone", "--nproc_per_node", "2", str(DRIVER), str(tiny_llama.path), str(resumed),
+            str(BATCH), "fsdp"]
+    run([*fsdp, "10"], tmp, ok=False)
+    assert json.loads((tmp / ".fsdp2-resumed.ckpt" / "ckpt.json").read_text())["step"] == 10
+    (tmp / "fsdp2-resumed.log").write_text(run(fsdp, tmp))
+    out["fsdp2-resumed"] = resumed
     return out
 
 
@@ -90,6 +98,15 @@ def test_fsdp_two_ranks_train_the_single_process_adapter(runs):
     assert held[0][0] + held[1][0] == total and max(h for h, _ in held.values()) <= 0.55 * total
     ddp_log = (runs["ddp2"].parent / "ddp2.log").read_text()
     assert "fsdp: rank" not in ddp_log  # the default stays DDP
+
+
+@pytest.mark.slow
+def test_an_fsdp_run_resumed_from_its_checkpoint_ends_where_an_uninterrupted_one_does(runs):
+    """The checkpoint holds gathered full tensors; resuming re-shards them (the same 1e-4 as above)."""
+    assert "resumed from step 10" in (runs["fsdp2-resumed"].parent / "fsdp2-resumed.log").read_text()
+    one, resumed = weights(runs["single"]), weights(runs["fsdp2-resumed"])
+    assert max(float((one[k] - resumed[k]).abs().max()) for k in one) < 1e-4
+    assert train_metrics(runs["fsdp2-resumed"])["steps"] == train_metrics(runs["single"])["steps"]
 
 
 def test_an_unknown_strategy_is_refused():

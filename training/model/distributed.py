@@ -25,8 +25,8 @@ Strategies (`phishlens train --strategy ddp|fsdp`, default ddp; the adapter does
   final norm, the output head and the frozen lower layers. The lower layers run once per text, under
   inference mode, before training (the frozen-layer cache, `layers.lower_states`), and only two rows of the
   head are read, so sharding them would add all-gathers and save little; with LoRA in every layer
-  (`top_layers` unset) every decoder layer is sharded. Checkpoints hold gathered full tensors (they resume
-  under either strategy); after training every rank gathers the full LoRA weights (`gather_full_trainable`)
+  (`top_layers` unset) every decoder layer is sharded. Checkpoints hold gathered full tensors (re-sharded on
+  resume); after training every rank gathers the full LoRA weights (`gather_full_trainable`)
   and rank 0 writes the usual bundle from a fresh unsharded base. Not done: loading the base straight into
   shards (each rank still reads the whole checkpoint before `fully_shard` keeps its shard) and shards on
   `cuda:LOCAL_RANK` with NCCL; docs/deploy.md §4.
