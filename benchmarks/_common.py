@@ -7,7 +7,7 @@ import platform
 import socket
 import threading
 import time
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 
 def bench_texts(n: int, seed: int = 7) -> list[str]:
@@ -24,20 +24,27 @@ def bench_texts(n: int, seed: int = 7) -> list[str]:
             return texts
     except Exception:  # no corpora: still runnable, the table says which texts it used
         pass
-    base = ["Your account has been suspended. Verify your identity at http://secure-login.example.com now.",
-            "Hi Tom, the budget review moved to Friday 10am; slides are in the shared folder. Thanks, Ana"]
+    base = [
+        "Your account has been suspended. Verify your identity at http://secure-login.example.com now.",
+        "Hi Tom, the budget review moved to Friday 10am; slides are in the shared folder. Thanks, Ana",
+    ]
     return [base[i % 2] + f" ({i})" for i in range(n)]
 
 
-def corpus_rows(n: int, styles: Sequence[str], max_chars: int | None = None, seed: int = 7,
-                split: str = "test") -> list[tuple[str, str]]:
+def corpus_rows(
+    n: int, styles: Sequence[str], max_chars: int | None = None, seed: int = 7, split: str = "test"
+) -> list[tuple[str, str]]:
     """`n` (text, true label) rows of the given styles from one split of the real corpora, at most `max_chars`
     characters each, round-robin over the (style, label) cells present (each shuffled); repeats when fewer."""
     import random
 
     from phishlens.training.data.splits import load_splits
 
-    rows = [r for r in load_splits().rows(split) if r.style in styles and (max_chars is None or len(r.text) <= max_chars)]
+    rows = [
+        r
+        for r in load_splits().rows(split)
+        if r.style in styles and (max_chars is None or len(r.text) <= max_chars)
+    ]
     if not rows:
         raise SystemExit(f"no {split} rows of style {list(styles)} with at most {max_chars} characters")
     rng = random.Random(seed)

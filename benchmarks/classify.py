@@ -75,8 +75,13 @@ def main() -> None:
     rate = matmul_gflops()
     naive_tps, tokens, params = naive(bundle, texts)
 
-    settings = Settings(backend=args.backend, adapters=[args.adapter], default_adapter=args.adapter,
-                        port=free_port(), max_queue=4096)
+    settings = Settings(
+        backend=args.backend,
+        adapters=[args.adapter],
+        default_adapter=args.adapter,
+        port=free_port(),
+        max_queue=4096,
+    )
     with running_server(settings) as url, PhishlensClient(url, timeout=600) as c:
         c.classify(warm)  # warm-up (compilation, allocator) on texts not measured
         chunks = [texts[i : i + args.batch] for i in range(0, len(texts), args.batch)]
@@ -93,15 +98,23 @@ def main() -> None:
     tps = len(texts) / wall
     useful = 2 * params * served_tokens / wall / 1e9
     naive_useful = 2 * params * tokens * naive_tps / len(texts) / 1e9
-    print(f"\nmachine: {machine()}; {len(texts)} texts ({tokens} prompt tokens), adapter {args.adapter}, "
-          f"backend {args.backend}, batch {args.batch} x concurrency {args.concurrency}")
+    print(
+        f"\nmachine: {machine()}; {len(texts)} texts ({tokens} prompt tokens), adapter {args.adapter}, "
+        f"backend {args.backend}, batch {args.batch} x concurrency {args.concurrency}"
+    )
     print(f"torch fp32 matmul rate: {rate:.1f} GFLOP/s\n")
     print("| path | texts/s | ratio | useful GFLOP/s | share of matmul rate |")
     print("|---|---:|---:|---:|---:|")
-    print(f"| naive transformers loop (1 text/forward, full logits) | {naive_tps:.2f} | 1.00x | {naive_useful:.1f} | {naive_useful / rate:.0%} |")
-    print(f"| phishlens /v1/classify ({args.backend}) | {tps:.2f} | {tps / naive_tps:.2f}x | {useful:.1f} | {useful / rate:.0%} |")
-    print(f"\nsingle-request latency over {len(lat)} calls: p50 {statistics.median(lat) * 1000:.0f} ms, "
-          f"p99 {percentile(lat, 99) * 1000:.0f} ms")
+    print(
+        f"| naive transformers loop (1 text/forward, full logits) | {naive_tps:.2f} | 1.00x | {naive_useful:.1f} | {naive_useful / rate:.0%} |"
+    )
+    print(
+        f"| phishlens /v1/classify ({args.backend}) | {tps:.2f} | {tps / naive_tps:.2f}x | {useful:.1f} | {useful / rate:.0%} |"
+    )
+    print(
+        f"\nsingle-request latency over {len(lat)} calls: p50 {statistics.median(lat) * 1000:.0f} ms, "
+        f"p99 {percentile(lat, 99) * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,15 @@ def _h(*parts: object) -> str:
     return hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
 
 
-def pools(manifest, splits, per_class: int, unseen: int, other: int, seed: int = 5,
-          legit_per_class: int | None = None) -> dict[str, list]:
+def pools(
+    manifest,
+    splits,
+    per_class: int,
+    unseen: int,
+    other: int,
+    seed: int = 5,
+    legit_per_class: int | None = None,
+) -> dict[str, list]:
     """group → test-split records: "in", "unseen:<source>", "style:<style>" (see the module docstring)."""
     from phishlens.training.data.mixes import allocate, load_mix
     from phishlens.training.data.records import LABELS
@@ -93,8 +100,11 @@ def model_key(bundle) -> str:
     """What a cached score depends on: adapter weights, calibration, prompt (not the reference files)."""
     m = bundle.manifest
     h = hashlib.sha256((bundle.path / "adapter_model.safetensors").read_bytes())
-    h.update(json.dumps([m.calibration.temperature, m.prompt.model_dump(mode="json"),
-                         m.base_model.sha256]).encode())
+    h.update(
+        json.dumps(
+            [m.calibration.temperature, m.prompt.model_dump(mode="json"), m.base_model.sha256]
+        ).encode()
+    )
     return h.hexdigest()[:16]
 
 
@@ -133,22 +143,33 @@ def score_all(bundle, records, cache_dir: Path, chunk: int = 32) -> dict[str, fl
     todo = {r.uid: r.text for r in records if r.uid not in cache.data}
     if todo:
         import torch
+
         from phishlens.training.model.loading import CachedScorer, load_adapter_model
 
         am = load_adapter_model(bundle)
-        scorer = CachedScorer(am.model, am.encoder(bundle), 0, bundle.manifest.label_token_ids, am.pad_id,
-                              temperature=bundle.manifest.calibration.temperature, cache={})
+        scorer = CachedScorer(
+            am.model,
+            am.encoder(bundle),
+            0,
+            bundle.manifest.label_token_ids,
+            am.pad_id,
+            temperature=bundle.manifest.calibration.temperature,
+            cache={},
+        )
         items = sorted(todo.items(), key=lambda kv: len(kv[1]))  # similar lengths batch with little padding
         t0 = time.perf_counter()
         for i in range(0, len(items), chunk):
-            part = items[i:i + chunk]
+            part = items[i : i + chunk]
             with torch.inference_mode():
-                p = np.concatenate([scorer([t for _, t in part[j:j + 8]]) for j in range(0, len(part), 8)])
+                p = np.concatenate([scorer([t for _, t in part[j : j + 8]]) for j in range(0, len(part), 8)])
             cache.data.update({u: float(x) for (u, _), x in zip(part, p)})
             scorer._cache.clear()
             cache.save()
-            print(f"  {bundle.manifest.name}: scored {i + len(part)}/{len(items)} "
-                  f"({(i + len(part)) / (time.perf_counter() - t0):.1f} texts/s)", flush=True)
+            print(
+                f"  {bundle.manifest.name}: scored {i + len(part)}/{len(items)} "
+                f"({(i + len(part)) / (time.perf_counter() - t0):.1f} texts/s)",
+                flush=True,
+            )
     return {u: float(v) for u, v in cache.data.items()}  # type: ignore[arg-type]
 
 
@@ -161,7 +182,7 @@ def embed_all(records, cache_dir: Path, max_tokens: int) -> dict[str, np.ndarray
         emb = Embedder(max_tokens=max_tokens)
         items = list(todo.items())
         for i in range(0, len(items), 256):
-            part = items[i:i + 256]
+            part = items[i : i + 256]
             cache.data.update(zip([u for u, _ in part], emb([t for _, t in part])))
             cache.save()
     return cache.data  # type: ignore[return-value]
@@ -186,8 +207,9 @@ def at_prevalence(rows, q: float, n: int, rng: random.Random) -> list:
 
 class _Registry:
     def __init__(self, bundle) -> None:
-        self.e = SimpleNamespace(name=bundle.manifest.name, sha256=bundle.sha256, manifest=bundle.manifest,
-                                 bundle=bundle)
+        self.e = SimpleNamespace(
+            name=bundle.manifest.name, sha256=bundle.sha256, manifest=bundle.manifest, bundle=bundle
+        )
 
     def get(self, name):
         return self.e
@@ -198,27 +220,47 @@ class _Registry:
 
 def replay(bundle, stream: Stream, scores, embs, window: int, eval_every: int, batch: int):
     """Feed a stream to a fresh monitor; per evaluation: (texts fed, alert, prevalence, low, high)."""
+    from prometheus_client import CollectorRegistry
+
     from phishlens.server.services.classify import Classification, ClassifyOutcome
     from phishlens.server.services.drift import DriftMonitor
     from phishlens.server.services.drift_metrics import DriftMetrics
     from phishlens.server.settings import Settings
-    from prometheus_client import CollectorRegistry
 
     name = bundle.manifest.name
     by_text = {r.text: embs[r.uid] for r in stream.records}
     thr = bundle.manifest.calibration.threshold
     evals = []
     with tempfile.TemporaryDirectory() as state:
-        settings = Settings(drift_window=window, drift_eval_every=eval_every, drift_state_dir=Path(state),
-                            drift_persist_s=3600)
-        mon = DriftMonitor(settings, _Registry(bundle), DriftMetrics(CollectorRegistry()),
-                           embedder=lambda texts: np.stack([by_text[t] for t in texts]))
+        settings = Settings(
+            drift_window=window,
+            drift_eval_every=eval_every,
+            drift_state_dir=Path(state),
+            drift_persist_s=3600,
+        )
+        mon = DriftMonitor(
+            settings,
+            _Registry(bundle),
+            DriftMetrics(CollectorRegistry()),
+            embedder=lambda texts: np.stack([by_text[t] for t in texts]),
+        )
         mon.start()
         last = None
         for i in range(0, len(stream.records), batch):
-            part = stream.records[i:i + batch]
-            res = [Classification(j, "phishing" if scores[r.uid] >= thr else "legitimate", scores[r.uid],
-                                  False, False, name, bundle.sha256, 0) for j, r in enumerate(part)]
+            part = stream.records[i : i + batch]
+            res = [
+                Classification(
+                    j,
+                    "phishing" if scores[r.uid] >= thr else "legitimate",
+                    scores[r.uid],
+                    False,
+                    False,
+                    name,
+                    bundle.sha256,
+                    0,
+                )
+                for j, r in enumerate(part)
+            ]
             mon.observe([r.text for r in part], ClassifyOutcome(res, len(part), 0, "clf-live"))
             if not mon.flush(600, evaluate=False):
                 raise RuntimeError("the drift monitor did not keep up (600 s for one request)")
@@ -260,8 +302,15 @@ def cbpe_vs_truth(bundle, rows, scores, ref) -> tuple[float, float, float, float
     c = expected_confusion(zip(q.tolist(), pred.tolist()))
     plain = expected_confusion(zip(p.tolist(), pred.tolist()))
     tp, fp, fn = (pred & y).sum(), (pred & ~y).sum(), (~pred & y).sum()
-    return (y.mean(), c.precision, tp / max(tp + fp, 1), c.recall, tp / max(tp + fn, 1), plain.precision,
-            plain.recall)
+    return (
+        y.mean(),
+        c.precision,
+        tp / max(tp + fp, 1),
+        c.recall,
+        tp / max(tp + fn, 1),
+        plain.precision,
+        plain.recall,
+    )
 
 
 def main() -> None:
@@ -281,6 +330,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch  # noqa: F401 - imported once here, not in the first monitor's worker thread (slow on 2 cores)
+
     from phishlens.explain.reference import ReferenceProfile
     from phishlens.training.contract.bundle import load_bundle
     from phishlens.training.data.splits import load_splits
@@ -290,7 +340,9 @@ def main() -> None:
     table, cbpe_rows = [], []
     for name in [a for a in args.adapters.split(",") if a]:
         b = load_bundle(REPO / "adapters" / name)
-        groups = pools(b.manifest, splits, args.per_class, args.unseen, args.other, legit_per_class=args.legit)
+        groups = pools(
+            b.manifest, splits, args.per_class, args.unseen, args.other, legit_per_class=args.legit
+        )
         every = [r for g in groups.values() for r in g]
         t = time.perf_counter()
         scores = score_all(b, every, args.cache)
@@ -308,22 +360,43 @@ def main() -> None:
             full = [e for e in ev if e[0] >= args.window]
             est = np.mean([e[2] for e in full]) if full else float("nan")
             cover = np.mean([e[3] <= q <= e[4] for e in full]) if full else float("nan")
-            table.append((name, s.name, len(full), sum(e[1] for e in full), "-",
-                          f"{est:.3f} (interval covers {q:.0%} in {cover:.0%})"))
+            table.append(
+                (
+                    name,
+                    s.name,
+                    len(full),
+                    sum(e[1] for e in full),
+                    "-",
+                    f"{est:.3f} (interval covers {q:.0%} in {cover:.0%})",
+                )
+            )
             cbpe_rows.append((name, q, *cbpe_vs_truth(b, s.records, scores, ref)))
         for g, rows in groups.items():
             if g == "in":
                 continue
             warm = at_prevalence(ind, WARM_PREVALENCE, args.window, rng)
             novel = [rng.choice(rows) for _ in range(args.novel)]
-            ev = replay(b, Stream(g, warm + novel, args.window), scores, embs, args.window, args.eval_every,
-                        args.batch)
+            ev = replay(
+                b,
+                Stream(g, warm + novel, args.window),
+                scores,
+                embs,
+                args.window,
+                args.eval_every,
+                args.batch,
+            )
             first = next((e for e in ev if e[1] and e[0] > args.window), None)
             pos = np.mean([r.label == "phishing" for r in rows])
-            table.append((name, f"{g} ({pos:.0%} phishing)", len([e for e in ev if e[0] > args.window]),
-                          sum(e[1] for e in ev if e[0] > args.window),
-                          str(first[0] - args.window) if first else f"> {args.novel} (none)",
-                          ", ".join(first[5]) if first else ""))
+            table.append(
+                (
+                    name,
+                    f"{g} ({pos:.0%} phishing)",
+                    len([e for e in ev if e[0] > args.window]),
+                    sum(e[1] for e in ev if e[0] > args.window),
+                    str(first[0] - args.window) if first else f"> {args.novel} (none)",
+                    ", ".join(first[5]) if first else "",
+                )
+            )
         half = args.n // 2
         wave = at_prevalence(ind, WAVE[0], half, rng) + at_prevalence(ind, WAVE[1], half, rng)
         ev = replay(b, Stream("wave", wave), scores, embs, args.window, args.eval_every, args.batch)
@@ -331,23 +404,35 @@ def main() -> None:
         fired = prevalence_rule_fires(full, half)
         before = prevalence_rule_fires([e for e in full if e[0] <= half], args.window * 2)
         after = [e for e in full if e[0] >= half + args.window]
-        verdict = (f"prevalence alert {'after ' + str(fired) + ' texts' if fired else 'never'}"
-                   f"{' (also before the wave!)' if before else ''}; estimate after {np.mean([e[2] for e in after]):.3f}")
-        table.append((name, f"wave {WAVE[0]:.0%} → {WAVE[1]:.0%}", len(full), sum(e[1] for e in full), "-", verdict))
+        verdict = (
+            f"prevalence alert {'after ' + str(fired) + ' texts' if fired else 'never'}"
+            f"{' (also before the wave!)' if before else ''}; estimate after {np.mean([e[2] for e in after]):.3f}"
+        )
+        table.append(
+            (name, f"wave {WAVE[0]:.0%} → {WAVE[1]:.0%}", len(full), sum(e[1] for e in full), "-", verdict)
+        )
         print(f"{name}: done", flush=True)
 
-    print(f"\nmachine: {machine()}; window {args.window}, statistics every {args.eval_every} texts, "
-          f"{args.batch} texts per request; real scores (HF, as served); pools: {args.per_class} phishing + "
-          f"{args.legit} legitimate per style in-distribution, {args.unseen} per unseen source, {args.other} per other style; "
-          f"{time.perf_counter() - t_start:.0f}s in all\n")
-    print("| adapter | stream | evaluations (full window) | drift alerts | texts to first drift alert "
-          "| prevalence / first shifted features |")
+    print(
+        f"\nmachine: {machine()}; window {args.window}, statistics every {args.eval_every} texts, "
+        f"{args.batch} texts per request; real scores (HF, as served); pools: {args.per_class} phishing + "
+        f"{args.legit} legitimate per style in-distribution, {args.unseen} per unseen source, {args.other} per other style; "
+        f"{time.perf_counter() - t_start:.0f}s in all\n"
+    )
+    print(
+        "| adapter | stream | evaluations (full window) | drift alerts | texts to first drift alert "
+        "| prevalence / first shifted features |"
+    )
     print("|---|---|---:|---:|---:|---|")
     for row in table:
         print("| " + " | ".join(map(str, row)) + " |")
-    print("\nCBPE under prior shift (posteriors adjusted to the EM prior estimate) vs the stream's true labels:\n")
-    print("| adapter | prevalence | CBPE precision (adjusted / plain) | true precision "
-          "| CBPE recall (adjusted / plain) | true recall |")
+    print(
+        "\nCBPE under prior shift (posteriors adjusted to the EM prior estimate) vs the stream's true labels:\n"
+    )
+    print(
+        "| adapter | prevalence | CBPE precision (adjusted / plain) | true precision "
+        "| CBPE recall (adjusted / plain) | true recall |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for name, q, _, cp, tp, cr, tr, pp, pr in cbpe_rows:
         print(f"| {name} | {q:.0%} | {cp:.3f} / {pp:.3f} | {tp:.3f} | {cr:.3f} / {pr:.3f} | {tr:.3f} |")

@@ -43,16 +43,24 @@ from _common import bench_texts, free_port, machine
 
 REPO = Path(__file__).resolve().parents[1]
 # novel traffic per adapter: sources of a style (or, for the generalist, sources) absent from its mix
-NOVEL = {"default": ["email_lingspam", "sms_smishtank"], "specialist-email": ["sms_uci"],
-         "specialist-sms": ["email_spamassassin"], "specialist-url": ["sms_uci"]}
+NOVEL = {
+    "default": ["email_lingspam", "sms_smishtank"],
+    "specialist-email": ["sms_uci"],
+    "specialist-sms": ["email_spamassassin"],
+    "specialist-url": ["sms_uci"],
+}
 
 
 class _Registry:
     """The two registry calls the monitor makes, over bundles loaded from disk."""
 
     def __init__(self, bundles) -> None:
-        self.entries = {b.manifest.name: SimpleNamespace(name=b.manifest.name, sha256=b.sha256, manifest=b.manifest,
-                                                         bundle=b) for b in bundles}
+        self.entries = {
+            b.manifest.name: SimpleNamespace(
+                name=b.manifest.name, sha256=b.sha256, manifest=b.manifest, bundle=b
+            )
+            for b in bundles
+        }
 
     def get(self, name):
         return self.entries[name]
@@ -73,7 +81,7 @@ class _CachedEmbedder:
     def warm(self, texts) -> None:
         todo = list(dict.fromkeys(t for t in texts if t not in self.cache))
         for i in range(0, len(todo), 64):
-            self.cache.update(zip(todo[i:i + 64], self.inner(todo[i:i + 64])))
+            self.cache.update(zip(todo[i : i + 64], self.inner(todo[i : i + 64])))
 
     def __call__(self, texts):
         self.warm(texts)
@@ -103,41 +111,59 @@ def streams(bundle, splits, n: int, n_novel: int, seed: int):
 
 
 def replay(bundle, ind, novel, embedder, window: int, eval_every: int, batch: int, seed: int):
+    from prometheus_client import CollectorRegistry
+
     from phishlens.explain.reference import ReferenceProfile
     from phishlens.server.services.classify import Classification, ClassifyOutcome
     from phishlens.server.services.drift import DriftMonitor
     from phishlens.server.services.drift_metrics import DriftMetrics
     from phishlens.server.settings import Settings
-    from prometheus_client import CollectorRegistry
 
     name = bundle.manifest.name
     ref = ReferenceProfile.load(bundle.path / bundle.manifest.extras["reference"])
     by_class = ref.features["score"].sorted  # (legitimate, phishing) reference scores
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as state:
-        settings = Settings(drift_window=window, drift_eval_every=eval_every, drift_state_dir=Path(state),
-                            drift_persist_s=3600)
-        mon = DriftMonitor(settings, _Registry([bundle]), DriftMetrics(CollectorRegistry()), embedder=embedder)
+        settings = Settings(
+            drift_window=window,
+            drift_eval_every=eval_every,
+            drift_state_dir=Path(state),
+            drift_persist_s=3600,
+        )
+        mon = DriftMonitor(
+            settings, _Registry([bundle]), DriftMetrics(CollectorRegistry()), embedder=embedder
+        )
         mon.start()
         t0 = time.perf_counter()
 
         def feed(rows) -> bool:
             texts = [t for t, _ in rows]
             p = [rng.choice(by_class[lab == "phishing"]) for _, lab in rows]
-            res = [Classification(i, "phishing" if q >= 0.5 else "legitimate", float(q), False, False, name,
-                                  bundle.sha256, 0) for i, q in enumerate(p)]
+            res = [
+                Classification(
+                    i,
+                    "phishing" if q >= 0.5 else "legitimate",
+                    float(q),
+                    False,
+                    False,
+                    name,
+                    bundle.sha256,
+                    0,
+                )
+                for i, q in enumerate(p)
+            ]
             mon.observe(texts, ClassifyOutcome(res, len(texts), 0, "clf-replay"))
             mon.flush(60, evaluate=False)
             return mon._windows[name].report.alert
 
         onsets, prev = 0, False
         for i in range(0, len(ind), batch):
-            a = feed(ind[i:i + batch])
+            a = feed(ind[i : i + batch])
             onsets += a and not prev
             prev = a
         delay = None
         for i in range(0, len(novel), batch):
-            if feed(novel[i:i + batch]):
+            if feed(novel[i : i + batch]):
                 delay = i + batch
                 break
         rep = mon._windows[name].report
@@ -155,6 +181,7 @@ def overhead(adapter: str, backend: str, blocks: int, block: int) -> tuple[float
     import threading
 
     import uvicorn
+
     from phishlens.clients import PhishlensClient
     from phishlens.server.app import create_app
     from phishlens.server.settings import Settings
@@ -162,8 +189,14 @@ def overhead(adapter: str, backend: str, blocks: int, block: int) -> tuple[float
     texts = bench_texts(blocks * block * 2 + 8, seed=11)
     lat: dict[bool, list[float]] = {False: [], True: []}
     with tempfile.TemporaryDirectory() as state:
-        s = Settings(backend=backend, adapters=[adapter], default_adapter=adapter, port=free_port(),
-                     drift_state_dir=Path(state), max_queue=4096)
+        s = Settings(
+            backend=backend,
+            adapters=[adapter],
+            default_adapter=adapter,
+            port=free_port(),
+            drift_state_dir=Path(state),
+            max_queue=4096,
+        )
         app = create_app(s)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=s.port, log_level="warning"))
         th = threading.Thread(target=server.run, daemon=True)
@@ -181,14 +214,14 @@ def overhead(adapter: str, backend: str, blocks: int, block: int) -> tuple[float
                 observers.remove(mon)  # from here on it is attached only through `timed`, per block
                 k = 8
                 for b in range(blocks):
-                    for on in ((False, True) if b % 2 == 0 else (True, False)):
+                    for on in (False, True) if b % 2 == 0 else (True, False):
                         if on and timed not in observers:
                             observers.append(timed)
                         if not on:
                             if timed in observers:
                                 observers.remove(timed)
                             mon.flush(600, evaluate=False)
-                        for t in texts[k:k + block]:
+                        for t in texts[k : k + block]:
                             t1 = time.perf_counter()
                             c.classify(t)
                             lat[on].append(time.perf_counter() - t1)
@@ -196,7 +229,12 @@ def overhead(adapter: str, backend: str, blocks: int, block: int) -> tuple[float
         finally:
             server.should_exit = True
             th.join(60)
-    return statistics.median(lat[False]), statistics.median(lat[True]), len(lat[True]), statistics.mean(on_loop)
+    return (
+        statistics.median(lat[False]),
+        statistics.median(lat[True]),
+        len(lat[True]),
+        statistics.mean(on_loop),
+    )
 
 
 class _Timed:
@@ -213,8 +251,11 @@ class _Timed:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--adapters", default="default,specialist-email,specialist-sms,specialist-url",
-                    help="comma-separated; empty for the overhead measurement only")
+    ap.add_argument(
+        "--adapters",
+        default="default,specialist-email,specialist-sms,specialist-url",
+        help="comma-separated; empty for the overhead measurement only",
+    )
     ap.add_argument("--n", type=int, default=2000, help="in-distribution texts per adapter")
     ap.add_argument("--novel", type=int, default=600, help="most novel texts fed before giving up")
     ap.add_argument("--window", type=int, default=200)
@@ -237,7 +278,9 @@ def main() -> None:
     for name in [a for a in args.adapters.split(",") if a]:  # --adapters "" : overhead only
         b = load_bundle(REPO / "adapters" / name)
         if "reference" not in b.manifest.extras:
-            print(f"{name}: no reference profile (phishlens augment adapters/{name} --only reference); skipped")
+            print(
+                f"{name}: no reference profile (phishlens augment adapters/{name} --only reference); skipped"
+            )
             continue
         from phishlens.explain.reference import ReferenceProfile
 
@@ -252,21 +295,29 @@ def main() -> None:
         rows.append((name, len(ind), onsets, "+".join(NOVEL[name]), delay, top, per_text, t_emb))
         print(f"{name}: done ({onsets} false alerts, delay {delay})", flush=True)
 
-    print(f"\nmachine: {machine()}; window {args.window} texts, statistics every {args.eval_every} texts, "
-          f"{args.batch} texts per replayed request; scores drawn from each reference (see docstring)\n")
-    print("| adapter | in-dist texts | false alerts (per 2,000) | novel traffic | detection delay (texts) "
-          "| most shifted at alert | monitor ms/text (excl. MiniLM) | MiniLM ms/text |")
+    print(
+        f"\nmachine: {machine()}; window {args.window} texts, statistics every {args.eval_every} texts, "
+        f"{args.batch} texts per replayed request; scores drawn from each reference (see docstring)\n"
+    )
+    print(
+        "| adapter | in-dist texts | false alerts (per 2,000) | novel traffic | detection delay (texts) "
+        "| most shifted at alert | monitor ms/text (excl. MiniLM) | MiniLM ms/text |"
+    )
     print("|---|---:|---:|---|---:|---|---:|---:|")
     for name, n, onsets, nov, delay, top, per_text, t_emb in rows:
         d = str(delay) if delay is not None else f"> {args.novel} (none)"
-        print(f"| {name} | {n} | {onsets * 2000 / max(n, 1):.1f} | {nov} | {d} | {top} | {per_text * 1000:.1f} "
-              f"| {t_emb * 1000:.1f} |")
+        print(
+            f"| {name} | {n} | {onsets * 2000 / max(n, 1):.1f} | {nov} | {d} | {top} | {per_text * 1000:.1f} "
+            f"| {t_emb * 1000:.1f} |"
+        )
     if not args.skip_overhead:
         off, on, n, loop_s = overhead(args.overhead_adapter, args.backend, args.blocks, args.block)
-        print(f"\n/v1/classify single-text p50 ({args.backend} backend, adapter {args.overhead_adapter}, {n} requests "
-              f"each, interleaved blocks of {args.block}): monitor off {off * 1000:.0f} ms, on {on * 1000:.0f} ms, "
-              f"overhead {(on / off - 1) * 100:+.1f} %; observe() holds the event loop {loop_s * 1e6:.0f} µs "
-              "per request")
+        print(
+            f"\n/v1/classify single-text p50 ({args.backend} backend, adapter {args.overhead_adapter}, {n} requests "
+            f"each, interleaved blocks of {args.block}): monitor off {off * 1000:.0f} ms, on {on * 1000:.0f} ms, "
+            f"overhead {(on / off - 1) * 100:+.1f} %; observe() holds the event loop {loop_s * 1e6:.0f} µs "
+            "per request"
+        )
 
 
 if __name__ == "__main__":

@@ -30,10 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_texts, free_port, machine, running_server  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-CLASSIC = ("Dear Customer, we have detected unusual activity on your PayPal account and it has been "
-           "temporarily suspended. To restore access, please verify your identity within 24 hours by "
-           "clicking the secure link below: http://paypal-security-check.com/login Failure to do so will "
-           "result in permanent closure of your account. Thank you, PayPal Security Team")
+CLASSIC = (
+    "Dear Customer, we have detected unusual activity on your PayPal account and it has been "
+    "temporarily suspended. To restore access, please verify your identity within 24 hours by "
+    "clicking the secure link below: http://paypal-security-check.com/login Failure to do so will "
+    "result in permanent closure of your account. Thank you, PayPal Security Team"
+)
 
 
 def naive_explainer(bundle_path: Path):
@@ -101,9 +103,15 @@ def serve_and_explain(args, engine: str, texts: list[str]):
     extra: dict = {} if args.round_nodes is None else {"explain_round_nodes": args.round_nodes}
     if args.block_size is not None:
         extra["vllm_block_size"] = args.block_size
-    settings = Settings(backend="vllm", adapters=[args.adapter], default_adapter=args.adapter,
-                        port=free_port(), explain_engine=engine,
-                        explain_max_evals=max(1000, args.max_evals), **extra)
+    settings = Settings(
+        backend="vllm",
+        adapters=[args.adapter],
+        default_adapter=args.adapter,
+        port=free_port(),
+        explain_engine=engine,
+        explain_max_evals=max(1000, args.max_evals),
+        **extra,
+    )
     served, example = [], None
     with running_server(settings) as url, PhishlensClient(url, timeout=900) as c:
         c.explain("warm up the engine and shap", max_evals=20)
@@ -115,8 +123,10 @@ def serve_and_explain(args, engine: str, texts: list[str]):
         after = c.metrics()
         if args.example_html is not None and engine == args.engines[0]:
             example = c.explain(CLASSIC, granularity="word", max_evals=args.max_evals, html=True)
-    tokens = {kind: tokens_metric(after, engine, kind) - tokens_metric(before, engine, kind)
-              for kind in ("prompt", "computed")}
+    tokens = {
+        kind: tokens_metric(after, engine, kind) - tokens_metric(before, engine, kind)
+        for kind in ("prompt", "computed")
+    }
     return served, example, tokens, settings
 
 
@@ -126,10 +136,14 @@ def main() -> None:
     ap.add_argument("--max-evals", type=int, default=300)
     ap.add_argument("--adapter", default="default")
     ap.add_argument("--max-words", type=int, default=60, help="cut each text to its first N words")
-    ap.add_argument("--engines", default="prefix_tree,backend",
-                    help="server explain_engine values to measure, comma-separated")
-    ap.add_argument("--round-nodes", type=int, default=None,
-                    help="server explain_round_nodes (default: setting)")
+    ap.add_argument(
+        "--engines",
+        default="prefix_tree,backend",
+        help="server explain_engine values to measure, comma-separated",
+    )
+    ap.add_argument(
+        "--round-nodes", type=int, default=None, help="server explain_round_nodes (default: setting)"
+    )
     ap.add_argument("--block-size", type=int, default=None, help="server vllm_block_size (default: setting)")
     ap.add_argument("--example-html", type=Path, default=None)
     args = ap.parse_args()
@@ -161,10 +175,12 @@ def main() -> None:
 
     results = {engine: serve_and_explain(args, engine, texts) for engine in args.engines}
     settings = next(iter(results.values()))[3]
-    print(f"\nmachine: {machine()}; load average {os.getloadavg()[0]:.1f}; adapter {args.adapter}; "
-          f"{len(texts)} texts (<= {args.max_words} words), token granularity, max_evals {args.max_evals}, "
-          f"round size {settings.explain_round_nodes} nodes, vLLM block size "
-          f"{settings.vllm_block_size or 'default'}\n")
+    print(
+        f"\nmachine: {machine()}; load average {os.getloadavg()[0]:.1f}; adapter {args.adapter}; "
+        f"{len(texts)} texts (<= {args.max_words} words), token granularity, max_evals {args.max_evals}, "
+        f"round size {settings.explain_round_nodes} nodes, vLLM block size "
+        f"{settings.vllm_block_size or 'default'}\n"
+    )
     head = "| text | tokens | naive s |" + "".join(f" {e} s | speed-up | corr |" for e in args.engines)
     print(head + " additivity err |")
     print("|---:|---:|---:|" + "---:|---:|---:|" * len(args.engines) + "---:|")
@@ -183,25 +199,38 @@ def main() -> None:
             cells.append(f" {ts:.1f} | {tn / ts:.2f}x | {corr:.4f} |")
         print(f"| {i} | {ntok} | {tn:.1f} |" + "".join(cells) + f" {add:.1e} |")
     tn_all = sum(r[0] for r in naive_runs)
-    print(f"| all | | {tn_all:.1f} |" + "".join(
-        f" {totals[e]:.1f} | **{tn_all / totals[e]:.2f}x** | min {min(corrs[e]):.4f} |" for e in args.engines) + " |")
+    print(
+        f"| all | | {tn_all:.1f} |"
+        + "".join(
+            f" {totals[e]:.1f} | **{tn_all / totals[e]:.2f}x** | min {min(corrs[e]):.4f} |"
+            for e in args.engines
+        )
+        + " |"
+    )
     padded = sum(r[4] for r in naive_runs)
     print(f"\ntokens through the model: naive {padded:.0f} (padded batches)", end="")
     for e in args.engines:
         tk = results[e][2]
         if tk["computed"]:
-            print(f"; {e} {tk['computed']:.0f} computed of {tk['prompt']:.0f} prompt tokens "
-                  f"(naive/computed = {padded / tk['computed']:.2f}x)", end="")
+            print(
+                f"; {e} {tk['computed']:.0f} computed of {tk['prompt']:.0f} prompt tokens "
+                f"(naive/computed = {padded / tk['computed']:.2f}x)",
+                end="",
+            )
         else:
-            print(f"; {e} {tk['prompt']:.0f} prompt tokens (engine-side prefix-cache hits not visible)", end="")
+            print(
+                f"; {e} {tk['prompt']:.0f} prompt tokens (engine-side prefix-cache hits not visible)", end=""
+            )
     print()
     example = results[args.engines[0]][1]
     if example is not None:
         args.example_html.parent.mkdir(parents=True, exist_ok=True)
         args.example_html.write_text(example.html or "", encoding="utf-8")
-        print(f"\nclassic phishing e-mail, word level: P(phishing) = {example.prediction:.4f}, base "
-              f"{example.base_value:.4f}, {example.evaluations} evaluations, {example.seconds:.1f}s; "
-              f"HTML -> {args.example_html}")
+        print(
+            f"\nclassic phishing e-mail, word level: P(phishing) = {example.prediction:.4f}, base "
+            f"{example.base_value:.4f}, {example.evaluations} evaluations, {example.seconds:.1f}s; "
+            f"HTML -> {args.example_html}"
+        )
         print("| rank | towards phishing | attribution | towards legitimate | attribution |")
         print("|---:|---|---:|---|---:|")
         for k, ((tp, vp), (tl, vl)) in enumerate(zip(example.top(8, 1), example.top(8, -1)), 1):

@@ -16,8 +16,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MIXES = ["configs/mixes/experiments/generalist-v1.toml", "configs/mixes/experiments/generalist-v2-ham.toml",
-                 "configs/mixes/generalist-v2.toml"]
+DEFAULT_MIXES = [
+    "configs/mixes/experiments/generalist-v1.toml",
+    "configs/mixes/experiments/generalist-v2-ham.toml",
+    "configs/mixes/generalist-v2.toml",
+]
 
 
 def main() -> None:
@@ -26,10 +29,10 @@ def main() -> None:
     ap.add_argument("--per-label", type=int, default=200)
     args = ap.parse_args()
 
-    from phishlens.training.evaluation.generalization import held_out_of
-    from phishlens.training.evaluation.metrics import binary_metrics
     from phishlens.training.data.mixes import build_mix, load_mix
     from phishlens.training.data.splits import load_splits
+    from phishlens.training.evaluation.generalization import held_out_of
+    from phishlens.training.evaluation.metrics import binary_metrics
     from phishlens.training.model.tfidf import train_tfidf
 
     splits = load_splits()

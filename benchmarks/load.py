@@ -55,7 +55,9 @@ class Phase:
     retry_after_missing: int = 0
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)  # transport errors of the lost requests, by type
-    unexpected: dict[str, int] = field(default_factory=dict)  # sha256 prefixes answered that were not expected
+    unexpected: dict[str, int] = field(
+        default_factory=dict
+    )  # sha256 prefixes answered that were not expected
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -75,17 +77,28 @@ class Phase:
 
     def row(self) -> str:
         st = " ".join(f"{k}:{v}" for k, v in sorted(self.status.items()))
-        return (f"| {self.name} | {self.requests} | {st} | {self.server_errors} | {self.lost} | {self.sha_mismatch} | "
-                f"{self.label_mismatch} | {self.pct(50) * 1000:.0f} | {self.pct(99) * 1000:.0f} | {self.rps:.1f} | "
-                f"{'; '.join(self.notes + [f'{k}: {v}' for k, v in {**self.errors, **self.unexpected}.items()])} |")
+        return (
+            f"| {self.name} | {self.requests} | {st} | {self.server_errors} | {self.lost} | {self.sha_mismatch} | "
+            f"{self.label_mismatch} | {self.pct(50) * 1000:.0f} | {self.pct(99) * 1000:.0f} | {self.rps:.1f} | "
+            f"{'; '.join(self.notes + [f'{k}: {v}' for k, v in {**self.errors, **self.unexpected}.items()])} |"
+        )
 
 
-HEADER = ("| phase | requests | statuses | 5xx | lost | sha mismatches | label mismatches | p50 ms | p99 ms | "
-          "ok req/s | notes |\n|---|---|---|---|---|---|---|---|---|---|---|")
+HEADER = (
+    "| phase | requests | statuses | 5xx | lost | sha mismatches | label mismatches | p50 ms | p99 ms | "
+    "ok req/s | notes |\n|---|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
-async def _drive(n: int, concurrency: int, make, check, phase: Phase, stop: asyncio.Event | None = None,
-                 backoff: dict[int, float] | None = None) -> None:
+async def _drive(
+    n: int,
+    concurrency: int,
+    make,
+    check,
+    phase: Phase,
+    stop: asyncio.Event | None = None,
+    backoff: dict[int, float] | None = None,
+) -> None:
     """`concurrency` workers send `n` requests in all (or until `stop`); `make(i)` builds one, `check` reads it;
     after a status in `backoff` a worker waits that many seconds (a client retrying politely)."""
     counter = iter(range(n))
@@ -123,9 +136,14 @@ _CLIENT: httpx.AsyncClient  # set by `_client`
 
 class _client:
     def __init__(self, url: str, concurrency: int, headers: dict[str, str]) -> None:
-        self.kw = {"base_url": url, "headers": headers, "timeout": httpx.Timeout(600.0),
-                       "limits": httpx.Limits(max_connections=concurrency * 4 + 8,
-                                           max_keepalive_connections=concurrency * 4 + 8)}
+        self.kw = {
+            "base_url": url,
+            "headers": headers,
+            "timeout": httpx.Timeout(600.0),
+            "limits": httpx.Limits(
+                max_connections=concurrency * 4 + 8, max_keepalive_connections=concurrency * 4 + 8
+            ),
+        }
 
     async def __aenter__(self) -> httpx.AsyncClient:
         global _CLIENT
@@ -136,12 +154,22 @@ class _client:
         await _CLIENT.aclose()
 
 
-async def run_load(url: str, shas: dict[str, str], texts: list[str], n: int, concurrency: int,
-                   headers: dict[str, str], seed: int = 0, progress_s: float | None = None) -> Phase:
+async def run_load(
+    url: str,
+    shas: dict[str, str],
+    texts: list[str],
+    n: int,
+    concurrency: int,
+    headers: dict[str, str],
+    seed: int = 0,
+    progress_s: float | None = None,
+) -> Phase:
     """Phase 1: n requests, each one text through a random non-empty subset of the adapters."""
     rng = random.Random(seed)
     names = sorted(shas)
-    plan = [(texts[rng.randrange(len(texts))], rng.sample(names, rng.randint(1, len(names)))) for _ in range(n)]
+    plan = [
+        (texts[rng.randrange(len(texts))], rng.sample(names, rng.randint(1, len(names)))) for _ in range(n)
+    ]
     phase = Phase("load")
 
     def make(i):
@@ -170,20 +198,29 @@ async def _with_progress(work, phase: Phase, every_s: float) -> None:
     while not task.done():
         await asyncio.wait([task], timeout=every_s)
         dt = time.perf_counter() - t0
-        print(f"[{dt:.0f} s] {phase.name}: {phase.ok} answered 200 of {phase.requests} sent, "
-              f"{phase.server_errors} 5xx, {phase.lost} lost, {phase.ok / dt:.2f} req/s, "
-              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"[{dt:.0f} s] {phase.name}: {phase.ok} answered 200 of {phase.requests} sent, "
+            f"{phase.server_errors} 5xx, {phase.lost} lost, {phase.ok / dt:.2f} req/s, "
+            f"load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     task.result()
 
 
-async def run_overload(url: str, texts: list[str], n: int, concurrency: int, burst_texts: int,
-                       headers: dict[str, str]) -> tuple[Phase, Phase, Phase]:
+async def run_overload(
+    url: str, texts: list[str], n: int, concurrency: int, burst_texts: int, headers: dict[str, str]
+) -> tuple[Phase, Phase, Phase]:
     """Phase 2: throughput before, a burst past the queue cap (429 + Retry-After), throughput after."""
+
     def single(i):
         return "POST", "/v1/classify", {"json": {"input": texts[i % len(texts)]}}
 
     def burst(i):
-        return "POST", "/v1/classify", {"json": {"input": [texts[(i + k) % len(texts)] for k in range(burst_texts)]}}
+        return (
+            "POST",
+            "/v1/classify",
+            {"json": {"input": [texts[(i + k) % len(texts)] for k in range(burst_texts)]}},
+        )
 
     def nothing(i, body, ph):
         pass
@@ -195,7 +232,9 @@ async def run_overload(url: str, texts: list[str], n: int, concurrency: int, bur
         await _settle(_CLIENT)
         await _drive(n, concurrency, single, nothing, after)
     over.notes.append(f"429 without Retry-After: {over.retry_after_missing}")
-    after.notes.append(f"throughput after/before: {after.rps / before.rps:.2f}" if before.rps else "no baseline")
+    after.notes.append(
+        f"throughput after/before: {after.rps / before.rps:.2f}" if before.rps else "no baseline"
+    )
     return before, over, after
 
 
@@ -204,15 +243,30 @@ async def _settle(client: httpx.AsyncClient, timeout_s: float = 120.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         r = await client.get("/metrics")
-        inflight = next((float(line.split()[1]) for line in r.text.splitlines()
-                         if line.startswith("phishlens_inflight_texts ")), 0.0)
+        inflight = next(
+            (
+                float(line.split()[1])
+                for line in r.text.splitlines()
+                if line.startswith("phishlens_inflight_texts ")
+            ),
+            0.0,
+        )
         if r.status_code != 200 or inflight == 0:
             return
         await asyncio.sleep(0.2)
 
 
-async def run_reload(url: str, flip_paths: tuple[str, str], flip_labels: dict[str, str], probe: str, n: int,
-                     concurrency: int, reloads: int, headers: dict[str, str], admin_headers: dict[str, str]) -> Phase:
+async def run_reload(
+    url: str,
+    flip_paths: tuple[str, str],
+    flip_labels: dict[str, str],
+    probe: str,
+    n: int,
+    concurrency: int,
+    reloads: int,
+    headers: dict[str, str],
+    admin_headers: dict[str, str],
+) -> Phase:
     """Phase 3: clients classify `probe` via adapter `flip` while `flip` is reloaded with alternating
     bundles; `flip_labels` maps each bundle's sha256 to the label it gives the probe."""
     phase = Phase("hot reload")
@@ -245,7 +299,9 @@ async def run_reload(url: str, flip_paths: tuple[str, str], flip_labels: dict[st
         stop.set()
 
     async with _client(url, concurrency, headers):
-        await asyncio.gather(_drive(n, concurrency, make, check, phase, stop, backoff={404: 0.05}), reloader())
+        await asyncio.gather(
+            _drive(n, concurrency, make, check, phase, stop, backoff={404: 0.05}), reloader()
+        )
     return phase
 
 
@@ -260,10 +316,16 @@ def main() -> None:
     ap.add_argument("--api-key")
     ap.add_argument("--admin-key", default="load-admin")
     ap.add_argument("--only-reload", action="store_true", help="skip the load and overload phases")
-    ap.add_argument("--phases", default="load,overload,reload",
-                    help="comma-separated subset of load, overload, reload (default: all three)")
-    ap.add_argument("--style", help="only test rows of these styles, comma-separated (email, sms, url); "
-                                    "default: half SMS, half e-mail")
+    ap.add_argument(
+        "--phases",
+        default="load,overload,reload",
+        help="comma-separated subset of load, overload, reload (default: all three)",
+    )
+    ap.add_argument(
+        "--style",
+        help="only test rows of these styles, comma-separated (email, sms, url); "
+        "default: half SMS, half e-mail",
+    )
     ap.add_argument("--max-chars", type=int, help="only texts of at most this many characters (with --style)")
     ap.add_argument("--pool", type=int, default=2000, help="distinct texts drawn for --style (default 2000)")
     ap.add_argument("--progress-s", type=float, default=30.0, help="print the load phase's counts this often")
@@ -275,6 +337,7 @@ def main() -> None:
         ap.error("--max-chars needs --style")
 
     from _common import bench_texts, corpus_rows, free_port, machine, running_server
+
     from phishlens.server.settings import Settings
     from phishlens.training.contract.bundle import load_bundle
 
@@ -289,40 +352,69 @@ def main() -> None:
     admin = {"X-API-Key": args.admin_key}
     root = REPO / "adapters"
     shas = {a: load_bundle(root / a).sha256 for a in adapters}
-    settings = Settings(backend=args.backend, adapter_roots=[root], adapters=adapters, admin_keys=[args.admin_key],
-                        port=free_port(), explain_warmup=False, max_loaded_adapters=8)
+    settings = Settings(
+        backend=args.backend,
+        adapter_roots=[root],
+        adapters=adapters,
+        admin_keys=[args.admin_key],
+        port=free_port(),
+        explain_warmup=False,
+        max_loaded_adapters=8,
+    )
     probe = texts[0]
     t0 = time.time()
-    with (running_server(settings) if args.url is None else _nothing(args.url)) as url:
+    with running_server(settings) if args.url is None else _nothing(args.url) as url:
         phases = []
         if "load" in phases_wanted:
-            phases.append(asyncio.run(run_load(url, shas, texts, args.n, args.concurrency, headers,
-                                               progress_s=args.progress_s)))
+            phases.append(
+                asyncio.run(
+                    run_load(url, shas, texts, args.n, args.concurrency, headers, progress_s=args.progress_s)
+                )
+            )
         if "overload" in phases_wanted:
-            phases += asyncio.run(run_overload(url, texts, max(64, args.n // 20), args.concurrency,
-                                               args.burst_texts, headers))
+            phases += asyncio.run(
+                run_overload(url, texts, max(64, args.n // 20), args.concurrency, args.burst_texts, headers)
+            )
         if "reload" not in phases_wanted:
             labels, a = {}, None
         else:
             labels = asyncio.run(_labels(url, probe, adapters, headers))
             # two shipped bundles that disagree on the probe text: the label names which weights answered
             a, b = next(((x, y) for x in adapters for y in adapters if labels[x] != labels[y]), (None, None))
-            print("flip:", a, shas.get(a, "")[:12], labels.get(a), "/", b, shas.get(b, "")[:12], labels.get(b),
-                  {k: v[:12] for k, v in shas.items()})
+            print(
+                "flip:",
+                a,
+                shas.get(a, "")[:12],
+                labels.get(a),
+                "/",
+                b,
+                shas.get(b, "")[:12],
+                labels.get(b),
+                {k: v[:12] for k, v in shas.items()},
+            )
         if a is not None:
             flip = {shas[a]: labels[a], shas[b]: labels[b]}
-            phases.append(asyncio.run(run_reload(url, (a, b), flip, probe, 10**9, args.concurrency,
-                                                 args.reloads, headers, admin)))  # until the reloads are done
-    print(f"\nphishlens load benchmark — {machine()}, backend {args.backend}, {args.concurrency} clients, "
-          f"{len(adapters)} adapters, {time.time() - t0:.0f} s; texts: {source}, {len(texts)} distinct, "
-          f"mean {mean_chars:.0f} chars; host load average at the end {os.getloadavg()[0]:.1f}\n")
+            phases.append(
+                asyncio.run(
+                    run_reload(
+                        url, (a, b), flip, probe, 10**9, args.concurrency, args.reloads, headers, admin
+                    )
+                )
+            )  # until the reloads are done
+    print(
+        f"\nphishlens load benchmark — {machine()}, backend {args.backend}, {args.concurrency} clients, "
+        f"{len(adapters)} adapters, {time.time() - t0:.0f} s; texts: {source}, {len(texts)} distinct, "
+        f"mean {mean_chars:.0f} chars; host load average at the end {os.getloadavg()[0]:.1f}\n"
+    )
     print(HEADER)
     for p in phases:
         print(p.row())
     for p in phases:
         if p.name == "load" and p.rps:
-            print(f"\nload phase: {p.rps:.2f} answered requests/s; 10,000 requests at this rate ≈ "
-                  f"{10_000 / p.rps / 60:.0f} min")
+            print(
+                f"\nload phase: {p.rps:.2f} answered requests/s; 10,000 requests at this rate ≈ "
+                f"{10_000 / p.rps / 60:.0f} min"
+            )
 
 
 async def _labels(url: str, probe: str, adapters: list[str], headers: dict[str, str]) -> dict[str, str]:

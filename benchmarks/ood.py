@@ -44,9 +44,16 @@ def main() -> None:
 
     n_single, n_batch = 2 * args.singles, 2 * args.batches * args.batch
     pool = bench_texts(n_single + n_batch + 2 * args.batch)
-    singles, batched, warm = pool[:n_single], pool[n_single:n_single + n_batch], pool[n_single + n_batch:]
-    settings = Settings(backend=args.backend, adapters=[args.adapter], default_adapter=args.adapter,
-                        port=free_port(), max_queue=4096, drift_enabled=False, explain_warmup=False)
+    singles, batched, warm = pool[:n_single], pool[n_single : n_single + n_batch], pool[n_single + n_batch :]
+    settings = Settings(
+        backend=args.backend,
+        adapters=[args.adapter],
+        default_adapter=args.adapter,
+        port=free_port(),
+        max_queue=4096,
+        drift_enabled=False,
+        explain_warmup=False,
+    )
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning"))
     th = threading.Thread(target=server.run, daemon=True)
@@ -67,19 +74,19 @@ def main() -> None:
                 assert (r.data[0].ood is None) == (path == "off")
                 return dt
 
-            timed("on", warm[:args.batch])  # loads MiniLM and the reference; warms the engine too
-            timed("off", warm[args.batch:])
+            timed("on", warm[: args.batch])  # loads MiniLM and the reference; warms the engine too
+            timed("off", warm[args.batch :])
             lat: dict[tuple[str, str], list[float]] = {}
             for k, text in enumerate(singles):  # alternate, and alternate which path goes first
                 path = ("off", "on")[(k + k // 2) % 2]
                 lat.setdefault(("single", path), []).append(timed(path, [text]))
-            chunks = [batched[i:i + args.batch] for i in range(0, len(batched), args.batch)]
+            chunks = [batched[i : i + args.batch] for i in range(0, len(batched), args.batch)]
             for k, ch in enumerate(chunks):
                 path = ("off", "on")[(k + k // 2) % 2]
                 lat.setdefault((f"batch of {args.batch}", path), []).append(timed(path, ch))
             # the OOD step alone, in process, on texts the server has not seen
             step = []
-            for text in pool[:args.singles]:
+            for text in pool[: args.singles]:
                 with service.registry.lease([None]) as (entry,):
                     t = time.perf_counter()
                     ood.assess([(entry, text)])
@@ -88,18 +95,24 @@ def main() -> None:
         server.should_exit = True
         th.join(60)
 
-    print(f"\nmachine: {machine()}; backend {args.backend}, adapter {args.adapter}; drift off; "
-          f"{args.singles} single and {args.batches} batch requests per path, alternating on one server")
+    print(
+        f"\nmachine: {machine()}; backend {args.backend}, adapter {args.adapter}; drift off; "
+        f"{args.singles} single and {args.batches} batch requests per path, alternating on one server"
+    )
     print("\n| request | off p50 ms | on p50 ms | p50 ratio | off p90 ms | on p90 ms | p90 ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for kind in ("single", f"batch of {args.batch}"):
         off, on = lat[(kind, "off")], lat[(kind, "on")]
         m_off, m_on = statistics.median(off), statistics.median(on)
         p_off, p_on = percentile(off, 90), percentile(on, 90)
-        print(f"| {kind} | {m_off * 1000:.0f} | {m_on * 1000:.0f} | {m_on / m_off:.2f}x | {p_off * 1000:.0f} | "
-              f"{p_on * 1000:.0f} | {p_on / p_off:.2f}x |")
-    print(f"\nOOD step alone (one text, MiniLM + kNN, in process): p50 {statistics.median(step) * 1000:.1f} ms, "
-          f"p90 {percentile(step, 90) * 1000:.1f} ms")
+        print(
+            f"| {kind} | {m_off * 1000:.0f} | {m_on * 1000:.0f} | {m_on / m_off:.2f}x | {p_off * 1000:.0f} | "
+            f"{p_on * 1000:.0f} | {p_on / p_off:.2f}x |"
+        )
+    print(
+        f"\nOOD step alone (one text, MiniLM + kNN, in process): p50 {statistics.median(step) * 1000:.1f} ms, "
+        f"p90 {percentile(step, 90) * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ ADAPTERS = ["default", "specialist-email", "specialist-sms", "specialist-url"]
 
 def tree_rss_mb(pid: int) -> tuple[float, float]:
     """(RSS of `pid`, RSS of `pid` and all its descendants) in MB, from /proc (Linux)."""
+
     def rss(p: int) -> float:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
@@ -98,9 +99,18 @@ def slope_mb_per_min(samples: list[Sample]) -> float:
     return sum((t - mt) * (y - my) for t, y in zip(ts, ys)) / den if den else float("nan")
 
 
-async def soak(url: str, pid: int, rows: list[tuple[str, str]], shas: dict[str, str], minutes: float,
-               concurrency: int, sample_s: float, feedback_every: int, headers: dict[str, str],
-               seed: int = 0) -> tuple[Counts, list[Sample]]:
+async def soak(
+    url: str,
+    pid: int,
+    rows: list[tuple[str, str]],
+    shas: dict[str, str],
+    minutes: float,
+    concurrency: int,
+    sample_s: float,
+    feedback_every: int,
+    headers: dict[str, str],
+    seed: int = 0,
+) -> tuple[Counts, list[Sample]]:
     counts = Counts(statuses={})
     samples: list[Sample] = []
     names = sorted(shas)
@@ -110,7 +120,10 @@ async def soak(url: str, pid: int, rows: list[tuple[str, str]], shas: dict[str, 
     deadline = t0 + minutes * 60
     limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
 
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=httpx.Timeout(600.0), limits=limits) as c:
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, timeout=httpx.Timeout(600.0), limits=limits
+    ) as c:
+
         async def worker() -> None:
             while time.monotonic() < deadline:
                 counts.requests += 1
@@ -138,30 +151,56 @@ async def soak(url: str, pid: int, rows: list[tuple[str, str]], shas: dict[str, 
                 if path == "/v1/feedback":
                     counts.feedback_ok += 1
                     continue
-                counts.sha_mismatch += sum(1 for d in body["data"] if shas.get(d["adapter"]["name"]) != d["adapter"]["sha256"])
+                counts.sha_mismatch += sum(
+                    1 for d in body["data"] if shas.get(d["adapter"]["name"]) != d["adapter"]["sha256"]
+                )
                 if len(answered) < 10_000:
                     answered.append((body["id"], label))
 
         async def sampler() -> None:
             while True:
                 rss, tree = tree_rss_mb(pid)
-                samples.append(Sample(time.monotonic() - t0, rss, tree, counts.requests, counts.ok,
-                                      counts.server_errors, counts.lost, os.getloadavg()[0]))
+                samples.append(
+                    Sample(
+                        time.monotonic() - t0,
+                        rss,
+                        tree,
+                        counts.requests,
+                        counts.ok,
+                        counts.server_errors,
+                        counts.lost,
+                        os.getloadavg()[0],
+                    )
+                )
                 if time.monotonic() >= deadline:
                     return
                 await asyncio.sleep(min(sample_s, max(0.0, deadline - time.monotonic())))
 
         await asyncio.gather(sampler(), *(worker() for _ in range(concurrency)))
     rss, tree = tree_rss_mb(pid)  # after the last answers
-    samples.append(Sample(time.monotonic() - t0, rss, tree, counts.requests, counts.ok, counts.server_errors,
-                          counts.lost, os.getloadavg()[0]))
+    samples.append(
+        Sample(
+            time.monotonic() - t0,
+            rss,
+            tree,
+            counts.requests,
+            counts.ok,
+            counts.server_errors,
+            counts.lost,
+            os.getloadavg()[0],
+        )
+    )
     return counts, samples
 
 
 def report(samples: list[Sample], counts: Counts, report_min: float, warmup_min: float) -> str:
-    lines = [("| t min | server RSS MB | with children MB | requests | ok | 5xx | lost | ok req/s since last row "
-             "| load avg |"),
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| t min | server RSS MB | with children MB | requests | ok | 5xx | lost | ok req/s since last row "
+            "| load avg |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     shown: list[Sample] = []
     next_t = 0.0
     for s in samples:
@@ -171,29 +210,45 @@ def report(samples: list[Sample], counts: Counts, report_min: float, warmup_min:
     prev = None
     for s in shown:
         rate = (s.ok - prev.ok) / (s.t_s - prev.t_s) if prev and s.t_s > prev.t_s else float("nan")
-        lines.append(f"| {s.t_s / 60:.1f} | {s.rss_mb:.0f} | {s.tree_mb:.0f} | {s.requests} | {s.ok} | "
-                     f"{s.server_errors} | {s.lost} | {rate:.1f} | {s.load:.1f} |")
+        lines.append(
+            f"| {s.t_s / 60:.1f} | {s.rss_mb:.0f} | {s.tree_mb:.0f} | {s.requests} | {s.ok} | "
+            f"{s.server_errors} | {s.lost} | {rate:.1f} | {s.load:.1f} |"
+        )
         prev = s
     after = [s for s in samples if s.t_s >= warmup_min * 60]
     base = after[0] if after else samples[0]
     end = samples[-1]
-    lines += ["",
-              (f"RSS (with children): start {samples[0].tree_mb:.0f} MB, after warm-up ({warmup_min:g} min) "
-              f"{base.tree_mb:.0f} MB, end {end.tree_mb:.0f} MB, max {max(s.tree_mb for s in samples):.0f} MB; "
-              f"slope after warm-up {slope_mb_per_min(after):+.2f} MB/min over {len(after)} samples "
-              f"(all samples: {slope_mb_per_min(samples):+.2f} MB/min)"),
-              (f"requests {counts.requests} (feedback answered {counts.feedback_ok}), ok {counts.ok}, "
-              f"5xx {counts.server_errors}, lost {counts.lost}, sha256 mismatches {counts.sha_mismatch}, "
-              f"statuses {dict(sorted((counts.statuses or {}).items()))}")]
+    lines += [
+        "",
+        (
+            f"RSS (with children): start {samples[0].tree_mb:.0f} MB, after warm-up ({warmup_min:g} min) "
+            f"{base.tree_mb:.0f} MB, end {end.tree_mb:.0f} MB, max {max(s.tree_mb for s in samples):.0f} MB; "
+            f"slope after warm-up {slope_mb_per_min(after):+.2f} MB/min over {len(after)} samples "
+            f"(all samples: {slope_mb_per_min(samples):+.2f} MB/min)"
+        ),
+        (
+            f"requests {counts.requests} (feedback answered {counts.feedback_ok}), ok {counts.ok}, "
+            f"5xx {counts.server_errors}, lost {counts.lost}, sha256 mismatches {counts.sha_mismatch}, "
+            f"statuses {dict(sorted((counts.statuses or {}).items()))}"
+        ),
+    ]
     return "\n".join(lines)
 
 
 def start_server(args: argparse.Namespace, port: int, state: Path, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PHISHLENS_BACKEND": args.backend, "PHISHLENS_BASE_MODEL": args.base_model,
-           "PHISHLENS_ADAPTER_ROOTS": str(REPO / "adapters"), "PHISHLENS_ADAPTERS": ",".join(ADAPTERS),
-           "PHISHLENS_PORT": str(port), "PHISHLENS_EXPLAIN_WARMUP": "false", "PHISHLENS_MAX_LOADED_ADAPTERS": "8",
-           "PHISHLENS_DRIFT_STATE_DIR": str(state / "drift"), "PHISHLENS_FEEDBACK_STATE_DIR": str(state / "feedback"),
-           "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {
+        **os.environ,
+        "PHISHLENS_BACKEND": args.backend,
+        "PHISHLENS_BASE_MODEL": args.base_model,
+        "PHISHLENS_ADAPTER_ROOTS": str(REPO / "adapters"),
+        "PHISHLENS_ADAPTERS": ",".join(ADAPTERS),
+        "PHISHLENS_PORT": str(port),
+        "PHISHLENS_EXPLAIN_WARMUP": "false",
+        "PHISHLENS_MAX_LOADED_ADAPTERS": "8",
+        "PHISHLENS_DRIFT_STATE_DIR": str(state / "drift"),
+        "PHISHLENS_FEEDBACK_STATE_DIR": str(state / "feedback"),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
     fh = open(log, "ab")  # noqa: SIM115 - the server writes it until it exits
     return subprocess.Popen([sys.executable, "-m", "phishlens.server.main"], env=env, stdout=fh, stderr=fh)
 
@@ -218,7 +273,9 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--sample-s", type=float, default=5.0)
     ap.add_argument("--report-min", type=float, default=1.0, help="a table row every this many minutes")
-    ap.add_argument("--warmup-min", type=float, default=1.0, help="samples before this are left out of the slope")
+    ap.add_argument(
+        "--warmup-min", type=float, default=1.0, help="samples before this are left out of the slope"
+    )
     ap.add_argument("--feedback-every", type=int, default=5, help="every n-th request is feedback (0: none)")
     ap.add_argument("--style", default="sms,url", help="test rows of these styles (email, sms, url)")
     ap.add_argument("--max-chars", type=int, default=300)
@@ -232,6 +289,7 @@ def main() -> None:
         ap.error("--url needs --pid (the server process whose RSS is sampled)")
 
     from _common import corpus_rows, free_port, machine
+
     from phishlens.training.contract.bundle import load_bundle
 
     rows = corpus_rows(2000, args.style.split(","), args.max_chars)
@@ -249,10 +307,23 @@ def main() -> None:
         try:
             t_start = time.time()
             wait_ready(url, proc)
-            print(f"server ready in {time.time() - t_start:.0f} s (pid {pid}); soaking {args.minutes:g} min",
-                  flush=True)
-            counts, samples = asyncio.run(soak(url, pid, rows, shas, args.minutes, args.concurrency, args.sample_s,
-                                               args.feedback_every, headers))
+            print(
+                f"server ready in {time.time() - t_start:.0f} s (pid {pid}); soaking {args.minutes:g} min",
+                flush=True,
+            )
+            counts, samples = asyncio.run(
+                soak(
+                    url,
+                    pid,
+                    rows,
+                    shas,
+                    args.minutes,
+                    args.concurrency,
+                    args.sample_s,
+                    args.feedback_every,
+                    headers,
+                )
+            )
         finally:
             if proc is not None:
                 proc.terminate()
@@ -264,10 +335,12 @@ def main() -> None:
                 tracebacks = log.count("Traceback")
                 print(f"server log: {len(log.splitlines())} lines, {tracebacks} tracebacks")
     mean_chars = sum(len(t) for t, _ in rows) / len(rows)
-    print(f"\nphishlens RSS soak — {machine()}, backend {args.backend}, base {args.base_model}, "
-          f"{args.concurrency} clients, {len(ADAPTERS)} adapters mixed per request, {args.minutes:g} min; texts: "
-          f"test rows of style {args.style} ≤ {args.max_chars} chars (mean {mean_chars:.0f}); feedback every "
-          f"{args.feedback_every} requests; host load average at the end {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"\nphishlens RSS soak — {machine()}, backend {args.backend}, base {args.base_model}, "
+        f"{args.concurrency} clients, {len(ADAPTERS)} adapters mixed per request, {args.minutes:g} min; texts: "
+        f"test rows of style {args.style} ≤ {args.max_chars} chars (mean {mean_chars:.0f}); feedback every "
+        f"{args.feedback_every} requests; host load average at the end {os.getloadavg()[0]:.1f}\n"
+    )
     print(report(samples, counts, args.report_min, args.warmup_min))
 
 

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
 from phishlens.clients import cli_classify as cc
 from phishlens.clients.client import DEFAULT_BASE_URL, DEFAULT_BATCH_SIZE, PhishlensClient
 from phishlens.clients.protocol import AdapterInfo, ClassifyResult
 from phishlens.clients.protocol.errors import PhishlensError
-from typer.core import TyperCommand, TyperGroup
 
 client_factory: Callable[..., PhishlensClient] = PhishlensClient
 """Builds the client for every command as `client_factory(url, api_key=...)`; swapped in tests."""
@@ -191,6 +192,7 @@ def serve(
 ) -> None:
     """Run the inference server (options override PHISHLENS_* environment variables)."""
     import pydantic
+
     from phishlens.server.main import serve as run_server
     from phishlens.server.settings import Settings
 
@@ -220,32 +222,52 @@ def serve(
 def classify(
     args: Annotated[
         list[str] | None,
-        typer.Argument(help="Texts to classify ('-' reads stdin as one text); with --whole or --eml, files.",
-                       metavar="[TEXT|FILE]...", show_default=False),
+        typer.Argument(
+            help="Texts to classify ('-' reads stdin as one text); with --whole or --eml, files.",
+            metavar="[TEXT|FILE]...",
+            show_default=False,
+        ),
     ] = None,
     file: Annotated[
         list[str] | None,
-        typer.Option("--file", "-f", help="One text per line, or JSONL with a 'text' (and optional 'id') "
-                     "field; repeatable; '-' for stdin.", show_default=False),
+        typer.Option(
+            "--file",
+            "-f",
+            help="One text per line, or JSONL with a 'text' (and optional 'id') "
+            "field; repeatable; '-' for stdin.",
+            show_default=False,
+        ),
     ] = None,
     whole: Annotated[
         bool, typer.Option("--whole", help="ARGS are files; each whole file is one text ('-' is stdin).")
     ] = False,
     eml: Annotated[
-        bool, typer.Option("--eml", help="ARGS are RFC 822 e-mail files, each sent raw as one e-mail "
-                           "(the server parses headers and MIME).")
+        bool,
+        typer.Option(
+            "--eml",
+            help="ARGS are RFC 822 e-mail files, each sent raw as one e-mail "
+            "(the server parses headers and MIME).",
+        ),
     ] = False,
     adapter: Annotated[
         list[str] | None,
-        typer.Option("--adapter", "-a", help="Adapter name; repeat (or comma-separate) for one column per "
-                     "adapter. Server default when omitted.", show_default=False),
+        typer.Option(
+            "--adapter",
+            "-a",
+            help="Adapter name; repeat (or comma-separate) for one column per "
+            "adapter. Server default when omitted.",
+            show_default=False,
+        ),
     ] = None,
     output: FormatOpt = OutputFormat.json,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per request.")] = DEFAULT_BATCH_SIZE,
     progress: Annotated[
         bool | None,
-        typer.Option("--progress/--no-progress", show_default=False,
-                     help="Progress bar on stderr (default: more than one batch, on a terminal)."),
+        typer.Option(
+            "--progress/--no-progress",
+            show_default=False,
+            help="Progress bar on stderr (default: more than one batch, on a terminal).",
+        ),
     ] = None,
     color: ColorOpt = Color.auto,
     url: UrlOpt = DEFAULT_BASE_URL,
@@ -263,8 +285,12 @@ def classify(
     if (whole or eml) and (file or not args):
         raise _fail("usage", f"--{'eml' if eml else 'whole'} takes files as arguments (not --file)")
     if not (whole or eml) and bool(args) == bool(file):
-        raise _fail("usage", "give texts as arguments or --file, not both" if args
-                    else "give a TEXT ('-' for stdin), --file F, or files with --whole / --eml")
+        raise _fail(
+            "usage",
+            "give texts as arguments or --file, not both"
+            if args
+            else "give a TEXT ('-' for stdin), --file F, or files with --whole / --eml",
+        )
     try:
         if whole or eml:
             inputs = cc.whole_files(args, emails=eml)
@@ -282,8 +308,12 @@ def classify(
         if output is OutputFormat.json:
             for request_id, offset, results in batches:
                 for r in results:
-                    record = {"request_id": request_id, "request_index": r.index,
-                              **r.model_dump(mode="json"), "index": r.index + offset}
+                    record = {
+                        "request_id": request_id,
+                        "request_index": r.index,
+                        **r.model_dump(mode="json"),
+                        "index": r.index + offset,
+                    }
                     if inputs.id_of(r.index + offset) is not None:
                         record = {"id": inputs.id_of(r.index + offset), **record}
                     if inputs.source_of(r.index + offset) is not None:
@@ -293,8 +323,9 @@ def classify(
         _print_table(client, inputs, names, batches, color.on(sys.stdout))
 
 
-def _classify_batches(client: PhishlensClient, inputs: cc.Inputs, names: list[str], batch_size: int,
-                      progress: bool) -> Iterator[tuple[str | None, int, list[ClassifyResult]]]:
+def _classify_batches(
+    client: PhishlensClient, inputs: cc.Inputs, names: list[str], batch_size: int, progress: bool
+) -> Iterator[tuple[str | None, int, list[ClassifyResult]]]:
     """(request id, offset of its first text, its results by input then adapter) per request sent."""
     from tqdm import tqdm  # only the classify command needs it
 
@@ -304,7 +335,7 @@ def _classify_batches(client: PhishlensClient, inputs: cc.Inputs, names: list[st
     bar = tqdm(total=len(inputs.texts), disable=not progress, file=sys.stderr, unit="text", desc="classify")
     with bar:
         for offset in range(0, len(inputs.texts), batch_size):
-            chunk = inputs.texts[offset: offset + batch_size]
+            chunk = inputs.texts[offset : offset + batch_size]
             response = send(chunk, adapter=one, adapters=many)
             bar.update(len(chunk))
             yield response.id, offset, sorted(response.data, key=lambda r: r.index)  # stable: adapter order
@@ -320,8 +351,13 @@ def _email_sender(client: PhishlensClient) -> Callable[..., Any]:
     return send
 
 
-def _print_table(client: PhishlensClient, inputs: cc.Inputs, names: list[str],
-                 batches: Iterator[tuple[str | None, int, list[ClassifyResult]]], use_color: bool) -> None:
+def _print_table(
+    client: PhishlensClient,
+    inputs: cc.Inputs,
+    names: list[str],
+    batches: Iterator[tuple[str | None, int, list[ClassifyResult]]],
+    use_color: bool,
+) -> None:
     """Per request: its id, then one row per text and one column per adapter; then the legend."""
     style = typer.style if use_color else None
     files = bool(inputs.sources)
@@ -334,11 +370,20 @@ def _print_table(client: PhishlensClient, inputs: cc.Inputs, names: list[str],
                 columns.append(name)  # the server's default adapter when none was named
             rows.setdefault(r.index, {})[name] = r
         last = offset + len(rows) - 1
-        typer.echo(f"request {request_id or '-'}  (texts {offset}-{last})" if last > offset
-                   else f"request {request_id or '-'}")
-        table = [cc.Row(offset + i, request_id, res,
-                        cc.path_name(inputs.source_of(offset + i)) if files else inputs.texts[offset + i])
-                 for i, res in sorted(rows.items())]
+        typer.echo(
+            f"request {request_id or '-'}  (texts {offset}-{last})"
+            if last > offset
+            else f"request {request_id or '-'}"
+        )
+        table = [
+            cc.Row(
+                offset + i,
+                request_id,
+                res,
+                cc.path_name(inputs.source_of(offset + i)) if files else inputs.texts[offset + i],
+            )
+            for i, res in sorted(rows.items())
+        ]
         lines = cc.table(table, columns, style=style, name_header="file" if files else "text")
         typer.echo("\n".join(lines), color=use_color)  # click strips ANSI off a pipe unless told
     try:
@@ -355,11 +400,17 @@ def _print_table(client: PhishlensClient, inputs: cc.Inputs, names: list[str],
 
 @app.command()
 def explain(
-    text: Annotated[str, typer.Argument(help="Text to explain ('-' reads stdin); with --eml, an e-mail file.")],
+    text: Annotated[
+        str, typer.Argument(help="Text to explain ('-' reads stdin); with --eml, an e-mail file.")
+    ],
     adapter: Annotated[str | None, typer.Option(help="Adapter name (server default when omitted).")] = None,
     eml: Annotated[
-        bool, typer.Option("--eml", help="TEXT is an RFC 822 e-mail file ('-': stdin), sent raw: the server "
-                           "parses it and explains the words of the text the model saw.")
+        bool,
+        typer.Option(
+            "--eml",
+            help="TEXT is an RFC 822 e-mail file ('-': stdin), sent raw: the server "
+            "parses it and explains the words of the text the model saw.",
+        ),
     ] = False,
     granularity: Annotated[str, typer.Option(help="word | token.")] = "word",
     max_evals: Annotated[
@@ -391,11 +442,21 @@ def explain(
         typer.echo(json.dumps(res.model_dump(mode="json", exclude={"html"})))
         return
     use_color = color.on(sys.stdout)
-    typer.echo(render_terminal(res.tokens, res.attributions, prediction=res.prediction,
-                               base_value=res.base_value, color=use_color), color=use_color)
+    typer.echo(
+        render_terminal(
+            res.tokens,
+            res.attributions,
+            prediction=res.prediction,
+            base_value=res.base_value,
+            color=use_color,
+        ),
+        color=use_color,
+    )
     name = res.adapter.name if res.adapter else "-"
-    typer.echo(f"label: {res.label}   adapter: {name}   evaluations: {res.evaluations}/{res.max_evals}   "
-               f"additivity error: {res.additivity_error:.2e}   {res.seconds:.2f}s")
+    typer.echo(
+        f"label: {res.label}   adapter: {name}   evaluations: {res.evaluations}/{res.max_evals}   "
+        f"additivity error: {res.additivity_error:.2e}   {res.seconds:.2f}s"
+    )
 
 
 def _one_input(text: str, eml: bool) -> Any:
@@ -427,8 +488,12 @@ def _probe_cell(value: Any) -> str:
 def probe(
     text: Annotated[str, typer.Argument(help="Text to probe ('-' reads stdin); with --eml, an e-mail file.")],
     adapter: Annotated[str | None, typer.Option(help="Adapter name (server default when omitted).")] = None,
-    eml: Annotated[bool, typer.Option("--eml", help="TEXT is an RFC 822 e-mail file ('-': stdin), sent raw.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON response instead of a table.")] = False,
+    eml: Annotated[
+        bool, typer.Option("--eml", help="TEXT is an RFC 822 e-mail file ('-': stdin), sent raw.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the JSON response instead of a table.")
+    ] = False,
     url: UrlOpt = DEFAULT_BASE_URL,
     api_key: KeyOpt = None,
 ) -> None:
@@ -557,32 +622,50 @@ def adapters_unload(
 def data_fetch(
     only: Annotated[
         list[str] | None,
-        typer.Option("--only", help="A corpus folder (email_lingspam) or training source id (sms_uci); "
-                     "repeatable. Default: all.", show_default=False),
+        typer.Option(
+            "--only",
+            help="A corpus folder (email_lingspam) or training source id (sms_uci); "
+            "repeatable. Default: all.",
+            show_default=False,
+        ),
     ] = None,
     accept: Annotated[
         list[str] | None,
-        typer.Option("--accept", help="A corpus folder whose licence step (shown by a first run) you have "
-                     "taken; repeatable.", show_default=False),
+        typer.Option(
+            "--accept",
+            help="A corpus folder whose licence step (shown by a first run) you have taken; repeatable.",
+            show_default=False,
+        ),
     ] = None,
     mirror: Annotated[
         str | None,
-        typer.Option("--mirror", envvar="PHISHLENS_DATA_MIRROR", show_default=False,
-                     help="Base URL (http, https, file) of a prepared data root: every file is taken from "
-                     "<mirror>/raw/...; needed for the files converted by the corpus curators."),
+        typer.Option(
+            "--mirror",
+            envvar="PHISHLENS_DATA_MIRROR",
+            show_default=False,
+            help="Base URL (http, https, file) of a prepared data root: every file is taken from "
+            "<mirror>/raw/...; needed for the files converted by the corpus curators.",
+        ),
     ] = None,
     data_root: Annotated[
         Path | None,
-        typer.Option("--data-root", envvar="PHISHLENS_DATA_ROOT", show_default=False,
-                     help="Where to lay the files out (default: <repo>/../shared/data)."),
+        typer.Option(
+            "--data-root",
+            envvar="PHISHLENS_DATA_ROOT",
+            show_default=False,
+            help="Where to lay the files out (default: <repo>/../shared/data).",
+        ),
     ] = None,
     github_raw: Annotated[
         str, typer.Option("--github-raw", help="Base URL of GitHub raw files (or a mirror of them).")
     ] = "https://raw.githubusercontent.com",
     progress: Annotated[
         bool | None,
-        typer.Option("--progress/--no-progress", show_default=False,
-                     help="Download bars on stderr (default: on a terminal)."),
+        typer.Option(
+            "--progress/--no-progress",
+            show_default=False,
+            help="Download bars on stderr (default: on a terminal).",
+        ),
     ] = None,
 ) -> None:
     """Download each corpus from its original source, verify its sha256, lay it out for training.
@@ -591,8 +674,8 @@ def data_fetch(
     files without --mirror), 1 when a download failed or did not match its sha256.
     """
     from phishlens.training.data.config import data_root as default_root
-    from phishlens.training.data.fetch import fetch_all, summary
     from phishlens.training.data.downloads import select
+    from phishlens.training.data.fetch import fetch_all, summary
 
     corpus = [n for n in only or [] if n != "url_top_sites"]
     try:
@@ -614,7 +697,11 @@ def data_fetch(
 
         try:
             typer.echo(f"ok     url_top_sites: {fetch_top_sites()}")
-        except (OSError, ValueError, subprocess.SubprocessError) as exc:  # npm missing/failed, sha256 mismatch
+        except (
+            OSError,
+            ValueError,
+            subprocess.SubprocessError,
+        ) as exc:  # npm missing/failed, sha256 mismatch
             extra_failed = True
             typer.echo(f"FAILED url_top_sites: {exc}")
     typer.echo(summary(results))

@@ -178,8 +178,11 @@ def cell(result: ClassifyResult | None, style: Any = None) -> str:
     to one width."""
     if result is None:
         return "-".ljust(CELL_WIDTH)
-    flags = ("U" if result.uncertain else "") + ("T" if result.truncated else "") + (
-        "O" if result.ood is not None and result.ood.flagged else "")
+    flags = (
+        ("U" if result.uncertain else "")
+        + ("T" if result.truncated else "")
+        + ("O" if result.ood is not None and result.ood.flagged else "")
+    )
     label = f"{result.label:<10}"
     if style is not None:
         label = style(label, fg=LABEL_COLORS.get(result.label), bold=result.label == "phishing")

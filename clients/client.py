@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import httpx
 import pydantic
+
 from phishlens import __version__
 from phishlens.clients.protocol import (
     AdapterDriftInfo,
@@ -172,9 +173,7 @@ def email_input(raw: bytes | str) -> EmailInput:
 FeedbackLabels = Mapping[int, str] | Sequence[str] | Sequence[Mapping[str, Any]]
 
 
-def _feedback_call(
-    request_id: str, labels: FeedbackLabels, adapter: str | None
-) -> _Call[FeedbackResponse]:
+def _feedback_call(request_id: str, labels: FeedbackLabels, adapter: str | None) -> _Call[FeedbackResponse]:
     """`labels`: {index: label}, one label per text in order, or {"index", "label", "adapter"?} dicts."""
     if isinstance(labels, Mapping):
         items: list[dict[str, Any]] = [{"index": int(i), "label": lab} for i, lab in labels.items()]
@@ -198,7 +197,9 @@ def _unload_adapter_call(name: str) -> _Call[None]:
     return _Call("DELETE", f"/v1/adapters/{quote(name, safe='')}", _parse_none)
 
 
-def _predict_call(model: str, instances: Sequence[Any], return_text: bool = False) -> _Call[KServePredictResponse]:
+def _predict_call(
+    model: str, instances: Sequence[Any], return_text: bool = False
+) -> _Call[KServePredictResponse]:
     path = f"/v1/models/{quote(model, safe='')}:predict"
     body: dict[str, Any] = {"instances": [_wire_input(i) for i in instances]}
     if return_text:
@@ -234,8 +235,13 @@ def _explain_call(
     body = {"input": _wire_input(input), **_explain_body(granularity, max_evals, html, return_text)}
     if adapter is not None:
         body["adapter"] = adapter
-    return _Call("POST", "/v1/explain", _model_parser(ExplainResponse), json=body,
-                 timeout=timeout if timeout is not None else EXPLAIN_TIMEOUT)
+    return _Call(
+        "POST",
+        "/v1/explain",
+        _model_parser(ExplainResponse),
+        json=body,
+        timeout=timeout if timeout is not None else EXPLAIN_TIMEOUT,
+    )
 
 
 def _kserve_explain_call(
@@ -248,8 +254,13 @@ def _kserve_explain_call(
     return_text: bool = False,
 ) -> _Call[KServeExplainResponse]:
     body = {"instances": [_wire_input(input)], **_explain_body(granularity, max_evals, html, return_text)}
-    return _Call("POST", f"/v1/models/{quote(model, safe='')}:explain", _model_parser(KServeExplainResponse),
-                 json=body, timeout=timeout if timeout is not None else EXPLAIN_TIMEOUT)
+    return _Call(
+        "POST",
+        f"/v1/models/{quote(model, safe='')}:explain",
+        _model_parser(KServeExplainResponse),
+        json=body,
+        timeout=timeout if timeout is not None else EXPLAIN_TIMEOUT,
+    )
 
 
 def _probe_call(input: ClassifyInput, adapter: str | None, return_text: bool = False) -> _Call[ProbeResponse]:
@@ -525,13 +536,19 @@ class PhishlensClient(_BaseClient):
         return_text: bool = False,
     ) -> KServeExplainResponse:
         """KServe V1 `POST /v1/models/{model}:explain` for one text."""
-        return self._send(_kserve_explain_call(model, input, granularity, max_evals, html, timeout, return_text))
+        return self._send(
+            _kserve_explain_call(model, input, granularity, max_evals, html, timeout, return_text)
+        )
 
-    def probe(self, input: ClassifyInput, adapter: str | None = None, *, return_text: bool = False) -> ProbeResponse:
+    def probe(
+        self, input: ClassifyInput, adapter: str | None = None, *, return_text: bool = False
+    ) -> ProbeResponse:
         """Per-layer probe outputs and logit-lens P(phishing) of one text (`POST /v1/probe`)."""
         return self._send(_probe_call(input, adapter, return_text))
 
-    def predict(self, model: str, instances: Sequence[Any], *, return_text: bool = False) -> KServePredictResponse:
+    def predict(
+        self, model: str, instances: Sequence[Any], *, return_text: bool = False
+    ) -> KServePredictResponse:
         """KServe V1 `POST /v1/models/{model}:predict`."""
         return self._send(_predict_call(model, instances, return_text))
 
@@ -692,7 +709,9 @@ class AsyncPhishlensClient(_BaseClient):
         return_text: bool = False,
     ) -> ExplainResponse:
         """SHAP attributions of one text (`html=True` adds a self-contained HTML page); waits up to 600 s."""
-        return await self._send(_explain_call(input, adapter, granularity, max_evals, html, timeout, return_text))
+        return await self._send(
+            _explain_call(input, adapter, granularity, max_evals, html, timeout, return_text)
+        )
 
     async def kserve_explain(
         self,
@@ -707,7 +726,8 @@ class AsyncPhishlensClient(_BaseClient):
     ) -> KServeExplainResponse:
         """KServe V1 `POST /v1/models/{model}:explain` for one text."""
         return await self._send(
-            _kserve_explain_call(model, input, granularity, max_evals, html, timeout, return_text))
+            _kserve_explain_call(model, input, granularity, max_evals, html, timeout, return_text)
+        )
 
     async def probe(
         self, input: ClassifyInput, adapter: str | None = None, *, return_text: bool = False

@@ -19,15 +19,18 @@ from __future__ import annotations
 import re
 import threading
 import types
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
 Granularity = Literal["token", "word"]
 ScoreFn = Callable[[list[str]], np.ndarray]
 MASK_TOKEN = "..."  # what shap puts where masked features were (collapsed runs → one)
-DEFAULT_ROUND_NODES = 5  # partition-tree nodes expanded per round (2 texts each): shap's own schedule, its exact values
+DEFAULT_ROUND_NODES = (
+    5  # partition-tree nodes expanded per round (2 texts each): shap's own schedule, its exact values
+)
 _WS = re.compile(r"\s+")
 
 
@@ -166,16 +169,25 @@ class _ScoreCache:
                     raise AttributionError(f"budget exceeded: {total} > {self.max_evals}")
                 got = np.asarray(self.score(new), dtype=np.float64).reshape(-1)
                 if got.shape != (len(new),) or not np.all(np.isfinite(got)):
-                    raise AttributionError(f"score returned {got.shape} finite={np.all(np.isfinite(got))} "
-                                           f"for {len(new)} texts")
+                    raise AttributionError(
+                        f"score returned {got.shape} finite={np.all(np.isfinite(got))} for {len(new)} texts"
+                    )
                 self.values.update(zip(new, got.tolist()))
                 self.rounds += 1
             return np.array([self.values[t] for t in batch], dtype=np.float64)
 
 
-def attribute(score: ScoreFn, text: str, tokenizer: Any, *, granularity: Granularity = "word",
-              max_evals: int = 300, round_nodes: int = DEFAULT_ROUND_NODES, seed: int = 0,
-              max_features: int | None = None) -> Attribution:
+def attribute(
+    score: ScoreFn,
+    text: str,
+    tokenizer: Any,
+    *,
+    granularity: Granularity = "word",
+    max_evals: int = 300,
+    round_nodes: int = DEFAULT_ROUND_NODES,
+    seed: int = 0,
+    max_features: int | None = None,
+) -> Attribution:
     """Partition-SHAP attributions of ``score`` (P(phishing) per text) for ``text``.
 
     ``score`` gets lists of texts and returns one probability each; it is called once per round
@@ -195,8 +207,9 @@ def attribute(score: ScoreFn, text: str, tokenizer: Any, *, granularity: Granula
         raise AttributionError("text is empty after whitespace normalisation")
     segmenter = _SegmentTokenizer(tokenizer, granularity)
     if max_features is not None and len(segmenter.spans(s)) > max_features:
-        raise TooManyFeatures(f"text has {len(segmenter.spans(s))} {granularity}s; at most {max_features} "
-                              "can be explained")
+        raise TooManyFeatures(
+            f"text has {len(segmenter.spans(s))} {granularity}s; at most {max_features} can be explained"
+        )
     masker = shap.maskers.Text(segmenter, mask_token=MASK_TOKEN, collapse_mask_token=True)
     cache = _ScoreCache(score, max_evals)
     masked_text = str(masker(np.ones(masker.shape(s)[1], dtype=bool), s)[0][0])
@@ -237,8 +250,9 @@ def attribute(score: ScoreFn, text: str, tokenizer: Any, *, granularity: Granula
 class _WhitespaceTokenizer:
     is_fast = True
 
-    def __call__(self, s: str, add_special_tokens: bool = False, return_offsets_mapping: bool = True,
-                 **_: Any) -> dict[str, Any]:
+    def __call__(
+        self, s: str, add_special_tokens: bool = False, return_offsets_mapping: bool = True, **_: Any
+    ) -> dict[str, Any]:
         spans = [m.span() for m in re.finditer(r"\S+", s)]
         return {"input_ids": list(range(1, len(spans) + 1)), "offset_mapping": spans}
 
@@ -248,6 +262,10 @@ def warm_up() -> float:
     import time
 
     t = time.perf_counter()
-    attribute(lambda xs: np.array([len(x) / 100.0 for x in xs]), "one two three four", _WhitespaceTokenizer(),
-              max_evals=20)
+    attribute(
+        lambda xs: np.array([len(x) / 100.0 for x in xs]),
+        "one two three four",
+        _WhitespaceTokenizer(),
+        max_evals=20,
+    )
     return time.perf_counter() - t

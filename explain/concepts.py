@@ -9,22 +9,64 @@ the concept; a concept that is more decodable than the label is a shortcut candi
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
-URL_RE = re.compile(r"(<URL>|https?://\S+|www\.\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|info|biz|ru|cn|in|io|co|ly|me|xyz|top|online|site|uk|de)\b(?:/\S*)?)",
-                    re.IGNORECASE)
-URGENCY_RE = re.compile(r"\b(urgent(?:ly)?|immediate(?:ly)?|act now|right away|as soon as possible|asap|expire[sd]?|"
-                        r"suspend(?:ed)?|locked|verify|within \d+ (?:hours?|days?)|final (?:notice|warning)|"
-                        r"last chance|limited time|action required|warning|alert)\b", re.IGNORECASE)
-HTML_RE = re.compile(r"</?(?:html|body|div|span|table|tr|td|p|br|a|font|img|b|i|center|head|style)\b[^<>]*>|&nbsp;|&amp;",
-                     re.IGNORECASE)
+URL_RE = re.compile(
+    r"(<URL>|https?://\S+|www\.\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|info|biz|ru|cn|in|io|co|ly|me|xyz|top|online|site|uk|de)\b(?:/\S*)?)",
+    re.IGNORECASE,
+)
+URGENCY_RE = re.compile(
+    r"\b(urgent(?:ly)?|immediate(?:ly)?|act now|right away|as soon as possible|asap|expire[sd]?|"
+    r"suspend(?:ed)?|locked|verify|within \d+ (?:hours?|days?)|final (?:notice|warning)|"
+    r"last chance|limited time|action required|warning|alert)\b",
+    re.IGNORECASE,
+)
+HTML_RE = re.compile(
+    r"</?(?:html|body|div|span|table|tr|td|p|br|a|font|img|b|i|center|head|style)\b[^<>]*>|&nbsp;|&amp;",
+    re.IGNORECASE,
+)
 EMAIL_ADDR_RE = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b|<EMAIL>")
-SENDER_RE = re.compile(r"^(?:from|subject|to|reply-to)\s*:|\bdear (?:customer|client|user|member|sir|madam|valued)\b",
-                       re.IGNORECASE | re.MULTILINE)
-BRANDS = ("paypal", "apple", "amazon", "microsoft", "netflix", "google", "facebook", "ebay", "wells fargo",
-          "bank of america", "chase", "citibank", "hsbc", "dhl", "usps", "fedex", "ups", "irs", "hmrc",
-          "visa", "mastercard", "outlook", "office 365", "dropbox", "docusign", "instagram", "whatsapp",
-          "linkedin", "yahoo", "icloud", "barclays", "santander", "royal mail", "coinbase", "binance")
+SENDER_RE = re.compile(
+    r"^(?:from|subject|to|reply-to)\s*:|\bdear (?:customer|client|user|member|sir|madam|valued)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+BRANDS = (
+    "paypal",
+    "apple",
+    "amazon",
+    "microsoft",
+    "netflix",
+    "google",
+    "facebook",
+    "ebay",
+    "wells fargo",
+    "bank of america",
+    "chase",
+    "citibank",
+    "hsbc",
+    "dhl",
+    "usps",
+    "fedex",
+    "ups",
+    "irs",
+    "hmrc",
+    "visa",
+    "mastercard",
+    "outlook",
+    "office 365",
+    "dropbox",
+    "docusign",
+    "instagram",
+    "whatsapp",
+    "linkedin",
+    "yahoo",
+    "icloud",
+    "barclays",
+    "santander",
+    "royal mail",
+    "coinbase",
+    "binance",
+)
 BRAND_RE = re.compile(r"\b(" + "|".join(re.escape(b) for b in BRANDS) + r")\b", re.IGNORECASE)
 
 

@@ -153,13 +153,15 @@ def ks_mixture(live: np.ndarray, sorted_by_class: Sequence[np.ndarray], prior: f
         return 0.0
     grid = np.concatenate([live, s0, s1])
     f_live = np.searchsorted(live, grid, side="right") / len(live)
-    f_ref = (prior * np.searchsorted(s1, grid, side="right") / len(s1)
-             + (1 - prior) * np.searchsorted(s0, grid, side="right") / len(s0))
+    f_ref = prior * np.searchsorted(s1, grid, side="right") / len(s1) + (1 - prior) * np.searchsorted(
+        s0, grid, side="right"
+    ) / len(s0)
     return float(np.max(np.abs(f_live - f_ref)))
 
 
-def reference_quantile_mixture(values: np.ndarray, sorted_by_class: Sequence[np.ndarray], prior: float,
-                               rng: np.random.Generator) -> np.ndarray:
+def reference_quantile_mixture(
+    values: np.ndarray, sorted_by_class: Sequence[np.ndarray], prior: float, rng: np.random.Generator
+) -> np.ndarray:
     """Randomised PIT under the class mixture at `prior` (uniform on [0, 1] for in-distribution values)."""
     values = np.asarray(values, dtype=np.float64)
     r = rng.random(len(values))
@@ -186,11 +188,14 @@ class KernelMeans:
     @classmethod
     def of(cls, ref: np.ndarray, y: np.ndarray, gamma: float) -> KernelMeans:
         a, b = ref[y == 0], ref[y == 1]
-        return cls(offdiag_mean(rbf(a, a, gamma)), float(rbf(a, b, gamma).mean()), offdiag_mean(rbf(b, b, gamma)))
+        return cls(
+            offdiag_mean(rbf(a, a, gamma)), float(rbf(a, b, gamma).mean()), offdiag_mean(rbf(b, b, gamma))
+        )
 
 
-def mmd2_prior(x: np.ndarray, ref: np.ndarray, y: np.ndarray, gamma: float, km: KernelMeans,
-               prior: float) -> float:
+def mmd2_prior(
+    x: np.ndarray, ref: np.ndarray, y: np.ndarray, gamma: float, km: KernelMeans, prior: float
+) -> float:
     """Unbiased MMD² between a window x [n, d] and the reference [m, d] reweighted to `prior` (y: 1 = phishing).
 
     The within-window term skips pairs of identical texts as well as the diagonal: a campaign repeating
@@ -221,8 +226,14 @@ class TypicalWord:
     log_odds: float  # > 0: typical of live traffic
 
 
-def typical_words(live_df: Mapping[str, float], live_n: float, ref_df: Mapping[str, float], ref_n: float,
-                  top: int = 10, min_docs: float = 5.0) -> tuple[list[TypicalWord], list[TypicalWord]]:
+def typical_words(
+    live_df: Mapping[str, float],
+    live_n: float,
+    ref_df: Mapping[str, float],
+    ref_n: float,
+    top: int = 10,
+    min_docs: float = 5.0,
+) -> tuple[list[TypicalWord], list[TypicalWord]]:
     """(words most typical of live traffic, words most typical of the reference) by smoothed log-odds of
     document frequency. A live word is shown only if at least `min_docs` live texts contain it, so one
     request's rare words (names, addresses) never surface."""

@@ -47,7 +47,7 @@ def _halves(y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     for c in (0, 1):
         idx = rng.permutation(np.flatnonzero(y == c))
         r.append(idx[: len(idx) // 2])
-        h.append(idx[len(idx) // 2:])
+        h.append(idx[len(idx) // 2 :])
     return np.concatenate(r), np.concatenate(h)
 
 
@@ -59,10 +59,19 @@ def _draw(h_idx: np.ndarray, y: np.ndarray, n1: np.ndarray, w: int, rng: np.rand
     return np.where(np.arange(w)[None, :] < n1[:, None], a, b)
 
 
-def calibrate(scored: RowSet, styled: RowSet, calibration_prior: float, windows: Sequence[int],
-              alpha: float = 0.005, n_sims: int = 2000, seed: int = 0, gamma: float | None = None,
-              priors: Sequence[float] = PRIOR_GRID, scalar: type[DriftStatistic] = PSI,
-              embedding: type[DriftStatistic] = MMD) -> list[Calibrated]:
+def calibrate(
+    scored: RowSet,
+    styled: RowSet,
+    calibration_prior: float,
+    windows: Sequence[int],
+    alpha: float = 0.005,
+    n_sims: int = 2000,
+    seed: int = 0,
+    gamma: float | None = None,
+    priors: Sequence[float] = PRIOR_GRID,
+    scalar: type[DriftStatistic] = PSI,
+    embedding: type[DriftStatistic] = MMD,
+) -> list[Calibrated]:
     """Thresholds per window size, valid at every live prevalence in `priors`.
 
     `scored` holds the model-dependent features of held-out rows (column 0 = calibrated P(phishing)),
@@ -92,8 +101,11 @@ def calibrate(scored: RowSet, styled: RowSet, calibration_prior: float, windows:
             fitted[name] = (scalar.fit(col[r_idx], rows.y[r_idx]), col[h_idx], which)
     if emb is not None:
         gamma = rbf_gamma(emb) if gamma is None else gamma  # pass the served bandwidth: same kernel
-        fitted["embedding"] = (embedding.fit(emb[rx].astype(np.float64), styled.y[rx], gamma=gamma),
-                               emb[hx].astype(np.float64), 1)
+        fitted["embedding"] = (
+            embedding.fit(emb[rx].astype(np.float64), styled.y[rx], gamma=gamma),
+            emb[hx].astype(np.float64),
+            1,
+        )
     out = []
     for w in windows:
         per_prior: dict[float, dict[str, np.ndarray]] = {}
@@ -101,15 +113,19 @@ def calibrate(scored: RowSet, styled: RowSet, calibration_prior: float, windows:
             n1 = rng.binomial(w, pi, size=n_sims)
             draws = (_draw(hs, scored.y, n1, w, rng), _draw(hx, styled.y, n1, w, rng))
             pi_hat = mle_prior(scored.values[hs, 0][draws[0]], calibration_prior)
-            per_prior[pi] = {name: stat.simulate(held, draws[which], pi_hat)
-                             for name, (stat, held, which) in fitted.items()}
+            per_prior[pi] = {
+                name: stat.simulate(held, draws[which], pi_hat)
+                for name, (stat, held, which) in fitted.items()
+            }
         names = list(per_prior[priors[0]])
         thr = {f: max(float(np.quantile(per_prior[pi][f], q)) for pi in priors) for f in names}
         for f in names:
             floor = fitted[f][0].floor
             if floor is not None:
                 thr[f] = max(thr[f], floor)
-        fa = {pi: float(np.mean([drift_rule({f: st[f][s] > thr[f] for f in names}) for s in range(n_sims)]))
-              for pi, st in per_prior.items()}
+        fa = {
+            pi: float(np.mean([drift_rule({f: st[f][s] > thr[f] for f in names}) for s in range(n_sims)]))
+            for pi, st in per_prior.items()
+        }
         out.append(Calibrated(int(w), thr, max(fa.values()), n_sims, fa))
     return out

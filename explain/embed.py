@@ -61,8 +61,13 @@ class Embedder:
             out = []
             with torch.inference_mode():
                 for i in range(0, len(texts), self.batch_size):
-                    enc = self._tok(list(texts[i:i + self.batch_size]), padding=True, truncation=True,
-                                    max_length=self.max_tokens, return_tensors="pt")
+                    enc = self._tok(
+                        list(texts[i : i + self.batch_size]),
+                        padding=True,
+                        truncation=True,
+                        max_length=self.max_tokens,
+                        return_tensors="pt",
+                    )
                     h = self._model(**enc).last_hidden_state  # [b, t, 384]
                     m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
                     v = (h * m).sum(1) / m.sum(1).clamp(min=1.0)

@@ -13,8 +13,9 @@ Two poolings per text and layer: ``last`` (the answer position, where the label 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -102,9 +103,17 @@ def _blocks(model: Any, start: int, end: int | None) -> Iterator[Any]:
             cfg.layer_types = types
 
 
-def collect_hidden(model: Any, prompts: Sequence[Sequence[int]], pad_id: int = 0,
-                   max_batch_tokens: int = 4096, progress: Any = None, keep_sequence_of: int | None = None,
-                   start: int = 0, start_states: Sequence[Any] | None = None, end: int | None = None) -> HiddenStates:
+def collect_hidden(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    pad_id: int = 0,
+    max_batch_tokens: int = 4096,
+    progress: Any = None,
+    keep_sequence_of: int | None = None,
+    start: int = 0,
+    start_states: Sequence[Any] | None = None,
+    end: int | None = None,
+) -> HiddenStates:
     """Run the decoder on token-id prompts and keep every block's output, pooled two ways.
 
     Rows are right-padded: with causal attention every real token sees exactly what it would see
@@ -121,13 +130,29 @@ def collect_hidden(model: Any, prompts: Sequence[Sequence[int]], pad_id: int = 0
         raise ValueError("start > 0 needs one start state per prompt")
     if start or end is not None:
         with _blocks(model, start, end):
-            return _collect(model, prompts, pad_id, max_batch_tokens, progress, keep_sequence_of, start,
-                            start_states if start else None)
+            return _collect(
+                model,
+                prompts,
+                pad_id,
+                max_batch_tokens,
+                progress,
+                keep_sequence_of,
+                start,
+                start_states if start else None,
+            )
     return _collect(model, prompts, pad_id, max_batch_tokens, progress, keep_sequence_of, 0, None)
 
 
-def _collect(model: Any, prompts: Sequence[Sequence[int]], pad_id: int, max_batch_tokens: int, progress: Any,
-             keep_sequence_of: int | None, start: int, start_states: Sequence[Any] | None) -> HiddenStates:
+def _collect(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    pad_id: int,
+    max_batch_tokens: int,
+    progress: Any,
+    keep_sequence_of: int | None,
+    start: int,
+    start_states: Sequence[Any] | None,
+) -> HiddenStates:
     import torch
 
     dec = decoder(model)
@@ -141,6 +166,7 @@ def _collect(model: Any, prompts: Sequence[Sequence[int]], pad_id: int, max_batc
     def hook(i: int) -> Any:
         def fn(_mod: Any, _inp: Any, out: Any) -> None:
             captured[i] = out[0] if isinstance(out, tuple) else out
+
         return fn
 
     handles = [b.register_forward_hook(hook(i)) for i, b in enumerate(blocks)]

@@ -13,8 +13,9 @@ served probability (tests compare it with the HF scoring path).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class LogitLens:
     softcap: float | None
 
     @classmethod
-    def of(cls, model: Any, label_ids: Sequence[int]) -> "LogitLens":
+    def of(cls, model: Any, label_ids: Sequence[int]) -> LogitLens:
         if len(label_ids) != 2:
             raise ValueError("the logit lens reads exactly two label tokens (phishing, legit)")
         head = output_head(model)

@@ -9,8 +9,8 @@ little. Only texts the edit actually changes are counted.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -18,10 +18,22 @@ from .concepts import BRAND_RE, EMAIL_ADDR_RE, HTML_RE, URL_RE
 
 Scorer = Callable[[list[str]], np.ndarray]
 
-_BRAND_SWAP = {"paypal": "Venmo", "apple": "Samsung", "amazon": "Walmart", "microsoft": "Oracle",
-               "netflix": "Hulu", "google": "Yahoo", "bank of america": "Wells Fargo", "wells fargo": "Bank of America",
-               "dhl": "FedEx", "fedex": "DHL", "usps": "Royal Mail", "royal mail": "USPS", "ups": "DHL",
-               "yahoo": "Google"}
+_BRAND_SWAP = {
+    "paypal": "Venmo",
+    "apple": "Samsung",
+    "amazon": "Walmart",
+    "microsoft": "Oracle",
+    "netflix": "Hulu",
+    "google": "Yahoo",
+    "bank of america": "Wells Fargo",
+    "wells fargo": "Bank of America",
+    "dhl": "FedEx",
+    "fedex": "DHL",
+    "usps": "Royal Mail",
+    "royal mail": "USPS",
+    "ups": "DHL",
+    "yahoo": "Google",
+}
 _FROM_RE = re.compile(r"^(from|reply-to)\s*:.*$", re.IGNORECASE | re.MULTILINE)
 _TAG_RE = re.compile(r"</?[a-zA-Z][^<>]{0,200}>")
 _ENTITY_RE = re.compile(r"&(nbsp|amp|lt|gt|quot|#\d+);", re.IGNORECASE)
@@ -59,7 +71,9 @@ class Edit:
 
 EDITS: tuple[Edit, ...] = (
     Edit("remove_url", "remove every URL / link placeholder", remove_urls),
-    Edit("change_sender", "replace sender lines and e-mail addresses with a neutral colleague", change_sender),
+    Edit(
+        "change_sender", "replace sender lines and e-mail addresses with a neutral colleague", change_sender
+    ),
     Edit("strip_html", "strip HTML tags and entities", strip_html),
     Edit("swap_brand", "swap brand names for other brands", swap_brands),
 )
@@ -82,13 +96,27 @@ class PairResult:
         return self.n_flipped / self.n_changed if self.n_changed else float("nan")
 
     def to_dict(self) -> dict:
-        return {"edit": self.edit, "n_changed": self.n_changed, "n_flipped": self.n_flipped,
-                "flip_rate": None if not self.n_changed else round(self.flip_rate, 4), "to_legitimate": self.to_legit,
-                "to_phishing": self.to_phish, "mean_delta": round(self.mean_delta, 4), "examples": self.examples}
+        return {
+            "edit": self.edit,
+            "n_changed": self.n_changed,
+            "n_flipped": self.n_flipped,
+            "flip_rate": None if not self.n_changed else round(self.flip_rate, 4),
+            "to_legitimate": self.to_legit,
+            "to_phishing": self.to_phish,
+            "mean_delta": round(self.mean_delta, 4),
+            "examples": self.examples,
+        }
 
 
-def flip_rates(score: Scorer, texts: Sequence[str], threshold: float, edits: Sequence[Edit] = EDITS,
-               base_scores: np.ndarray | None = None, n_examples: int = 2, max_chars: int = 160) -> list[PairResult]:
+def flip_rates(
+    score: Scorer,
+    texts: Sequence[str],
+    threshold: float,
+    edits: Sequence[Edit] = EDITS,
+    base_scores: np.ndarray | None = None,
+    n_examples: int = 2,
+    max_chars: int = 160,
+) -> list[PairResult]:
     """For each edit: apply it to every text, score the changed ones (one batch), count flips."""
     texts = list(texts)
     p0 = np.asarray(base_scores if base_scores is not None else score(texts), dtype=float)
@@ -103,9 +131,24 @@ def flip_rates(score: Scorer, texts: Sequence[str], threshold: float, edits: Seq
         before = p0[idx] >= threshold
         after = p1 >= threshold
         flips = np.flatnonzero(before != after)
-        ex = [{"before": texts[idx[k]][:max_chars], "after": edited[idx[k]][:max_chars],
-               "p_before": round(float(p0[idx[k]]), 3), "p_after": round(float(p1[k]), 3)}
-              for k in flips[:n_examples]]
-        out.append(PairResult(e.name, len(idx), int(len(flips)), int((before & ~after).sum()),
-                              int((~before & after).sum()), float(np.mean(p1 - p0[idx])), ex))
+        ex = [
+            {
+                "before": texts[idx[k]][:max_chars],
+                "after": edited[idx[k]][:max_chars],
+                "p_before": round(float(p0[idx[k]]), 3),
+                "p_after": round(float(p1[k]), 3),
+            }
+            for k in flips[:n_examples]
+        ]
+        out.append(
+            PairResult(
+                e.name,
+                len(idx),
+                int(len(flips)),
+                int((before & ~after).sum()),
+                int((~before & after).sum()),
+                float(np.mean(p1 - p0[idx])),
+                ex,
+            )
+        )
     return out

@@ -47,9 +47,9 @@ def reference_scores(ref: EmbeddingRef, chunk: int = 512) -> np.ndarray:
     k = max(1, min(ref.knn_k, n - 1))
     out = np.empty(n)
     for s in range(0, n, chunk):
-        d = 1.0 - v[s:s + chunk] @ v.T  # [c, n]
+        d = 1.0 - v[s : s + chunk] @ v.T  # [c, n]
         d[np.arange(len(d)), np.arange(s, s + len(d))] = np.inf  # leave the row itself out
-        out[s:s + chunk] = np.partition(d, k - 1, axis=1)[:, :k].mean(1)
+        out[s : s + chunk] = np.partition(d, k - 1, axis=1)[:, :k].mean(1)
     return out / ref.ood_scale
 
 

@@ -145,8 +145,12 @@ class ExpectedWindow:
             p = np.fromiter((p for p, _ in self._raw), float)
             pred = np.fromiter((d for _, d in self._raw), bool)
             q = adjust_posteriors(p, self.calibration_prior, self.prevalence)
-            return Confusion(float(q[pred].sum()), float((1 - q[pred]).sum()), float((1 - q[~pred]).sum()),
-                             float(q[~pred].sum()))
+            return Confusion(
+                float(q[pred].sum()),
+                float((1 - q[pred]).sum()),
+                float((1 - q[~pred]).sum()),
+                float(q[~pred].sum()),
+            )
         # clamp tiny negatives left by subtraction
         return Confusion(*(max(0.0, v) for v in self._sum))
 

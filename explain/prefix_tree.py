@@ -15,8 +15,9 @@ plain forwards). Only HF causal LMs (peft-wrapped or not) whose attention takes 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,8 +45,14 @@ class PrefixTreeScorer:
     ``max_cached_tokens``). Not thread safe: one caller at a time.
     """
 
-    def __init__(self, model: Any, label_token_ids: Sequence[int], *, chunk_tokens: int = 384,
-                 max_cached_tokens: int = 32768) -> None:
+    def __init__(
+        self,
+        model: Any,
+        label_token_ids: Sequence[int],
+        *,
+        chunk_tokens: int = 384,
+        max_cached_tokens: int = 32768,
+    ) -> None:
         import torch
 
         self.model = model
@@ -102,7 +109,7 @@ class PrefixTreeScorer:
                 break
             path.append(child)
             node = child
-        return path, [int(t) for t in prompt[len(path):]]
+        return path, [int(t) for t in prompt[len(path) :]]
 
     def _run(self, plans: list[tuple[list[int], list[int]]]) -> np.ndarray:
         import torch
@@ -125,7 +132,7 @@ class PrefixTreeScorer:
             block = slice(row, row + n)
             if len(cols):
                 allowed[block, cols] = True
-            allowed[block, a + row: a + row + n] = torch.ones(n, n, dtype=torch.bool).tril()
+            allowed[block, a + row : a + row + n] = torch.ones(n, n, dtype=torch.bool).tril()
             ids[block] = torch.tensor(new, dtype=torch.long)
             pos[block] = torch.arange(len(path), len(path) + n)
             last[k] = row + n - 1
@@ -137,11 +144,20 @@ class PrefixTreeScorer:
         past = DynamicCache()
         if a:
             for layer, (k_store, v_store) in enumerate(zip(self.keys, self.values)):
-                past.update(k_store.index_select(1, gather).unsqueeze(0),
-                            v_store.index_select(1, gather).unsqueeze(0), layer)
+                past.update(
+                    k_store.index_select(1, gather).unsqueeze(0),
+                    v_store.index_select(1, gather).unsqueeze(0),
+                    layer,
+                )
         with torch.inference_mode():
-            res = self.model(input_ids=ids.unsqueeze(0), position_ids=pos.unsqueeze(0), attention_mask=mask,
-                             past_key_values=past, use_cache=True, logits_to_keep=last)
+            res = self.model(
+                input_ids=ids.unsqueeze(0),
+                position_ids=pos.unsqueeze(0),
+                attention_mask=mask,
+                past_key_values=past,
+                use_cache=True,
+                logits_to_keep=last,
+            )
         logp = torch.log_softmax(res.logits[0].float(), dim=-1)[:, self.label_ids]
         self._store(res.past_key_values, a, q, plans)
         self.stats.computed_tokens += q
@@ -164,8 +180,8 @@ class PrefixTreeScorer:
                     grown[:, : self.size] = store[i][:, : self.size]
                     store[i] = grown
         for i, layer in enumerate(layers):
-            self.keys[i][:, self.size: need] = layer.keys[0, :, a: a + q]
-            self.values[i][:, self.size: need] = layer.values[0, :, a: a + q]
+            self.keys[i][:, self.size : need] = layer.keys[0, :, a : a + q]
+            self.values[i][:, self.size : need] = layer.values[0, :, a : a + q]
         row = self.size
         for path, new in plans:
             parent = path[-1] if path else _ROOT

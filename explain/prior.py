@@ -101,8 +101,9 @@ def adjust_posteriors(p: np.ndarray, calibration_prior: float, live_prior: float
     return q * r / (q * r + 1 - q)
 
 
-def prevalence_shift(low: float, high: float, usual: np.ndarray | list[float], factor: float = 2.0,
-                     margin: float = 0.02) -> bool:
+def prevalence_shift(
+    low: float, high: float, usual: np.ndarray | list[float], factor: float = 2.0, margin: float = 0.02
+) -> bool:
     """The rule of the PhishlensPrevalenceShift alert (deploy/prometheus/alerts.yml), for benchmarks and
     tests: the 95 % interval lies wholly above `factor` x the lower quartile of the usual estimates
     (+ margin), or wholly under the upper quartile / `factor` (- margin). The alert takes 6 hours of them."""

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,8 +56,10 @@ class LinearProbe:
     def proba(self, states: np.ndarray) -> np.ndarray:
         """``[n, n_layers, d]`` → ``[n, n_layers, n_classes]`` class probabilities per layer."""
         if states.shape[1:] != (self.weight.shape[0], self.weight.shape[2]):
-            raise ProbeError(f"probe {self.name} expects states [n, {self.weight.shape[0]}, {self.weight.shape[2]}], "
-                             f"got {list(states.shape)}")
+            raise ProbeError(
+                f"probe {self.name} expects states [n, {self.weight.shape[0]}, {self.weight.shape[2]}], "
+                f"got {list(states.shape)}"
+            )
         z = np.einsum("nld,lkd->nlk", states.astype(np.float64), self.weight.astype(np.float64)) + self.bias
         if self.binary:
             p1 = np.exp(-np.logaddexp(0.0, -z[..., 0]))
@@ -73,9 +76,15 @@ class LinearProbe:
         return [{c: float(v) for c, v in zip(self.classes, row)} for row in p]
 
     def index_entry(self) -> dict[str, Any]:
-        return {"classes": self.classes, "pooling": self.pooling, "accuracy": self.accuracy,
-                "baseline": self.baseline, "n_train": self.n_train, "n_test": self.n_test,
-                "positive": self.classes[1] if self.binary else None}
+        return {
+            "classes": self.classes,
+            "pooling": self.pooling,
+            "accuracy": self.accuracy,
+            "baseline": self.baseline,
+            "n_train": self.n_train,
+            "n_test": self.n_test,
+            "positive": self.classes[1] if self.binary else None,
+        }
 
 
 @dataclass
@@ -90,14 +99,18 @@ class ProbeSet:
     def apply(self, hidden: HiddenStates, row: int = 0) -> dict[str, list[float] | list[dict[str, float]]]:
         """Probe outputs per layer for one text of ``hidden``."""
         if hidden.layers != self.layers:
-            raise ProbeError(f"probes were trained on {len(self.layers)} layers, the model has {len(hidden.layers)}")
+            raise ProbeError(
+                f"probes were trained on {len(self.layers)} layers, the model has {len(hidden.layers)}"
+            )
         return {name: p.values(hidden.pooled(p.pooling)[row]) for name, p in self.probes.items()}
 
     def accuracy_table(self) -> dict[str, dict[str, Any]]:
         return {name: {"accuracy": p.accuracy, "baseline": p.baseline} for name, p in self.probes.items()}
 
     # -- files ------------------------------------------------------------------------------------
-    def save(self, directory: Path, weights_file: str = WEIGHTS_FILE, index_file: str = INDEX_FILE) -> dict[str, str]:
+    def save(
+        self, directory: Path, weights_file: str = WEIGHTS_FILE, index_file: str = INDEX_FILE
+    ) -> dict[str, str]:
         """Write the two files (atomically each) and return the manifest ``extras`` entries."""
         from safetensors.numpy import save_file
 
@@ -106,8 +119,14 @@ class ProbeSet:
         for name, p in self.probes.items():
             tensors[f"{name}.weight"] = np.ascontiguousarray(p.weight, dtype=np.float32)
             tensors[f"{name}.bias"] = np.ascontiguousarray(p.bias, dtype=np.float32)
-        index = {"format": FORMAT, "layers": self.layers, "d_model": self.d_model, "weights": weights_file,
-                 "probes": {n: p.index_entry() for n, p in self.probes.items()}, "skipped": self.skipped}
+        index = {
+            "format": FORMAT,
+            "layers": self.layers,
+            "d_model": self.d_model,
+            "weights": weights_file,
+            "probes": {n: p.index_entry() for n, p in self.probes.items()},
+            "skipped": self.skipped,
+        }
         tmp = directory / (weights_file + ".tmp")
         save_file(tensors, str(tmp), metadata={"format": str(FORMAT), "index": index_file})
         tmp.replace(directory / weights_file)
@@ -117,7 +136,9 @@ class ProbeSet:
         return {"probes": weights_file, "probes_index": index_file}
 
     @classmethod
-    def load(cls, directory: Path, weights_file: str = WEIGHTS_FILE, index_file: str = INDEX_FILE) -> "ProbeSet":
+    def load(
+        cls, directory: Path, weights_file: str = WEIGHTS_FILE, index_file: str = INDEX_FILE
+    ) -> ProbeSet:
         from safetensors.numpy import load_file
 
         directory = Path(directory)
@@ -133,10 +154,24 @@ class ProbeSet:
         for name, e in index["probes"].items():
             w, b = tensors.get(f"{name}.weight"), tensors.get(f"{name}.bias")
             n_out = 1 if len(e["classes"]) == 2 else len(e["classes"])
-            if w is None or b is None or w.shape != (len(layers), n_out, d) or b.shape != (len(layers), n_out):
+            if (
+                w is None
+                or b is None
+                or w.shape != (len(layers), n_out, d)
+                or b.shape != (len(layers), n_out)
+            ):
                 raise ProbeError(f"probe {name}: tensors missing or of the wrong shape")
-            out.probes[name] = LinearProbe(name, list(e["classes"]), e["pooling"], w, b, list(e["accuracy"]),
-                                           float(e["baseline"]), int(e["n_train"]), int(e["n_test"]))
+            out.probes[name] = LinearProbe(
+                name,
+                list(e["classes"]),
+                e["pooling"],
+                w,
+                b,
+                list(e["accuracy"]),
+                float(e["baseline"]),
+                int(e["n_train"]),
+                int(e["n_test"]),
+            )
         return out
 
 
@@ -153,8 +188,15 @@ def _split(y: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.n
     return np.array(sorted(tr)), np.array(sorted(te))
 
 
-def fit_probe(name: str, states: np.ndarray, labels: Sequence[str], pooling: Pooling = "last",
-              seed: int = 13, test_size: float = 0.3, c: float = 0.5) -> LinearProbe:
+def fit_probe(
+    name: str,
+    states: np.ndarray,
+    labels: Sequence[str],
+    pooling: Pooling = "last",
+    seed: int = 13,
+    test_size: float = 0.3,
+    c: float = 0.5,
+) -> LinearProbe:
     """Fit one logistic regression per layer on ``states`` ``[n, n_layers, d]`` for string ``labels``.
 
     Rows of classes with fewer than ``MIN_PER_CLASS`` members are dropped; raises ValueError when
@@ -166,8 +208,10 @@ def fit_probe(name: str, states: np.ndarray, labels: Sequence[str], pooling: Poo
     classes, counts = np.unique(y_all, return_counts=True)
     keep_cls = classes[counts >= MIN_PER_CLASS]
     if len(keep_cls) < 2:
-        raise ValueError(f"probe {name}: needs two classes with >= {MIN_PER_CLASS} rows each; "
-                         f"counts {dict(zip(classes.tolist(), counts.tolist()))}")
+        raise ValueError(
+            f"probe {name}: needs two classes with >= {MIN_PER_CLASS} rows each; "
+            f"counts {dict(zip(classes.tolist(), counts.tolist()))}"
+        )
     keep = np.isin(y_all, keep_cls)
     x, y = states[keep].astype(np.float64), y_all[keep]
     tr, te = _split(y, test_size, seed)
@@ -192,8 +236,9 @@ def fit_probe(name: str, states: np.ndarray, labels: Sequence[str], pooling: Poo
     return LinearProbe(name, cls_list, pooling, weight, bias, acc, round(baseline, 4), len(tr), len(te))
 
 
-def train_probes(hidden: HiddenStates, targets: Mapping[str, Sequence[str]], pooling: Pooling = "last",
-                 seed: int = 13) -> ProbeSet:
+def train_probes(
+    hidden: HiddenStates, targets: Mapping[str, Sequence[str]], pooling: Pooling = "last", seed: int = 13
+) -> ProbeSet:
     """A probe per target (name → label per row of ``hidden``); targets that cannot be fitted are
     recorded in ``skipped`` with the reason."""
     states = hidden.pooled(pooling)

@@ -57,14 +57,21 @@ class FeatureRef:
 
     @property
     def sorted(self) -> tuple[np.ndarray, np.ndarray]:
-        return (np.asarray(self.sample_by_class[0], dtype=np.float64),
-                np.asarray(self.sample_by_class[1], dtype=np.float64))
+        return (
+            np.asarray(self.sample_by_class[0], dtype=np.float64),
+            np.asarray(self.sample_by_class[1], dtype=np.float64),
+        )
 
     @classmethod
     def of(cls, values: np.ndarray, y: np.ndarray) -> FeatureRef:
-        psi = PSI.fit(values, y)  # the stored bins are PSI's (format 2); other statistics refit on the samples
-        return cls([float(x) for x in psi.edges], [[float(x) for x in p] for p in psi.props_by_class],
-                   [[float(x) for x in np.sort(values[y == c])] for c in (0, 1)])
+        psi = PSI.fit(
+            values, y
+        )  # the stored bins are PSI's (format 2); other statistics refit on the samples
+        return cls(
+            [float(x) for x in psi.edges],
+            [[float(x) for x in p] for p in psi.props_by_class],
+            [[float(x) for x in np.sort(values[y == c])] for c in (0, 1)],
+        )
 
 
 @dataclass(frozen=True)
@@ -97,13 +104,17 @@ class ReferenceProfile:
     alpha: float
     prior: PriorRef
     calibrated_priors: list[float]  # live prevalences the thresholds were calibrated at
-    words: dict[str, list[int]]  # word -> [legitimate, phishing] reference texts containing it (top MAX_WORDS)
+    words: dict[
+        str, list[int]
+    ]  # word -> [legitimate, phishing] reference texts containing it (top MAX_WORDS)
     word_rows: list[int]  # [legitimate, phishing] texts the word counts are over
     embedding: EmbeddingRef | None = None
     statistics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_STATISTICS))  # kind -> name
     format: int = FORMAT
-    rule: str = ("embedding over threshold, or >= 2 scalar features over threshold; window full; every "
-                 "statistic against the reference reweighted to the window's estimated prevalence")
+    rule: str = (
+        "embedding over threshold, or >= 2 scalar features over threshold; window full; every "
+        "statistic against the reference reweighted to the window's estimated prevalence"
+    )
 
     def thresholds_for(self, window: int) -> tuple[int, dict[str, float]]:
         """Thresholds for a live window: those calibrated for `window`, else for the largest calibrated size
@@ -138,23 +149,40 @@ class ReferenceProfile:
 
         directory = Path(directory)
         doc: dict[str, Any] = {
-            "format": self.format, "adapter": self.adapter, "n_rows": self.n_rows,
-            "n_style_rows": self.n_style_rows, "alpha": self.alpha, "rule": self.rule,
-            "prior": asdict(self.prior), "calibrated_priors": self.calibrated_priors,
+            "format": self.format,
+            "adapter": self.adapter,
+            "n_rows": self.n_rows,
+            "n_style_rows": self.n_style_rows,
+            "alpha": self.alpha,
+            "rule": self.rule,
+            "prior": asdict(self.prior),
+            "calibrated_priors": self.calibrated_priors,
             "features": {k: asdict(v) for k, v in self.features.items()},
             "thresholds": {str(w): t for w, t in self.thresholds.items()},
             "false_alarm": {str(w): r for w, r in self.false_alarm.items()},
-            "words": self.words, "word_rows": self.word_rows, "embedding": None, "statistics": self.statistics,
+            "words": self.words,
+            "word_rows": self.word_rows,
+            "embedding": None,
+            "statistics": self.statistics,
         }
         out = {"reference": JSON_FILE}
         if self.embedding is not None:
             e = self.embedding
-            doc["embedding"] = {"model": e.model, "dim": e.dim, "max_tokens": e.max_tokens, "gamma": e.gamma,
-                                "kernel": asdict(e.kernel), "knn_k": e.knn_k, "ood_scale": e.ood_scale,
-                                "file": EMBED_FILE}
+            doc["embedding"] = {
+                "model": e.model,
+                "dim": e.dim,
+                "max_tokens": e.max_tokens,
+                "gamma": e.gamma,
+                "kernel": asdict(e.kernel),
+                "knn_k": e.knn_k,
+                "ood_scale": e.ood_scale,
+                "file": EMBED_FILE,
+            }
             # float16 halves the bundle size; cosine distances move by < 1e-3
-            save_file({"embeddings": e.vectors.astype(np.float16), "labels": e.labels.astype(np.uint8)},
-                      str(directory / EMBED_FILE))
+            save_file(
+                {"embeddings": e.vectors.astype(np.float16), "labels": e.labels.astype(np.uint8)},
+                str(directory / EMBED_FILE),
+            )
             out["reference_embeddings"] = EMBED_FILE
         tmp = directory / (JSON_FILE + ".tmp")
         tmp.write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")))
@@ -170,8 +198,10 @@ class ReferenceProfile:
         except (OSError, json.JSONDecodeError) as e:
             raise ReferenceError(f"cannot read reference profile {path.name}: {e}") from e
         if doc.get("format") != FORMAT:
-            raise ReferenceError(f"reference profile format {doc.get('format')!r} is not supported (this server "
-                                 f"reads format {FORMAT}; rebuild it: phishlens augment BUNDLE --only reference)")
+            raise ReferenceError(
+                f"reference profile format {doc.get('format')!r} is not supported (this server "
+                f"reads format {FORMAT}; rebuild it: phishlens augment BUNDLE --only reference)"
+            )
         emb = None
         if doc.get("embedding"):
             from safetensors.numpy import load_file
@@ -184,10 +214,21 @@ class ReferenceProfile:
             except (OSError, KeyError) as err:
                 raise ReferenceError(f"reference embeddings {fname}: {err}") from err
             if vec.ndim != 2 or vec.shape[1] != e["dim"] or lab.shape != (len(vec),):
-                raise ReferenceError(f"reference embeddings have shape {vec.shape} (labels {lab.shape}), "
-                                     f"expected [n, {e['dim']}] and [n]")
-            emb = EmbeddingRef(e["model"], e["dim"], e["max_tokens"], e["gamma"], D.KernelMeans(**e["kernel"]),
-                               e["knn_k"], e["ood_scale"], vec, lab)
+                raise ReferenceError(
+                    f"reference embeddings have shape {vec.shape} (labels {lab.shape}), "
+                    f"expected [n, {e['dim']}] and [n]"
+                )
+            emb = EmbeddingRef(
+                e["model"],
+                e["dim"],
+                e["max_tokens"],
+                e["gamma"],
+                D.KernelMeans(**e["kernel"]),
+                e["knn_k"],
+                e["ood_scale"],
+                vec,
+                lab,
+            )
         missing = [f for f in SCALAR_FEATURES if f not in doc["features"]]
         if missing:
             raise ReferenceError(f"reference profile lacks features {missing}")
@@ -197,14 +238,22 @@ class ReferenceProfile:
                 statistic_class(name, kind)
         except ValueError as err:
             raise ReferenceError(str(err)) from err
-        return cls(adapter=doc["adapter"], n_rows=doc["n_rows"], n_style_rows=doc["n_style_rows"],
-                   features={k: FeatureRef(**v) for k, v in doc["features"].items()},
-                   thresholds={int(w): t for w, t in doc["thresholds"].items()},
-                   false_alarm={int(w): r for w, r in doc["false_alarm"].items()},
-                   alpha=doc["alpha"], prior=PriorRef(**doc["prior"]),
-                   calibrated_priors=list(doc["calibrated_priors"]), words=doc["words"],
-                   word_rows=list(doc["word_rows"]), embedding=emb, statistics=statistics,
-                   rule=doc.get("rule", ""))
+        return cls(
+            adapter=doc["adapter"],
+            n_rows=doc["n_rows"],
+            n_style_rows=doc["n_style_rows"],
+            features={k: FeatureRef(**v) for k, v in doc["features"].items()},
+            thresholds={int(w): t for w, t in doc["thresholds"].items()},
+            false_alarm={int(w): r for w, r in doc["false_alarm"].items()},
+            alpha=doc["alpha"],
+            prior=PriorRef(**doc["prior"]),
+            calibrated_priors=list(doc["calibrated_priors"]),
+            words=doc["words"],
+            word_rows=list(doc["word_rows"]),
+            embedding=emb,
+            statistics=statistics,
+            rule=doc.get("rule", ""),
+        )
 
 
 def scalar_matrix(texts: Sequence[str], p_phishing: Sequence[float]) -> np.ndarray:
@@ -214,16 +263,30 @@ def scalar_matrix(texts: Sequence[str], p_phishing: Sequence[float]) -> np.ndarr
 
 
 def _labels(labels: Sequence[int | bool | str]) -> np.ndarray:
-    return np.asarray([int(v == "phishing") if isinstance(v, str) else int(v) for v in labels], dtype=np.int64)
+    return np.asarray(
+        [int(v == "phishing") if isinstance(v, str) else int(v) for v in labels], dtype=np.int64
+    )
 
 
-def build_profile(adapter: str, texts: Sequence[str], p_phishing: Sequence[float],
-                  labels: Sequence[int | bool | str], embeddings: np.ndarray | None, *,
-                  calibration_prior: float | None = None, extra_texts: Sequence[str] = (),
-                  extra_labels: Sequence[int | bool | str] = (), extra_embeddings: np.ndarray | None = None,
-                  embed_model: str = "", embed_max_tokens: int = 128, windows: Sequence[int] = WINDOWS,
-                  alpha: float = 0.005, n_sims: int = 2000, seed: int = 0,
-                  statistics: dict[str, str] | None = None) -> ReferenceProfile:
+def build_profile(
+    adapter: str,
+    texts: Sequence[str],
+    p_phishing: Sequence[float],
+    labels: Sequence[int | bool | str],
+    embeddings: np.ndarray | None,
+    *,
+    calibration_prior: float | None = None,
+    extra_texts: Sequence[str] = (),
+    extra_labels: Sequence[int | bool | str] = (),
+    extra_embeddings: np.ndarray | None = None,
+    embed_model: str = "",
+    embed_max_tokens: int = 128,
+    windows: Sequence[int] = WINDOWS,
+    alpha: float = 0.005,
+    n_sims: int = 2000,
+    seed: int = 0,
+    statistics: dict[str, str] | None = None,
+) -> ReferenceProfile:
     """The profile of labelled reference rows.
 
     `texts` are held-out rows with `p_phishing`, the adapter's calibrated score of each (as served), and
@@ -235,12 +298,17 @@ def build_profile(adapter: str, texts: Sequence[str], p_phishing: Sequence[float
     stats = {**DEFAULT_STATISTICS, **(statistics or {})}
     y = _labels(labels)
     ye = _labels(extra_labels)
-    if len(texts) != len(p_phishing) or len(y) != len(texts) or len(ye) != len(extra_texts) or (
-            embeddings is not None and len(embeddings) != len(texts)) or (
-            extra_embeddings is not None and len(extra_embeddings) != len(extra_texts)):
+    if (
+        len(texts) != len(p_phishing)
+        or len(y) != len(texts)
+        or len(ye) != len(extra_texts)
+        or (embeddings is not None and len(embeddings) != len(texts))
+        or (extra_embeddings is not None and len(extra_embeddings) != len(extra_texts))
+    ):
         raise ValueError("texts, scores, labels and embeddings must have one row per text")
     if (embeddings is None and extra_embeddings is not None) or (
-            embeddings is not None and len(extra_texts) and extra_embeddings is None):
+        embeddings is not None and len(extra_texts) and extra_embeddings is None
+    ):
         raise ValueError("give embeddings for both the scored and the extra rows, or for neither")
     scores = scalar_matrix(texts, p_phishing)[:, :2]
     all_texts = list(texts) + list(extra_texts)
@@ -259,10 +327,18 @@ def build_profile(adapter: str, texts: Sequence[str], p_phishing: Sequence[float
         vec = np.concatenate(parts)
     gamma = D.rbf_gamma(vec) if vec is not None else None
     cal_prior = float(y.mean()) if calibration_prior is None else float(calibration_prior)
-    cal = calibrate(RowSet(scores, y, SCALAR_FEATURES[:2]), RowSet(style, ys, SCALAR_FEATURES[2:], vec),
-                    cal_prior, windows, alpha=alpha, n_sims=n_sims, seed=seed, gamma=gamma,
-                    scalar=statistic_class(stats["scalar"], "scalar"),
-                    embedding=statistic_class(stats["embedding"], "embedding"))
+    cal = calibrate(
+        RowSet(scores, y, SCALAR_FEATURES[:2]),
+        RowSet(style, ys, SCALAR_FEATURES[2:], vec),
+        cal_prior,
+        windows,
+        alpha=alpha,
+        n_sims=n_sims,
+        seed=seed,
+        gamma=gamma,
+        scalar=statistic_class(stats["scalar"], "scalar"),
+        embedding=statistic_class(stats["embedding"], "embedding"),
+    )
     df: dict[str, list[int]] = {}
     for t, c in zip(all_texts, ys):
         for w in words(t):
@@ -271,14 +347,32 @@ def build_profile(adapter: str, texts: Sequence[str], p_phishing: Sequence[float
     emb = None
     if vec is not None and gamma is not None:
         loo = D.knn_distance(vec, vec, KNN_K, exclude_self=True)
-        emb = EmbeddingRef(embed_model, vec.shape[1], embed_max_tokens, gamma, D.KernelMeans.of(vec, ys, gamma),
-                           KNN_K, float(max(np.quantile(loo, 0.99), 1e-6)), vec, ys)
-    return ReferenceProfile(adapter=adapter, n_rows=len(texts), n_style_rows=len(all_texts), features=feats,
-                            thresholds={c.window: c.thresholds for c in cal},
-                            false_alarm={c.window: float(c.false_alarm_rate) for c in cal}, alpha=alpha,
-                            prior=PriorRef(cal_prior, float(y.mean())), calibrated_priors=list(PRIOR_GRID),
-                            words=dict(top), word_rows=[int((ys == 0).sum()), int((ys == 1).sum())],
-                            embedding=emb, statistics=stats)
+        emb = EmbeddingRef(
+            embed_model,
+            vec.shape[1],
+            embed_max_tokens,
+            gamma,
+            D.KernelMeans.of(vec, ys, gamma),
+            KNN_K,
+            float(max(np.quantile(loo, 0.99), 1e-6)),
+            vec,
+            ys,
+        )
+    return ReferenceProfile(
+        adapter=adapter,
+        n_rows=len(texts),
+        n_style_rows=len(all_texts),
+        features=feats,
+        thresholds={c.window: c.thresholds for c in cal},
+        false_alarm={c.window: float(c.false_alarm_rate) for c in cal},
+        alpha=alpha,
+        prior=PriorRef(cal_prior, float(y.mean())),
+        calibrated_priors=list(PRIOR_GRID),
+        words=dict(top),
+        word_rows=[int((ys == 0).sum()), int((ys == 1).sum())],
+        embedding=emb,
+        statistics=stats,
+    )
 
 
 def calibration_prior(path: Path) -> float | None:

@@ -8,7 +8,7 @@ Colour: red pushes towards phishing, blue towards legitimate; intensity is |valu
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from collections.abc import Sequence
 
 _POS = (214, 39, 40)  # red: towards phishing
 _NEG = (31, 119, 180)  # blue: towards legitimate
@@ -26,26 +26,43 @@ def _mix(value: float, scale: float) -> tuple[int, int, int]:
     return tuple(round(255 + (c - 255) * w) for c in rgb)  # type: ignore[return-value]
 
 
-def top_features(tokens: Sequence[str], attributions: Sequence[float], k: int = 5,
-                 sign: int = 1) -> list[tuple[str, float]]:
+def top_features(
+    tokens: Sequence[str], attributions: Sequence[float], k: int = 5, sign: int = 1
+) -> list[tuple[str, float]]:
     """The k features with the largest (sign=1) or most negative (sign=-1) attributions."""
     order = sorted(range(len(tokens)), key=lambda i: (-sign * float(attributions[i]), i))[:k]
     return [(tokens[i].strip(), float(attributions[i])) for i in order]
 
 
-def render_html(tokens: Sequence[str], attributions: Sequence[float], *, prediction: float, base_value: float,
-                title: str = "phishlens explanation", subtitle: str = "", top_k: int = 5) -> str:
+def render_html(
+    tokens: Sequence[str],
+    attributions: Sequence[float],
+    *,
+    prediction: float,
+    base_value: float,
+    title: str = "phishlens explanation",
+    subtitle: str = "",
+    top_k: int = 5,
+) -> str:
     """One self-contained HTML page (inline CSS, no scripts, no external assets); tokens are escaped."""
     scale = _scale(attributions)
     spans = []
     for tok, a in zip(tokens, attributions):
         r, g, b = _mix(float(a), scale)
-        spans.append(f'<span class="t" style="background:rgb({r},{g},{b})" title="{float(a):+.4f}">'
-                     f"{html.escape(tok)}</span>")
-    rows = "".join(f"<tr><td>{html.escape(t)}</td><td>{v:+.4f}</td></tr>"
-                   for t, v in top_features(tokens, attributions, top_k, 1) if v > 0)
-    rows_neg = "".join(f"<tr><td>{html.escape(t)}</td><td>{v:+.4f}</td></tr>"
-                       for t, v in top_features(tokens, attributions, top_k, -1) if v < 0)
+        spans.append(
+            f'<span class="t" style="background:rgb({r},{g},{b})" title="{float(a):+.4f}">'
+            f"{html.escape(tok)}</span>"
+        )
+    rows = "".join(
+        f"<tr><td>{html.escape(t)}</td><td>{v:+.4f}</td></tr>"
+        for t, v in top_features(tokens, attributions, top_k, 1)
+        if v > 0
+    )
+    rows_neg = "".join(
+        f"<tr><td>{html.escape(t)}</td><td>{v:+.4f}</td></tr>"
+        for t, v in top_features(tokens, attributions, top_k, -1)
+        if v < 0
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -69,8 +86,15 @@ td,th{{padding:2px 8px;border-bottom:1px solid #eee;text-align:left}} .meta{{col
 """
 
 
-def render_terminal(tokens: Sequence[str], attributions: Sequence[float], *, prediction: float,
-                    base_value: float, color: bool = True, top_k: int = 5) -> str:
+def render_terminal(
+    tokens: Sequence[str],
+    attributions: Sequence[float],
+    *,
+    prediction: float,
+    base_value: float,
+    color: bool = True,
+    top_k: int = 5,
+) -> str:
     """The text with each token's background coloured by its attribution (24-bit ANSI), then the top features.
 
     With ``color=False`` the text is printed plain and only the top-features list carries the values.
@@ -86,9 +110,12 @@ def render_terminal(tokens: Sequence[str], attributions: Sequence[float], *, pre
         body = "".join(parts)
     else:
         body = "".join(tokens)
-    lines = [body, "",
-             f"P(phishing) = {prediction:.4f}   base value = {base_value:.4f}   "
-             f"sum of attributions = {sum(float(a) for a in attributions):+.4f}"]
+    lines = [
+        body,
+        "",
+        f"P(phishing) = {prediction:.4f}   base value = {base_value:.4f}   "
+        f"sum of attributions = {sum(float(a) for a in attributions):+.4f}",
+    ]
     pos = [(t, v) for t, v in top_features(tokens, attributions, top_k, 1) if v > 0]
     neg = [(t, v) for t, v in top_features(tokens, attributions, top_k, -1) if v < 0]
     if pos:

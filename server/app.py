@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 from fastapi import FastAPI
 
@@ -20,9 +20,9 @@ from .metrics import Metrics, MetricsMiddleware
 from .middleware import AuditMiddleware, CatchAllMiddleware, TextGuardMiddleware
 from .registry import AdapterRegistry
 from .routes import adapters, classify, health, kserve
-from .routes import feedback as feedback_routes
 from .routes import drift as drift_routes
 from .routes import explain as explain_routes
+from .routes import feedback as feedback_routes
 from .routes import probe as probe_routes
 from .routes import ui as ui_routes
 from .services.classify import ClassifyService
@@ -86,8 +86,11 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
                 service.observers.append(monitor)
                 app.state.runtime.drift = monitor
             logger.info("serving %d adapter(s) on %s backend", len(registry), engine.name)
-            watchdog = asyncio.create_task(watch_engine(engine, settings.engine_check_s,
-                                                        settings.engine_dead_after_s, lambda: _engine_dead(app)))
+            watchdog = asyncio.create_task(
+                watch_engine(
+                    engine, settings.engine_check_s, settings.engine_dead_after_s, lambda: _engine_dead(app)
+                )
+            )
             try:
                 yield
             finally:
@@ -107,12 +110,18 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
                 replica.close()  # frees the HF copy's weights
                 await engine.close()
 
-    app = FastAPI(title="phishlens", version=__version__, lifespan=lifespan,
-                  description="LoRA phishing classifiers: classify, manage adapters, KServe V1.")
+    app = FastAPI(
+        title="phishlens",
+        version=__version__,
+        lifespan=lifespan,
+        description="LoRA phishing classifiers: classify, manage adapters, KServe V1.",
+    )
     app.state.settings = settings
     if not (settings.api_keys or settings.explain_keys):
-        logger.warning("no API keys configured (PHISHLENS_API_KEYS, PHISHLENS_EXPLAIN_KEYS): the classify, "
-                       "explain and probe routes are open to anyone who can reach this port")
+        logger.warning(
+            "no API keys configured (PHISHLENS_API_KEYS, PHISHLENS_EXPLAIN_KEYS): the classify, "
+            "explain and probe routes are open to anyone who can reach this port"
+        )
     app.state.metrics = metrics
     app.state.runtime = None
     app.state.exit_code = 0  # set by the engine watchdog; `phishlens serve` exits with it
@@ -128,8 +137,12 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
         app.include_router(ui_routes.make_router(settings))
     app.add_middleware(TextGuardMiddleware)  # inside the body cap: sees the buffered, capped body
     app.add_middleware(JsonBodyMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
-                       drain_bytes=settings.max_drain_bytes, drain_s=settings.drain_timeout_s)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        drain_bytes=settings.max_drain_bytes,
+        drain_s=settings.drain_timeout_s,
+    )
     app.add_middleware(AuditMiddleware, audit_log=settings.audit_log)  # admin requests, granted or refused
     app.add_middleware(CatchAllMiddleware)  # inside metrics: the 500s it answers are counted
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: sees the 413s too

@@ -27,9 +27,15 @@ def module_dims(config: dict) -> dict[str, tuple[int, int]]:
     kv = int(config.get("num_key_value_heads") or heads)
     head_dim = int(config.get("head_dim") or hidden // heads)
     inter = int(config["intermediate_size"])
-    return {"q_proj": (hidden, heads * head_dim), "k_proj": (hidden, kv * head_dim),
-            "v_proj": (hidden, kv * head_dim), "o_proj": (heads * head_dim, hidden),
-            "gate_proj": (hidden, inter), "up_proj": (hidden, inter), "down_proj": (inter, hidden)}
+    return {
+        "q_proj": (hidden, heads * head_dim),
+        "k_proj": (hidden, kv * head_dim),
+        "v_proj": (hidden, kv * head_dim),
+        "o_proj": (heads * head_dim, hidden),
+        "gate_proj": (hidden, inter),
+        "up_proj": (hidden, inter),
+        "down_proj": (inter, hidden),
+    }
 
 
 def check_adapter_fits(bundle: Path, base_config: Path, rank: int) -> None:
@@ -57,21 +63,34 @@ def check_adapter_fits(bundle: Path, base_config: Path, rank: int) -> None:
         raise BundleError(f"bundle {name}: {ADAPTER_WEIGHTS} is not a readable safetensors file ({e})") from e
 
 
-def _check(name: str, key: str, dtype: str, shape: list[int], dims: dict[str, tuple[int, int]],
-           layers: int, rank: int) -> None:
+def _check(
+    name: str,
+    key: str,
+    dtype: str,
+    shape: list[int],
+    dims: dict[str, tuple[int, int]],
+    layers: int,
+    rank: int,
+) -> None:
     m = _KEY.search(key)
     if m is None:
         raise BundleError(f"bundle {name}: tensor {key[:120]!r} is not a LoRA A/B weight of a decoder layer")
     layer, module, ab = int(m.group(1)), m.group(2), m.group(3)
     if module not in dims:
-        raise BundleError(f"bundle {name}: tensor {key[:120]!r} targets {module!r}, which the base does not have")
+        raise BundleError(
+            f"bundle {name}: tensor {key[:120]!r} targets {module!r}, which the base does not have"
+        )
     if layer >= layers:
         raise BundleError(f"bundle {name}: tensor {key[:120]!r} is for layer {layer}; the base has {layers}")
     if dtype not in _FLOATS:
-        raise BundleError(f"bundle {name}: tensor {key[:120]!r} has dtype {dtype}; LoRA weights must be "
-                          f"one of {sorted(_FLOATS)}")
+        raise BundleError(
+            f"bundle {name}: tensor {key[:120]!r} has dtype {dtype}; LoRA weights must be "
+            f"one of {sorted(_FLOATS)}"
+        )
     fan_in, fan_out = dims[module]
     want = [rank, fan_in] if ab == "A" else [fan_out, rank]
     if shape != want:
-        raise BundleError(f"bundle {name}: tensor {key[:120]!r} has shape {shape[:4]}; {module} lora_{ab} on this "
-                          f"base with rank {rank} must be {want}")
+        raise BundleError(
+            f"bundle {name}: tensor {key[:120]!r} has shape {shape[:4]}; {module} lora_{ab} on this "
+            f"base with rank {rank} must be {want}"
+        )

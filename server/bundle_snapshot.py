@@ -41,7 +41,9 @@ class _Budget:
     def take(self, n: int) -> None:
         self.bytes_left -= n
         if self.bytes_left < 0:
-            raise PayloadTooLarge(f"bundle is larger than {self.max_bytes} bytes (PHISHLENS_MAX_BUNDLE_BYTES)")
+            raise PayloadTooLarge(
+                f"bundle is larger than {self.max_bytes} bytes (PHISHLENS_MAX_BUNDLE_BYTES)"
+            )
 
 
 def snapshot_bundle(real: Path, roots: list[Path], staging: Path, max_bytes: int, max_files: int) -> Path:
@@ -78,8 +80,10 @@ def _open_dir(name: str, parent_fd: int, bundle: str) -> int:
         return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
     except OSError as e:
         if e.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise BadRequest(f"bundle {bundle!r}: {name!r} is a symlink or not a directory (changed after the "
-                             "path check?); bundles are read without following links") from e
+            raise BadRequest(
+                f"bundle {bundle!r}: {name!r} is a symlink or not a directory (changed after the "
+                "path check?); bundles are read without following links"
+            ) from e
         raise BadRequest(f"bundle {bundle!r}: cannot open {name!r} ({e.strerror})") from e
 
 
@@ -100,14 +104,18 @@ def _copy_dir(fd: int, dest: Path, budget: _Budget, bundle: str, depth: int) -> 
             _copy_file(name, fd, dest / name, budget, bundle)
         else:
             kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
-            raise BadRequest(f"bundle {bundle!r}: {name!r} is {kind}; bundles hold JSON and safetensors files only")
+            raise BadRequest(
+                f"bundle {bundle!r}: {name!r} is {kind}; bundles hold JSON and safetensors files only"
+            )
 
 
 def _copy_file(name: str, dir_fd: int, out: Path, budget: _Budget, bundle: str) -> None:
     try:
         src = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
     except OSError as e:
-        raise BadRequest(f"bundle {bundle!r}: cannot open {name!r} without following links ({e.strerror})") from e
+        raise BadRequest(
+            f"bundle {bundle!r}: cannot open {name!r} without following links ({e.strerror})"
+        ) from e
     try:
         st = os.fstat(src)
         if not stat.S_ISREG(st.st_mode):

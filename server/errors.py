@@ -24,8 +24,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from phishlens.clients.protocol.errors import ERRORS, STATUS_TYPES, ErrorBody
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from phishlens.clients.protocol.errors import ERRORS, STATUS_TYPES, ErrorBody
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ for _kind in ERRORS.values():
     if _kind.status is not None and _kind.status != 405:  # 405: FastAPI only answers it for unlisted methods
         _DOCUMENTED.setdefault(_kind.status, []).append(f"`{_kind.type}`: {_kind.description}")
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": "; ".join(texts)} for code, texts in sorted(_DOCUMENTED.items())}
+    code: {"model": ErrorBody, "description": "; ".join(texts)} for code, texts in sorted(_DOCUMENTED.items())
+}
 """OpenAPI `responses` for every API route: each error status the contract uses, with the one body."""
 
 
@@ -146,8 +148,9 @@ async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
 async def _on_http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     type_ = _TYPE_BY_STATUS.get(exc.status_code, "http_error")  # http_error: any other status
-    return JSONResponse(error_body(type_, str(exc.detail)), status_code=exc.status_code,
-                        headers=getattr(exc, "headers", None))
+    return JSONResponse(
+        error_body(type_, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -23,8 +23,13 @@ class BodyLimitMiddleware:
     sent with `Expect: 100-continue` are answered at once: such clients have not sent the body.
     """
 
-    def __init__(self, app: Callable[..., Any], max_bytes: int, drain_bytes: int = 64 * 1024 * 1024,
-                 drain_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        max_bytes: int,
+        drain_bytes: int = 64 * 1024 * 1024,
+        drain_s: float = 10.0,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.drain_bytes = drain_bytes
@@ -32,8 +37,9 @@ class BodyLimitMiddleware:
 
     def _too_large(self) -> JSONResponse:
         # the connection closes after a 413 whose body was not fully read; say so
-        return error_response(PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes"),
-                              headers={"Connection": "close"})
+        return error_response(
+            PayloadTooLarge(f"request body exceeds {self.max_bytes} bytes"), headers={"Connection": "close"}
+        )
 
     async def _drain(self, receive: Callable[..., Any], seen: int) -> None:
         """Read and drop the rest of the body, bounded in bytes and time (memory stays flat)."""
@@ -53,7 +59,9 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 return
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+    async def __call__(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -106,11 +114,15 @@ class JsonBodyMiddleware:
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+    async def __call__(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
         if scope["type"] == "http" and scope.get("method") == "POST":
             headers = list(scope.get("headers") or [])
             ctype = next((v for k, v in headers if k == b"content-type"), b"")
             if ctype.split(b";")[0].strip().lower() in self._FORMISH:
-                headers = [(k, v) for k, v in headers if k != b"content-type"] + [(b"content-type", b"application/json")]
+                headers = [(k, v) for k, v in headers if k != b"content-type"] + [
+                    (b"content-type", b"application/json")
+                ]
                 scope = {**scope, "headers": headers}
         await self.app(scope, receive, send)

@@ -42,7 +42,9 @@ class CatchAllMiddleware:
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+    async def __call__(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -57,10 +59,17 @@ class CatchAllMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:  # noqa: BLE001 - last line of defence: answered and logged here
-            logger.error("unhandled %s on %s %s (message withheld: it may quote request text)\n%s",
-                         type(exc).__name__, scope.get("method"), scope.get("path"), _frames(exc))
+            logger.error(
+                "unhandled %s on %s %s (message withheld: it may quote request text)\n%s",
+                type(exc).__name__,
+                scope.get("method"),
+                scope.get("path"),
+                _frames(exc),
+            )
             if not started:  # else the response is half sent: the server closes the connection
-                response = JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+                response = JSONResponse(
+                    error_body("internal_error", "internal server error"), status_code=500
+                )
                 await response(scope, receive, send)
 
 
@@ -69,8 +78,10 @@ def _frames(exc: BaseException) -> str:
     out = []
     for e in _chain(exc):
         out.append(f"{type(e).__module__}.{type(e).__qualname__}")
-        out += [f'  File "{f.filename}", line {f.lineno}, in {f.name}: {f.line}'
-                for f in traceback.extract_tb(e.__traceback__)]
+        out += [
+            f'  File "{f.filename}", line {f.lineno}, in {f.name}: {f.line}'
+            for f in traceback.extract_tb(e.__traceback__)
+        ]
     return "\n".join(out)
 
 
@@ -108,7 +119,9 @@ class TextGuardMiddleware:
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+    async def __call__(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
         if scope["type"] != "http" or scope.get("method") not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
@@ -126,8 +139,10 @@ class TextGuardMiddleware:
         if found is not None:
             loc, index, code = found
             loc = loc.encode("utf-8", "backslashreplace").decode("utf-8")  # a key may hold the surrogate
-            exc = ValidationFailed(f"{loc}: character {index} is a lone UTF-16 surrogate (U+{code:04X}), "
-                                   "which is not valid Unicode text; send the full surrogate pair or UTF-8")
+            exc = ValidationFailed(
+                f"{loc}: character {index} is a lone UTF-16 surrogate (U+{code:04X}), "
+                "which is not valid Unicode text; send the full surrogate pair or UTF-8"
+            )
             await error_response(exc)(scope, receive, send)
             return
         replayed = False
@@ -159,7 +174,9 @@ class AuditMiddleware:
         self.app = app
         self.audit_log = audit_log
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+    async def __call__(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -187,10 +204,15 @@ class AuditMiddleware:
                 await self._record(scope, status, key, bytes(head))
 
     async def _record(self, scope: dict[str, Any], status: int, key: str, body: bytes) -> None:
-        record: dict[str, Any] = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                  "method": scope.get("method"), "path": scope.get("path"), "status": status,
-                                  "outcome": "granted" if status < 400 else "refused", "key": key,
-                                  "client": (scope.get("client") or ["-"])[0]}
+        record: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "method": scope.get("method"),
+            "path": scope.get("path"),
+            "status": status,
+            "outcome": "granted" if status < 400 else "refused",
+            "key": key,
+            "client": (scope.get("client") or ["-"])[0],
+        }
         try:
             sent = json.loads(body) if body else {}
         except (ValueError, RecursionError):

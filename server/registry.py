@@ -16,10 +16,10 @@ import shutil
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from phishlens.training.contract.bundle import Bundle, BundleError, Manifest, load_bundle
 from phishlens.training.contract.pipeline import EmailLimits, Pipeline, UnknownPipeline, get_pipeline
@@ -91,8 +91,9 @@ class AdapterRegistry:
         entry = self._entries.get(key)
         if entry is None:
             if name is None:
-                raise AdapterNotFound(f"no adapter named in the request and the default adapter {key!r} "
-                                      "is not loaded")
+                raise AdapterNotFound(
+                    f"no adapter named in the request and the default adapter {key!r} is not loaded"
+                )
             raise AdapterNotFound(f"adapter {_short(key)!r} is not loaded; loaded: {sorted(self._entries)}")
         return entry
 
@@ -123,8 +124,9 @@ class AdapterRegistry:
             raise BadRequest("adapter path is empty or contains NUL")
         p = Path(ref).expanduser()
         if ".." in p.parts:
-            raise BadRequest(f"adapter path {_short(ref)!r} contains '..'; give a name or a path inside "
-                             "the adapter roots")
+            raise BadRequest(
+                f"adapter path {_short(ref)!r} contains '..'; give a name or a path inside the adapter roots"
+            )
         if p.is_absolute():
             candidates = [p]
         else:
@@ -150,8 +152,14 @@ class AdapterRegistry:
     async def load(self, ref: str, name: str | None = None) -> AdapterEntry:
         source = self.resolve_path(ref)
         # read once, without following links, into a private copy: what is validated is what is served
-        path = await asyncio.to_thread(snapshot_bundle, source, self.roots, self.staging,
-                                       self.settings.max_bundle_bytes, self.settings.max_bundle_files)
+        path = await asyncio.to_thread(
+            snapshot_bundle,
+            source,
+            self.roots,
+            self.staging,
+            self.settings.max_bundle_bytes,
+            self.settings.max_bundle_files,
+        )
         try:
             return await self._load(path, name)
         except BaseException:
@@ -166,20 +174,25 @@ class AdapterRegistry:
         base_path = self.backend.base_path
         if base_path:  # dtypes and shapes against the base, from the header only (fakes have none)
             try:
-                await asyncio.to_thread(check_adapter_fits, path, Path(base_path) / "config.json",
-                                        bundle.manifest.lora.r)
+                await asyncio.to_thread(
+                    check_adapter_fits, path, Path(base_path) / "config.json", bundle.manifest.lora.r
+                )
             except BundleError as e:
                 raise BadRequest(str(e)) from e
         pipeline = self._pipeline(bundle)
         if bundle.manifest.lora.r > self.settings.max_lora_rank:
-            raise BadRequest(f"bundle {bundle.manifest.name}: LoRA rank {bundle.manifest.lora.r} is above this "
-                             f"server's max_lora_rank {self.settings.max_lora_rank} (PHISHLENS_MAX_LORA_RANK)")
+            raise BadRequest(
+                f"bundle {bundle.manifest.name}: LoRA rank {bundle.manifest.lora.r} is above this "
+                f"server's max_lora_rank {self.settings.max_lora_rank} (PHISHLENS_MAX_LORA_RANK)"
+            )
         name = name or bundle.manifest.name
         if not NAME_RE.match(name):
             raise BadRequest(f"adapter name {_short(name)!r} must match {NAME_RE.pattern}")
         if name == "auto":  # services/routing.py: requests naming "auto" are routed by style
-            raise BadRequest("adapter name 'auto' is reserved for style routing; load the bundle under another "
-                             "name (POST /v1/adapters with \"name\")")
+            raise BadRequest(
+                "adapter name 'auto' is reserved for style routing; load the bundle under another "
+                'name (POST /v1/adapters with "name")'
+            )
         async with self._locks[name]:
             if name in self._entries:
                 raise BadRequest(f"adapter {name!r} is already loaded; unload it first")
@@ -198,8 +211,13 @@ class AdapterRegistry:
             finally:
                 self._reserved -= 1
         self._gauge()
-        logger.info("loaded adapter %s (id %d, sha256 %s) from %s", name, handle.adapter_id,
-                    bundle.sha256[:12], bundle.path)
+        logger.info(
+            "loaded adapter %s (id %d, sha256 %s) from %s",
+            name,
+            handle.adapter_id,
+            bundle.sha256[:12],
+            bundle.path,
+        )
         return entry
 
     async def unload(self, name: str) -> AdapterEntry:
@@ -233,8 +251,10 @@ class AdapterRegistry:
         try:
             ids = label_token_ids(tok, [lab.word for lab in m.labels])
             if ids != m.label_token_ids:
-                raise BadRequest(f"bundle {m.name}: label token ids {m.label_token_ids} do not match this "
-                                 f"server's tokenizer ({ids})")
+                raise BadRequest(
+                    f"bundle {m.name}: label token ids {m.label_token_ids} do not match this "
+                    f"server's tokenizer ({ids})"
+                )
             return PromptEncoder(tok, m.prompt.template, m.prompt.max_text_tokens, m.prompt.head_fraction)
         except PromptError as e:
             raise BadRequest(f"bundle {m.name}: {e}") from e

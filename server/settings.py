@@ -32,8 +32,9 @@ def _split_list(v: Any) -> Any:
 class Settings(BaseSettings):
     """Everything the server needs to start; env prefix ``PHISHLENS_``."""
 
-    model_config = SettingsConfigDict(env_prefix="PHISHLENS_", use_attribute_docstrings=True,
-                                      extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(
+        env_prefix="PHISHLENS_", use_attribute_docstrings=True, extra="ignore", validate_default=True
+    )
 
     host: str = "127.0.0.1"
     """Interface to bind; keep loopback unless a proxy or the container network needs more."""
@@ -187,8 +188,15 @@ class Settings(BaseSettings):
     ui_grafana_url: str | None = Field(default=None, pattern=r"^https?://")
     """Grafana dashboard the console's adapter-health panel links to (e.g. the shipped phishlens dashboard)."""
 
-    @field_validator("adapter_roots", "adapters", "api_keys", "admin_keys", "explain_keys", "feedback_secrets",
-                     mode="before")
+    @field_validator(
+        "adapter_roots",
+        "adapters",
+        "api_keys",
+        "admin_keys",
+        "explain_keys",
+        "feedback_secrets",
+        mode="before",
+    )
     @classmethod
     def _lists(cls, v: Any) -> Any:
         return _split_list(v)
@@ -227,9 +235,13 @@ class Settings(BaseSettings):
         return [p.expanduser().resolve() for p in v]
 
     @model_validator(mode="after")
-    def _keys_not_empty(self) -> "Settings":
-        keys = {"api_keys": self.api_keys, "admin_keys": self.admin_keys, "explain_keys": self.explain_keys,
-                "feedback_secrets": self.feedback_secrets}
+    def _keys_not_empty(self) -> Settings:
+        keys = {
+            "api_keys": self.api_keys,
+            "admin_keys": self.admin_keys,
+            "explain_keys": self.explain_keys,
+            "feedback_secrets": self.feedback_secrets,
+        }
         for field, values in keys.items():
             if any(not k.get_secret_value() for k in values):
                 raise ValueError(f"{field} must not contain empty keys")

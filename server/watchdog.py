@@ -20,8 +20,9 @@ logger = logging.getLogger(__name__)
 ENGINE_DEAD_EXIT = 3
 
 
-async def watch_engine(engine: Backend, every_s: float, dead_after_s: float,
-                       on_dead: Callable[[], None]) -> None:
+async def watch_engine(
+    engine: Backend, every_s: float, dead_after_s: float, on_dead: Callable[[], None]
+) -> None:
     """Poll `engine.healthy()` every `every_s`; call `on_dead` once it has failed for `dead_after_s`."""
     bad_since: float | None = None
     while True:
@@ -40,7 +41,11 @@ async def watch_engine(engine: Backend, every_s: float, dead_after_s: float,
             bad_since = now
             logger.error("inference engine unhealthy; /ready answers 503")
         if now - bad_since >= dead_after_s:
-            logger.critical("inference engine unhealthy for %.0fs: stopping; the process exits with status %d "
-                            "so its supervisor restarts it", now - bad_since, ENGINE_DEAD_EXIT)
+            logger.critical(
+                "inference engine unhealthy for %.0fs: stopping; the process exits with status %d "
+                "so its supervisor restarts it",
+                now - bad_since,
+                ENGINE_DEAD_EXIT,
+            )
             on_dead()
             return

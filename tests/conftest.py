@@ -79,8 +79,15 @@ def adapter_root(tmp_path_factory, tokenizer, smollm2_base) -> Path:
     root = tmp_path_factory.mktemp("adapters")
     golden = [("please reply urgent with your password", "phishing"), ("lunch at noon?", "legitimate")]
     for name, temp in (("default", 1.0), ("alt", 2.0), ("spare", 4.0)):
-        write_bundle(root, name, tokenizer=tokenizer, base_sha256=smollm2_base.sha256, temperature=temp,
-                     golden=golden, seed=int(temp))
+        write_bundle(
+            root,
+            name,
+            tokenizer=tokenizer,
+            base_sha256=smollm2_base.sha256,
+            temperature=temp,
+            golden=golden,
+            seed=int(temp),
+        )
     return root
 
 
@@ -111,8 +118,10 @@ def tiny_bundles(tmp_path_factory, tiny_llama):
 
     root = tmp_path_factory.mktemp("tiny-bundles")
     with single_thread():
-        phish = train_tiny_bundle(tiny_llama.path, root / "zebra-phish", "zebra-phish",
-                                  trigger_means_phishing=True, seed=0)
-        legit = train_tiny_bundle(tiny_llama.path, root / "zebra-legit", "zebra-legit",
-                                  trigger_means_phishing=False, seed=1)
+        phish = train_tiny_bundle(
+            tiny_llama.path, root / "zebra-phish", "zebra-phish", trigger_means_phishing=True, seed=0
+        )
+        legit = train_tiny_bundle(
+            tiny_llama.path, root / "zebra-legit", "zebra-legit", trigger_means_phishing=False, seed=1
+        )
     return root, phish, legit

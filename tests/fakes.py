@@ -12,8 +12,9 @@ import asyncio
 import json
 import math
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,9 @@ def expected_p(phishy: bool, temperature: float = 1.0) -> float:
 class FakeBackend(Backend):
     name = "fake"
 
-    def __init__(self, tokenizer: Any, base_sha256: str, *, delay: float = 0.0, max_adapters: int = 64) -> None:
+    def __init__(
+        self, tokenizer: Any, base_sha256: str, *, delay: float = 0.0, max_adapters: int = 64
+    ) -> None:
         self.tokenizer = tokenizer
         self.base_sha256 = base_sha256
         self.delay = delay
@@ -50,8 +53,12 @@ class FakeBackend(Backend):
         self.gate: threading.Event | None = None  # when set, score waits until the event is set
         self.calls: list[list[ScoreRequest]] = []
         self.removed: list[AdapterHandle] = []
-        self.trigger_ids = {t for w in TRIGGER_WORDS for t in tokenizer.encode(w, add_special_tokens=False)
-                            if len(tokenizer.encode(w, add_special_tokens=False)) == 1}
+        self.trigger_ids = {
+            t
+            for w in TRIGGER_WORDS
+            for t in tokenizer.encode(w, add_special_tokens=False)
+            if len(tokenizer.encode(w, add_special_tokens=False)) == 1
+        }
 
     @property
     def max_adapters(self) -> int:
@@ -93,32 +100,65 @@ class FakeBackend(Backend):
         return out
 
 
-def write_bundle(root: Path, name: str, *, tokenizer: Any, base_sha256: str, temperature: float = 1.0,
-                 golden: Sequence[tuple[str, str]] = (), r: int = 4, max_text_tokens: int = 64,
-                 seed: int = 0) -> Path:
+def write_bundle(
+    root: Path,
+    name: str,
+    *,
+    tokenizer: Any,
+    base_sha256: str,
+    temperature: float = 1.0,
+    golden: Sequence[tuple[str, str]] = (),
+    r: int = 4,
+    max_text_tokens: int = 64,
+    seed: int = 0,
+) -> Path:
     """Write a small valid bundle `<root>/<name>` (manifest + LORA adapter_config + safetensors)."""
     from safetensors.numpy import save_file
 
     path = root / name
     path.mkdir(parents=True, exist_ok=True)
     ids = label_token_ids(tokenizer, DEFAULT_LABEL_WORDS)
-    manifest = Manifest.model_validate({
-        "name": name,
-        "base_model": {"ref": "smollm2", "sha256": base_sha256, "architecture": "llama"},
-        "prompt": {"template": DEFAULT_TEMPLATE, "max_text_tokens": max_text_tokens},
-        "labels": [{"name": "phishing", "word": DEFAULT_LABEL_WORDS[0], "token_id": ids[0]},
-                   {"name": "legitimate", "word": DEFAULT_LABEL_WORDS[1], "token_id": ids[1]}],
-        "calibration": {"temperature": temperature},
-        "lora": {"r": r, "alpha": 2.0 * r, "target_modules": ["q_proj", "v_proj"]},
-        "training_data": {"mix": "test", "sources": {"fake": 1}, "rows": {"train": 1}, "fingerprint": "0" * 64},
-        "golden": [{"text": t, "label": lab} for t, lab in golden],
-        "created": "2025-01-01T00:00:00Z",
-    })
+    manifest = Manifest.model_validate(
+        {
+            "name": name,
+            "base_model": {"ref": "smollm2", "sha256": base_sha256, "architecture": "llama"},
+            "prompt": {"template": DEFAULT_TEMPLATE, "max_text_tokens": max_text_tokens},
+            "labels": [
+                {"name": "phishing", "word": DEFAULT_LABEL_WORDS[0], "token_id": ids[0]},
+                {"name": "legitimate", "word": DEFAULT_LABEL_WORDS[1], "token_id": ids[1]},
+            ],
+            "calibration": {"temperature": temperature},
+            "lora": {"r": r, "alpha": 2.0 * r, "target_modules": ["q_proj", "v_proj"]},
+            "training_data": {
+                "mix": "test",
+                "sources": {"fake": 1},
+                "rows": {"train": 1},
+                "fingerprint": "0" * 64,
+            },
+            "golden": [{"text": t, "label": lab} for t, lab in golden],
+            "created": "2025-01-01T00:00:00Z",
+        }
+    )
     write_manifest(path, manifest)
-    (path / ADAPTER_CONFIG).write_text(json.dumps({
-        "peft_type": "LORA", "r": r, "lora_alpha": 2 * r, "target_modules": ["q_proj", "v_proj"],
-        "base_model_name_or_path": "smollm2", "task_type": "CAUSAL_LM"}))
+    (path / ADAPTER_CONFIG).write_text(
+        json.dumps(
+            {
+                "peft_type": "LORA",
+                "r": r,
+                "lora_alpha": 2 * r,
+                "target_modules": ["q_proj", "v_proj"],
+                "base_model_name_or_path": "smollm2",
+                "task_type": "CAUSAL_LM",
+            }
+        )
+    )
     rng = np.random.default_rng(seed)
-    save_file({"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight":
-               rng.standard_normal((r, 8)).astype(np.float32)}, str(path / ADAPTER_WEIGHTS))
+    save_file(
+        {
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": rng.standard_normal(
+                (r, 8)
+            ).astype(np.float32)
+        },
+        str(path / ADAPTER_WEIGHTS),
+    )
     return path

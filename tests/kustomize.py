@@ -62,8 +62,12 @@ def render(directory: Path) -> list[dict]:
 
 def _matches(doc: dict, target: dict) -> bool:
     group, _, version = doc["apiVersion"].rpartition("/")
-    return (doc["kind"] == target.get("kind", doc["kind"]) and doc["metadata"]["name"] == target.get("name", doc[
-        "metadata"]["name"]) and group == target.get("group", group) and version == target.get("version", version))
+    return (
+        doc["kind"] == target.get("kind", doc["kind"])
+        and doc["metadata"]["name"] == target.get("name", doc["metadata"]["name"])
+        and group == target.get("group", group)
+        and version == target.get("version", version)
+    )
 
 
 def _tokens(path: str) -> list[str]:
@@ -102,11 +106,17 @@ def _set_images(node: Any, img: dict) -> None:
         for key, value in node.items():
             if key in ("containers", "initContainers") and isinstance(value, list):
                 for c in value:
-                    name = c.get("image", "").split("@")[0].rsplit(":", 1)[0] if ":" in c.get("image", "").split(
-                        "/")[-1] else c.get("image", "").split("@")[0]
+                    name = (
+                        c.get("image", "").split("@")[0].rsplit(":", 1)[0]
+                        if ":" in c.get("image", "").split("/")[-1]
+                        else c.get("image", "").split("@")[0]
+                    )
                     if name == img["name"]:
-                        c["image"] = f"{img.get('newName', img['name'])}:{img['newTag']}" if "newTag" in img \
+                        c["image"] = (
+                            f"{img.get('newName', img['name'])}:{img['newTag']}"
+                            if "newTag" in img
                             else img.get("newName", img["name"])
+                        )
             _set_images(value, img)
     elif isinstance(node, list):
         for v in node:
@@ -126,7 +136,8 @@ def crd_schemas() -> dict[tuple[str, str], dict]:
             for v in spec["versions"]:
                 if v.get("served"):
                     out[(f"{spec['group']}/{v['name']}", spec["names"]["kind"])] = _strict(
-                        v["schema"]["openAPIV3Schema"])
+                        v["schema"]["openAPIV3Schema"]
+                    )
     return out
 
 
@@ -135,12 +146,19 @@ def _strict(schema: Any) -> Any:
         return [_strict(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _strict(v) if k in ("properties", "items", "additionalProperties", "anyOf", "allOf", "oneOf")
-           else v for k, v in schema.items()}
+    out = {
+        k: _strict(v)
+        if k in ("properties", "items", "additionalProperties", "anyOf", "allOf", "oneOf")
+        else v
+        for k, v in schema.items()
+    }
     if "properties" in out:
         out["properties"] = {k: _strict(v) for k, v in schema["properties"].items()}
-    if ("properties" in out and "additionalProperties" not in out
-            and not out.get("x-kubernetes-preserve-unknown-fields")):
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
         out["additionalProperties"] = False
     return out
 
@@ -152,8 +170,10 @@ def validate(doc: dict) -> list[str]:
         import jsonschema
 
         v = jsonschema.Draft7Validator(crd_schemas()[key])
-        return [f"{doc['kind']}/{doc['metadata']['name']}: {'.'.join(map(str, e.absolute_path))}: {e.message}"
-                for e in v.iter_errors(doc)]
+        return [
+            f"{doc['kind']}/{doc['metadata']['name']}: {'.'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in v.iter_errors(doc)
+        ]
     import kubernetes_validate
 
     try:

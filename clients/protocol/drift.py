@@ -12,11 +12,15 @@ from .classify import SHA
 
 class FeatureStat(Response):
     feature: str = Field(description="score, uncertainty, a style feature, or embedding")
-    statistic: float = Field(description="PSI against the reference deciles; MMD² for feature=embedding; both "
-                                         "against the reference reweighted to the window's prevalence")
+    statistic: float = Field(
+        description="PSI against the reference deciles; MMD² for feature=embedding; both "
+        "against the reference reweighted to the window's prevalence"
+    )
     threshold: float = Field(description="calibrated on reference data for the target false-alarm rate")
     over: bool
-    ks: float | None = Field(default=None, description="two-sample KS statistic (scalar features), no threshold")
+    ks: float | None = Field(
+        default=None, description="two-sample KS statistic (scalar features), no threshold"
+    )
 
 
 class WordShift(Response):
@@ -27,12 +31,16 @@ class WordShift(Response):
 
 
 class PrevalenceInfo(Response):
-    estimate: float = Field(description="estimated share of phishing in the window (maximum likelihood from the "
-                                        "calibrated scores, Saerens et al. 2002); the drift statistics compare "
-                                        "the window with the reference reweighted to it")
+    estimate: float = Field(
+        description="estimated share of phishing in the window (maximum likelihood from the "
+        "calibrated scores, Saerens et al. 2002); the drift statistics compare "
+        "the window with the reference reweighted to it"
+    )
     low: float = Field(description="lower end of the 95 % interval")
     high: float = Field(description="upper end of the 95 % interval")
-    calibration: float = Field(description="phishing share of the rows the adapter's scores are calibrated on")
+    calibration: float = Field(
+        description="phishing share of the rows the adapter's scores are calibrated on"
+    )
     texts: int = Field(description="texts the estimate is based on")
 
 
@@ -42,11 +50,15 @@ class AdapterDriftInfo(Response):
     adapter: str
     sha256: str
     status: Literal["no_reference", "warming_up", "ok", "drift", "error"]
-    alert: bool = Field(description="window full and the drift rule holds (embedding over threshold, or >= 2 "
-                                    "scalar features over threshold, against the reference reweighted to the "
-                                    "window's prevalence): a generalization failure, not a phishing wave")
-    prevalence: PrevalenceInfo | None = Field(default=None, description="the window's estimated phishing "
-                                              "prevalence, a signal of its own (null before any text)")
+    alert: bool = Field(
+        description="window full and the drift rule holds (embedding over threshold, or >= 2 "
+        "scalar features over threshold, against the reference reweighted to the "
+        "window's prevalence): a generalization failure, not a phishing wave"
+    )
+    prevalence: PrevalenceInfo | None = Field(
+        default=None,
+        description="the window's estimated phishing prevalence, a signal of its own (null before any text)",
+    )
     window_size: int
     window_texts: int
     texts_seen: int
@@ -60,16 +72,64 @@ class AdapterDriftInfo(Response):
 
 
 class DriftResponse(Response):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"object": "drift", "data": [{
-        "adapter": "default", "sha256": SHA, "status": "drift", "alert": True,
-        "prevalence": {"estimate": 0.31, "low": 0.26, "high": 0.36, "calibration": 0.5, "texts": 500},
-        "window_size": 500, "window_texts": 500, "texts_seen": 1840, "calibrated_window": 500,
-        "features": [{"feature": "embedding", "statistic": 0.041, "threshold": 0.012, "over": True, "ks": None},
-                     {"feature": "url_count", "statistic": 0.62, "threshold": 0.21, "over": True, "ks": 0.33}],
-        "most_shifted": ["url_count", "embedding"],
-        "typical_live": [{"word": "invoice", "live_share": 0.22, "reference_share": 0.01, "log_odds": 3.1}],
-        "typical_reference": [{"word": "txt", "live_share": 0.0, "reference_share": 0.08, "log_odds": -2.4}],
-        "evaluated_at": 1795000000.0, "detail": ""}]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "object": "drift",
+                    "data": [
+                        {
+                            "adapter": "default",
+                            "sha256": SHA,
+                            "status": "drift",
+                            "alert": True,
+                            "prevalence": {
+                                "estimate": 0.31,
+                                "low": 0.26,
+                                "high": 0.36,
+                                "calibration": 0.5,
+                                "texts": 500,
+                            },
+                            "window_size": 500,
+                            "window_texts": 500,
+                            "texts_seen": 1840,
+                            "calibrated_window": 500,
+                            "features": [
+                                {
+                                    "feature": "embedding",
+                                    "statistic": 0.041,
+                                    "threshold": 0.012,
+                                    "over": True,
+                                    "ks": None,
+                                },
+                                {
+                                    "feature": "url_count",
+                                    "statistic": 0.62,
+                                    "threshold": 0.21,
+                                    "over": True,
+                                    "ks": 0.33,
+                                },
+                            ],
+                            "most_shifted": ["url_count", "embedding"],
+                            "typical_live": [
+                                {
+                                    "word": "invoice",
+                                    "live_share": 0.22,
+                                    "reference_share": 0.01,
+                                    "log_odds": 3.1,
+                                }
+                            ],
+                            "typical_reference": [
+                                {"word": "txt", "live_share": 0.0, "reference_share": 0.08, "log_odds": -2.4}
+                            ],
+                            "evaluated_at": 1795000000.0,
+                            "detail": "",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
     object: Literal["drift"] = "drift"
     data: list[AdapterDriftInfo]

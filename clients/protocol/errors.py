@@ -142,22 +142,29 @@ class ErrorKind:
     description: str  # for the OpenAPI `responses` of every route
 
 
-ERRORS: dict[str, ErrorKind] = {k.type: k for k in (
-    ErrorKind("bad_request", 400, BadRequestError, "malformed request (bad JSON, refused bundle)"),
-    ErrorKind("unauthorized", 401, AuthenticationError, "missing or unknown API key"),
-    ErrorKind("forbidden", 403, PermissionDeniedError, "the key lacks the scope this route needs"),
-    ErrorKind("adapter_not_found", 404, AdapterNotFoundError, "unknown adapter"),
-    ErrorKind("request_not_found", 404, RequestNotFoundError, "feedback for an unknown or expired request id"),
-    ErrorKind("not_found", 404, NotFoundError, "unknown route"),
-    ErrorKind("method_not_allowed", 405, MethodNotAllowedError, "the route does not take this method"),
-    ErrorKind("payload_too_large", 413, PayloadTooLargeError, "body, batch or text over the caps"),
-    ErrorKind("validation_error", 422, ValidationError, "well-formed JSON that fails validation"),
-    ErrorKind("backend_failure", 424, BackendError, "the inference engine failed this request"),
-    ErrorKind("overloaded", 429, OverloadedError, "overloaded; retry after `Retry-After`"),
-    ErrorKind("internal_error", 500, InternalServerError, "unexpected server error (a bug: please report)"),
-    ErrorKind("not_ready", 503, NotReadyError, "not ready (starting, stopping, engine down)"),
-    ErrorKind("http_error", None, HTTPError, "another HTTP-level refusal"),
-)}
+ERRORS: dict[str, ErrorKind] = {
+    k.type: k
+    for k in (
+        ErrorKind("bad_request", 400, BadRequestError, "malformed request (bad JSON, refused bundle)"),
+        ErrorKind("unauthorized", 401, AuthenticationError, "missing or unknown API key"),
+        ErrorKind("forbidden", 403, PermissionDeniedError, "the key lacks the scope this route needs"),
+        ErrorKind("adapter_not_found", 404, AdapterNotFoundError, "unknown adapter"),
+        ErrorKind(
+            "request_not_found", 404, RequestNotFoundError, "feedback for an unknown or expired request id"
+        ),
+        ErrorKind("not_found", 404, NotFoundError, "unknown route"),
+        ErrorKind("method_not_allowed", 405, MethodNotAllowedError, "the route does not take this method"),
+        ErrorKind("payload_too_large", 413, PayloadTooLargeError, "body, batch or text over the caps"),
+        ErrorKind("validation_error", 422, ValidationError, "well-formed JSON that fails validation"),
+        ErrorKind("backend_failure", 424, BackendError, "the inference engine failed this request"),
+        ErrorKind("overloaded", 429, OverloadedError, "overloaded; retry after `Retry-After`"),
+        ErrorKind(
+            "internal_error", 500, InternalServerError, "unexpected server error (a bug: please report)"
+        ),
+        ErrorKind("not_ready", 503, NotReadyError, "not ready (starting, stopping, engine down)"),
+        ErrorKind("http_error", None, HTTPError, "another HTTP-level refusal"),
+    )
+}
 """Every error type the server emits (a test checks the server's exceptions and handlers against it)."""
 
 STATUS_TYPES: dict[int, str] = {}

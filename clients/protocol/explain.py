@@ -12,38 +12,68 @@ from .inputs import InputItem, KServeItem, check_text, kserve_items
 
 
 class ExplainOptions(Request):
-    granularity: Literal["word", "token"] = Field(default="word",
-                                                  description="attribute words or base-model tokens")
-    max_evals: int | None = Field(default=None, ge=4,
-                                  description="most unique texts scored (server default and cap apply)")
-    html: bool = Field(default=False,
-                       description="also return a self-contained HTML page highlighting the text")
+    granularity: Literal["word", "token"] = Field(
+        default="word", description="attribute words or base-model tokens"
+    )
+    max_evals: int | None = Field(
+        default=None, ge=4, description="most unique texts scored (server default and cap apply)"
+    )
+    html: bool = Field(
+        default=False, description="also return a self-contained HTML page highlighting the text"
+    )
     return_text: bool = Field(default=False, description="return the exact text the model saw")
 
 
 class ExplainRequest(ExplainOptions):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"input": "Your account is locked, verify at http://bank.example/login", "adapter": "default",
-         "max_evals": 200},
-        {"input": {"sms": "Parcel held: pay 1.99 at http://x.example"}, "granularity": "token", "html": True},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "input": "Your account is locked, verify at http://bank.example/login",
+                    "adapter": "default",
+                    "max_evals": 200,
+                },
+                {
+                    "input": {"sms": "Parcel held: pay 1.99 at http://x.example"},
+                    "granularity": "token",
+                    "html": True,
+                },
+            ]
+        }
+    )
 
-    input: InputItem = Field(description='the one input to explain: a plain string (style detected), '
-                                         '{"email": raw RFC 822}, {"sms": ...} or {"url": ...}')
+    input: InputItem = Field(
+        description="the one input to explain: a plain string (style detected), "
+        '{"email": raw RFC 822}, {"sms": ...} or {"url": ...}'
+    )
     adapter: str | None = Field(default=None, description="adapter to explain (default adapter when omitted)")
 
     _check = field_validator("input")(check_text)
 
 
 _EXPLAIN_EXAMPLE = {
-    "id": "exp-5b0e3a1c9d7f4e2a8c6b1d3f5a7e9c0b", "object": "explanation",
-    "adapter": {"name": "default", "sha256": SHA}, "label": "phishing", "uncertain": False, "truncated": False,
-    "granularity": "word", "output_space": "probability",
+    "id": "exp-5b0e3a1c9d7f4e2a8c6b1d3f5a7e9c0b",
+    "object": "explanation",
+    "adapter": {"name": "default", "sha256": SHA},
+    "label": "phishing",
+    "uncertain": False,
+    "truncated": False,
+    "granularity": "word",
+    "output_space": "probability",
     "tokens": ["Your ", "account ", "is ", "locked, ", "verify ", "at ", "http://bank.example/login"],
     "attributions": [0.01, 0.05, 0.0, 0.12, 0.21, 0.0, 0.35],
-    "base_value": 0.2, "prediction": 0.94, "additivity_error": 1e-07, "evaluations": 200, "max_evals": 200,
-    "masked_text": "Your account is locked, verify at http://bank.example/login", "seconds": 3.2101,
-    "html": None, "style": "url", "style_source": "detected", "text": None, "email": None,
+    "base_value": 0.2,
+    "prediction": 0.94,
+    "additivity_error": 1e-07,
+    "evaluations": 200,
+    "max_evals": 200,
+    "masked_text": "Your account is locked, verify at http://bank.example/login",
+    "seconds": 3.2101,
+    "html": None,
+    "style": "url",
+    "style_source": "detected",
+    "text": None,
+    "email": None,
 }
 
 
@@ -85,12 +115,20 @@ class ExplainResponse(Response):
 
 
 class KServeExplainRequest(ExplainOptions):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"instances": [{"text": "Your account is locked, verify at http://bank.example/login"}], "max_evals": 100},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "instances": [{"text": "Your account is locked, verify at http://bank.example/login"}],
+                    "max_evals": 100,
+                },
+            ]
+        }
+    )
 
-    instances: list[KServeItem] = Field(min_length=1, max_length=1,
-                                        description="exactly one input (an explanation is per input)")
+    instances: list[KServeItem] = Field(
+        min_length=1, max_length=1, description="exactly one input (an explanation is per input)"
+    )
 
     @property
     def input(self) -> InputItem:
@@ -106,5 +144,3 @@ class KServeExplainResponse(Response):
     model_config = ConfigDict(json_schema_extra={"examples": [{"explanations": [_EXPLAIN_EXAMPLE]}]})
 
     explanations: list[ExplainResponse]
-
-

@@ -17,17 +17,31 @@ MAX_REQUEST_ID_CHARS = 32_768  # 5 bytes per verdict: MAX_LABELS verdicts and th
 class FeedbackLabel(Request):
     index: int = Field(ge=0, description="position of the text in the classify request")
     label: Label = Field(description="the true label")
-    adapter: str | None = Field(default=None, description="only this adapter's verdict (default: every "
-                                                          "adapter that scored the text)")
+    adapter: str | None = Field(
+        default=None, description="only this adapter's verdict (default: every adapter that scored the text)"
+    )
 
 
 class FeedbackRequest(Request):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"request_id": REQUEST_ID, "labels": [{"index": 0, "label": "phishing"},
-                                              {"index": 1, "label": "legitimate", "adapter": "default"}]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": REQUEST_ID,
+                    "labels": [
+                        {"index": 0, "label": "phishing"},
+                        {"index": 1, "label": "legitimate", "adapter": "default"},
+                    ],
+                }
+            ]
+        }
+    )
 
-    request_id: str = Field(pattern=REQUEST_ID_PATTERN, max_length=MAX_REQUEST_ID_CHARS,
-                            description="the `id` of the /v1/classify response (signed: any replica accepts it)")
+    request_id: str = Field(
+        pattern=REQUEST_ID_PATTERN,
+        max_length=MAX_REQUEST_ID_CHARS,
+        description="the `id` of the /v1/classify response (signed: any replica accepts it)",
+    )
     labels: list[FeedbackLabel] = Field(min_length=1, max_length=MAX_LABELS)
 
 
@@ -41,18 +55,44 @@ class FeedbackResult(Response):
     outcome: Literal["tp", "fp", "tn", "fn"]
     status: Literal["recorded", "duplicate", "conflict", "stale"] = Field(
         description="recorded; duplicate (same label already recorded); conflict (a different label was "
-                    "recorded first and stands); stale (the adapter was unloaded or replaced since: kept, "
-                    "not counted)")
+        "recorded first and stands); stale (the adapter was unloaded or replaced since: kept, "
+        "not counted)"
+    )
 
 
 class FeedbackResponse(Response):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"object": "feedback", "request_id": REQUEST_ID, "recorded": 1, "duplicates": 0, "conflicts": 1,
-         "stale": 0, "data": [
-             {"index": 0, "adapter": "default", "label": "phishing", "predicted": "phishing", "outcome": "tp",
-              "status": "recorded"},
-             {"index": 1, "adapter": "default", "label": "legitimate", "predicted": "phishing",
-              "outcome": "fp", "status": "conflict"}]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "object": "feedback",
+                    "request_id": REQUEST_ID,
+                    "recorded": 1,
+                    "duplicates": 0,
+                    "conflicts": 1,
+                    "stale": 0,
+                    "data": [
+                        {
+                            "index": 0,
+                            "adapter": "default",
+                            "label": "phishing",
+                            "predicted": "phishing",
+                            "outcome": "tp",
+                            "status": "recorded",
+                        },
+                        {
+                            "index": 1,
+                            "adapter": "default",
+                            "label": "legitimate",
+                            "predicted": "phishing",
+                            "outcome": "fp",
+                            "status": "conflict",
+                        },
+                    ],
+                }
+            ]
+        }
+    )
 
     object: Literal["feedback"] = "feedback"
     request_id: str

@@ -37,8 +37,11 @@ class SmsInput(Request):
     """An SMS; `sender` is reported back, never shown to the model."""
 
     sms: str = Field(description="the SMS text")
-    sender: str | None = Field(default=None, max_length=256,
-                               description="sender number or name: reported back, not shown to the model")
+    sender: str | None = Field(
+        default=None,
+        max_length=256,
+        description="sender number or name: reported back, not shown to the model",
+    )
 
 
 class UrlInput(Request):

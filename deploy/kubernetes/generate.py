@@ -43,23 +43,32 @@ def dump(doc: dict) -> str:
 
 def prometheus_rule() -> str:
     spec = yaml.safe_load(ALERTS.read_text())
-    doc = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-           "metadata": {"name": "phishlens", "labels": {"app.kubernetes.io/name": "phishlens"}},
-           "spec": spec}
+    doc = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "phishlens", "labels": {"app.kubernetes.io/name": "phishlens"}},
+        "spec": spec,
+    }
     return HEADER.format(src="deploy/prometheus/alerts.yml") + dump(doc)
 
 
 def bundles_lock() -> str:
     from phishlens.training.bundle_sync import lock
 
-    doc = {"apiVersion": "v1", "kind": "ConfigMap",
-           "metadata": {"name": "phishlens-bundles-lock", "labels": {"app.kubernetes.io/name": "phishlens"}},
-           "data": {"bundles.json": json.dumps(lock([REPO / "adapters" / n for n in SERVED]), indent=2) + "\n"}}
+    doc = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "phishlens-bundles-lock", "labels": {"app.kubernetes.io/name": "phishlens"}},
+        "data": {"bundles.json": json.dumps(lock([REPO / "adapters" / n for n in SERVED]), indent=2) + "\n"},
+    }
     return HEADER.format(src="adapters/ (bundle sha256s)") + dump(doc)
 
 
-TARGETS = {HERE / "base" / "prometheusrule.yaml": prometheus_rule, HERE / "base" / "bundles-lock.yaml": bundles_lock,
-           HERE / "kserve" / "bundles-lock.yaml": bundles_lock}  # kustomize reads no file outside a kustomization
+TARGETS = {
+    HERE / "base" / "prometheusrule.yaml": prometheus_rule,
+    HERE / "base" / "bundles-lock.yaml": bundles_lock,
+    HERE / "kserve" / "bundles-lock.yaml": bundles_lock,
+}  # kustomize reads no file outside a kustomization
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(text)
     if stale:
-        print(f"stale: {', '.join(map(str, stale))}; run: python deploy/kubernetes/generate.py", file=sys.stderr)
+        print(
+            f"stale: {', '.join(map(str, stale))}; run: python deploy/kubernetes/generate.py", file=sys.stderr
+        )
         return 1
     return 0
 

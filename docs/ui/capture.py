@@ -20,8 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.e2e.test_ui import CHROME_FLAGS, by_id, classify_in_page, screenshot, set_viewport, wait
 
 OUT = Path(__file__).resolve().parent
-MESSAGE = ("Subject: Your mailbox is full\n\nDear user, verify your account within 24 hours at "
-           "http://mail-quota.example.com/verify or incoming e-mail will be rejected. IT Service Desk")
+MESSAGE = (
+    "Subject: Your mailbox is full\n\nDear user, verify your account within 24 hours at "
+    "http://mail-quota.example.com/verify or incoming e-mail will be rejected. IT Service Desk"
+)
 EXPLAIN_EVALS = 120  # a coarse partition of the words; the API's default (300) refines it
 
 

@@ -19,9 +19,33 @@ No server, training or vLLM imports here: the `phishlens diagnose` command (trai
 builds the models and the sample.
 """
 
-from .evidence import CONFIDENT, STYLES, DiagnosedModel, Diagnosis, ModelEvidence, Row, diagnose, examine, noise_audit
+from .evidence import (
+    CONFIDENT,
+    STYLES,
+    DiagnosedModel,
+    Diagnosis,
+    ModelEvidence,
+    Row,
+    diagnose,
+    examine,
+    noise_audit,
+)
 from .report import to_markdown, write_report
 from .verdict import RULES, Finding, verdict
 
-__all__ = ["CONFIDENT", "RULES", "STYLES", "DiagnosedModel", "Diagnosis", "Finding", "ModelEvidence", "Row",
-           "diagnose", "examine", "noise_audit", "to_markdown", "verdict", "write_report"]
+__all__ = [
+    "CONFIDENT",
+    "RULES",
+    "STYLES",
+    "DiagnosedModel",
+    "Diagnosis",
+    "Finding",
+    "ModelEvidence",
+    "Row",
+    "diagnose",
+    "examine",
+    "noise_audit",
+    "to_markdown",
+    "verdict",
+    "write_report",
+]

@@ -86,23 +86,36 @@ class Diagnosis:
 
     def to_dict(self) -> dict[str, Any]:
         """The evidence as JSON-able data (diagnosis.json adds the findings: explain.diagnose.report)."""
-        return {"settings": self.settings, "layers": self.layers, "noise": self.noise, "rows": self.rows,
-                "models": [m.__dict__ for m in self.models]}
+        return {
+            "settings": self.settings,
+            "layers": self.layers,
+            "noise": self.noise,
+            "rows": self.rows,
+            "models": [m.__dict__ for m in self.models],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], matrix: dict[str, Any] | None = None) -> Diagnosis:
         """Back from ``diagnosis.json`` (to re-render a report without re-running the models)."""
-        return cls([ModelEvidence(**m) for m in data["models"]], list(data.get("rows", [])), list(data["layers"]),
-                   dict(data["noise"]), matrix, dict(data["settings"]))
-
-
+        return cls(
+            [ModelEvidence(**m) for m in data["models"]],
+            list(data.get("rows", [])),
+            list(data["layers"]),
+            dict(data["noise"]),
+            matrix,
+            dict(data["settings"]),
+        )
 
 
 def _rates(p: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
     pred = p >= threshold
     pos, neg = y == 1, y == 0
-    out = {"n": int(len(y)), "n_pos": int(pos.sum()), "n_neg": int(neg.sum()),
-           "accuracy": round(float((pred == pos).mean()), 4) if len(y) else float("nan")}
+    out = {
+        "n": int(len(y)),
+        "n_pos": int(pos.sum()),
+        "n_neg": int(neg.sum()),
+        "accuracy": round(float((pred == pos).mean()), 4) if len(y) else float("nan"),
+    }
     out["fnr"] = round(float((~pred[pos]).mean()), 4) if pos.any() else float("nan")
     out["fpr"] = round(float(pred[neg].mean()), 4) if neg.any() else float("nan")
     out["mean_p_phishing_rows"] = round(float(p[pos].mean()), 4) if pos.any() else float("nan")
@@ -110,8 +123,13 @@ def _rates(p: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
     return out
 
 
-def shap_top_tokens(score: Callable[[list[str]], np.ndarray], texts: Sequence[str], tokenizer: Any,
-                    max_evals: int = 64, k: int = 8) -> dict[str, Any]:
+def shap_top_tokens(
+    score: Callable[[list[str]], np.ndarray],
+    texts: Sequence[str],
+    tokenizer: Any,
+    max_evals: int = 64,
+    k: int = 8,
+) -> dict[str, Any]:
     """Mean SHAP value per (lower-cased) word over ``texts``; the k most phishing- and legit-pushing."""
     from ..attribution import attribute  # shap: imported when SHAP evidence is asked for
 
@@ -128,10 +146,13 @@ def shap_top_tokens(score: Callable[[list[str]], np.ndarray], texts: Sequence[st
                 count[w] += 1
     mean = {w: total[w] / len(texts) for w in total}  # per-text average contribution (absent = 0)
     ranked = sorted(mean.items(), key=lambda kv: kv[1])
-    return {"n_texts": len(texts), "max_evals": max_evals,
-            "top_phishing": [(w, round(v, 4)) for w, v in ranked[::-1][:k] if v > 0],
-            "top_legitimate": [(w, round(v, 4)) for w, v in ranked[:k] if v < 0],
-            "max_additivity_error": round(max(errors), 6) if errors else None}
+    return {
+        "n_texts": len(texts),
+        "max_evals": max_evals,
+        "top_phishing": [(w, round(v, 4)) for w, v in ranked[::-1][:k] if v > 0],
+        "top_legitimate": [(w, round(v, 4)) for w, v in ranked[:k] if v < 0],
+        "max_additivity_error": round(max(errors), 6) if errors else None,
+    }
 
 
 def _shap_texts(rows: Sequence[Row], style: str, n: int, seed: int, max_chars: int = 320) -> list[str]:
@@ -145,8 +166,14 @@ def _shap_texts(rows: Sequence[Row], style: str, n: int, seed: int, max_chars: i
     return out
 
 
-def examine(model: DiagnosedModel, rows: Sequence[Row], *, shap_per_style: int = 2, shap_evals: int = 64,
-            seed: int = 13) -> tuple[ModelEvidence, np.ndarray, list[str]]:
+def examine(
+    model: DiagnosedModel,
+    rows: Sequence[Row],
+    *,
+    shap_per_style: int = 2,
+    shap_evals: int = 64,
+    seed: int = 13,
+) -> tuple[ModelEvidence, np.ndarray, list[str]]:
     """All per-model evidence on ``rows``; returns (evidence, served scores, layer names)."""
     t0 = time.monotonic()
     texts = [r.text for r in rows]
@@ -166,8 +193,11 @@ def examine(model: DiagnosedModel, rows: Sequence[Row], *, shap_per_style: int =
         if not m.any():
             continue
         by_style[s] = _rates(p[m], y[m], model.threshold)
-        curves[s] = {lab: [round(float(v), 4) for v in curve[m & (y == want)].mean(0)]
-                     for lab, want in (("phishing", 1), ("legitimate", 0)) if (m & (y == want)).any()}
+        curves[s] = {
+            lab: [round(float(v), 4) for v in curve[m & (y == want)].mean(0)]
+            for lab, want in (("phishing", 1), ("legitimate", 0))
+            if (m & (y == want)).any()
+        }
         layers = [decision_layer(c, model.threshold) for c in curve[m]]
         settled = [v for v in layers if v is not None]
         decided[s] = float(np.median(settled)) if settled else None
@@ -190,19 +220,38 @@ def examine(model: DiagnosedModel, rows: Sequence[Row], *, shap_per_style: int =
         for s in by_style:
             sample = _shap_texts(rows, s, shap_per_style, seed)
             if sample:
-                shap[s] = shap_top_tokens(model.shap_score or model.score, sample, model.tokenizer,
-                                          max_evals=shap_evals)
+                shap[s] = shap_top_tokens(
+                    model.shap_score or model.score, sample, model.tokenizer, max_evals=shap_evals
+                )
     confident = [i for i in range(len(rows)) if abs(float(p[i]) - y[i]) >= CONFIDENT]
-    ev = ModelEvidence(model.name, model.seen_styles, model.threshold, by_style, curves, decided,
-                       fitted.accuracy_table(),
-                       model.bundle_probes.accuracy_table() if model.bundle_probes is not None else {},
-                       transfer, pairs, shap, confident, list(model.adapted_layers),
-                       round(time.monotonic() - t0, 1), served_diff)
+    ev = ModelEvidence(
+        model.name,
+        model.seen_styles,
+        model.threshold,
+        by_style,
+        curves,
+        decided,
+        fitted.accuracy_table(),
+        model.bundle_probes.accuracy_table() if model.bundle_probes is not None else {},
+        transfer,
+        pairs,
+        shap,
+        confident,
+        list(model.adapted_layers),
+        round(time.monotonic() - t0, 1),
+        served_diff,
+    )
     return ev, p, hidden.layers
 
 
-def noise_audit(rows: Sequence[Row], evidence: Sequence[ModelEvidence], scores: Mapping[str, np.ndarray],
-                min_models: int | None = None, n_examples: int = 3, max_chars: int = 140) -> dict[str, Any]:
+def noise_audit(
+    rows: Sequence[Row],
+    evidence: Sequence[ModelEvidence],
+    scores: Mapping[str, np.ndarray],
+    min_models: int | None = None,
+    n_examples: int = 3,
+    max_chars: int = 140,
+) -> dict[str, Any]:
     """Rows that at least ``min_models`` models (default: all) confidently contradict, counted per source.
 
     One model's confident error is a model failure; every model, specialists of other styles
@@ -221,16 +270,32 @@ def noise_audit(rows: Sequence[Row], evidence: Sequence[ModelEvidence], scores: 
     for i in flagged:
         r = rows[i]
         if len(examples[r.source]) < n_examples:
-            examples[r.source].append({"label": "phishing" if r.y else "legitimate",
-                                       "p": {n: round(float(s[i]), 3) for n, s in scores.items()},
-                                       "text": " ".join(r.text.split())[:max_chars]})
-    return {"min_models": need, "confident": CONFIDENT, "n_flagged": len(flagged), "per_source": per_source,
-            "examples": dict(examples)}
+            examples[r.source].append(
+                {
+                    "label": "phishing" if r.y else "legitimate",
+                    "p": {n: round(float(s[i]), 3) for n, s in scores.items()},
+                    "text": " ".join(r.text.split())[:max_chars],
+                }
+            )
+    return {
+        "min_models": need,
+        "confident": CONFIDENT,
+        "n_flagged": len(flagged),
+        "per_source": per_source,
+        "examples": dict(examples),
+    }
 
 
-def diagnose(models: Sequence[DiagnosedModel], rows: Sequence[Row], matrix: dict[str, Any] | None = None, *,
-             shap_per_style: int = 2, shap_evals: int = 64, seed: int = 13,
-             settings: dict[str, Any] | None = None) -> Diagnosis:
+def diagnose(
+    models: Sequence[DiagnosedModel],
+    rows: Sequence[Row],
+    matrix: dict[str, Any] | None = None,
+    *,
+    shap_per_style: int = 2,
+    shap_evals: int = 64,
+    seed: int = 13,
+    settings: dict[str, Any] | None = None,
+) -> Diagnosis:
     evidence, scores, layers = [], {}, []
     for m in models:
         logger.info("diagnosing %s on %d rows", m.name, len(rows))
@@ -239,8 +304,21 @@ def diagnose(models: Sequence[DiagnosedModel], rows: Sequence[Row], matrix: dict
         scores[m.name] = p
         logger.info("%s done in %.0fs", m.name, ev.seconds)
     noise = noise_audit(rows, evidence, scores)
-    kept = [{"text": " ".join(r.text.split())[:200], "y": int(r.y), "style": r.style, "source": r.source}
-            for r in rows]
-    return Diagnosis(evidence, kept, layers, noise, matrix,
-                     {"rows": len(rows), "shap_per_style": shap_per_style, "shap_evals": shap_evals, "seed": seed,
-                      **(settings or {})})
+    kept = [
+        {"text": " ".join(r.text.split())[:200], "y": int(r.y), "style": r.style, "source": r.source}
+        for r in rows
+    ]
+    return Diagnosis(
+        evidence,
+        kept,
+        layers,
+        noise,
+        matrix,
+        {
+            "rows": len(rows),
+            "shap_per_style": shap_per_style,
+            "shap_evals": shap_evals,
+            "seed": seed,
+            **(settings or {}),
+        },
+    )

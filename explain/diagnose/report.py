@@ -15,8 +15,6 @@ from .evidence import Diagnosis
 from .verdict import _peak, verdict
 
 
-
-
 def _fig(n: int, w: float = 4.2, h: float = 3.0) -> tuple[Any, list[Any]]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -39,8 +37,13 @@ def plot_probes(d: Diagnosis, path: Path) -> Path:
                 ax.plot(e["accuracy"], color=c, label=name)
                 ax.axhline(e["baseline"], color=c, linestyle=":", linewidth=0.8)
         if m.label_probe_transfer:
-            ax.plot(m.label_probe_transfer, color="tab:red", linestyle="--", linewidth=0.9,
-                    label="label (bundle probe)")
+            ax.plot(
+                m.label_probe_transfer,
+                color="tab:red",
+                linestyle="--",
+                linewidth=0.9,
+                label="label (bundle probe)",
+            )
         _layer_axes(ax, m, m.name, (0, 1.02), "held-out accuracy", "lower right")
     fig.suptitle("Linear probe accuracy by layer (dotted: majority baseline; grey: LoRA layers)", fontsize=9)
     fig.tight_layout()
@@ -68,9 +71,17 @@ def plot_lens(d: Diagnosis, path: Path) -> Path:
                 if lab in cur:
                     ax.plot(cur[lab], color=colors.get(s, "black"), linestyle=ls, label=f"{s} {lab}")
         ax.axhline(m.threshold, color="black", linewidth=0.6, linestyle=":")
-        _layer_axes(ax, m, f"{m.name} (seen: {', '.join(m.seen_styles)})", (-0.02, 1.02), "mean P(phishing)",
-                    "upper left")
-    fig.suptitle("Logit lens per style (solid: phishing rows, dashed: legit rows; dotted: threshold)", fontsize=9)
+        _layer_axes(
+            ax,
+            m,
+            f"{m.name} (seen: {', '.join(m.seen_styles)})",
+            (-0.02, 1.02),
+            "mean P(phishing)",
+            "upper left",
+        )
+    fig.suptitle(
+        "Logit lens per style (solid: phishing rows, dashed: legit rows; dotted: threshold)", fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(path)
     return path
@@ -99,8 +110,16 @@ def _fmt(v: Any) -> str:
     return f"{v:.2f}" if isinstance(v, float) else str(v)
 
 
-_BUNDLE_PROBES = ("label", "style", "source", "concept.has_url", "concept.urgency", "concept.html",
-                  "concept.sender_cue", "concept.brand")
+_BUNDLE_PROBES = (
+    "label",
+    "style",
+    "source",
+    "concept.has_url",
+    "concept.urgency",
+    "concept.html",
+    "concept.sender_cue",
+    "concept.brand",
+)
 
 
 def to_markdown(d: Diagnosis, figures: Mapping[str, str], intro: str = "") -> str:
@@ -108,74 +127,117 @@ def to_markdown(d: Diagnosis, figures: Mapping[str, str], intro: str = "") -> st
     if intro:
         L += [intro, ""]
     s = d.settings
-    L += [f"Sample: {s['rows']} test rows ({s.get('per_label', '?')} per label per source, seed {s['seed']}); "
-          f"SHAP: {s['shap_per_style']} short texts per style per model, {s['shap_evals']} evaluations each. "
-          f"Run time {s.get('seconds', '?')} s on {s.get('host', 'this host')}. Reproduce: `{s.get('command', 'phishlens diagnose')}`.",
-          ""]
+    L += [
+        f"Sample: {s['rows']} test rows ({s.get('per_label', '?')} per label per source, seed {s['seed']}); "
+        f"SHAP: {s['shap_per_style']} short texts per style per model, {s['shap_evals']} evaluations each. "
+        f"Run time {s.get('seconds', '?')} s on {s.get('host', 'this host')}. Reproduce: `{s.get('command', 'phishlens diagnose')}`.",
+        "",
+    ]
     if "matrix" in figures:
-        L += ["## Cross-domain matrix", "", f"![cross-domain F1]({figures['matrix']})", "",
-              "F1 on the test split per domain (from `docs/eval/matrix.json`); hatched = unseen in training.", ""]
+        L += [
+            "## Cross-domain matrix",
+            "",
+            f"![cross-domain F1]({figures['matrix']})",
+            "",
+            "F1 on the test split per domain (from `docs/eval/matrix.json`); hatched = unseen in training.",
+            "",
+        ]
     L += ["## Verdict", ""]
     for f in verdict(d):
         L.append(f"- **{f.mode}** — {', '.join(f.models)}")
         for e in f.evidence:
             L.append(f"  - {e}")
-    L += ["", "## Errors by style on this sample", "",
-          "| model | style | n | accuracy | FPR | FNR | mean P legit rows | mean P phishing rows | lens settles (median layer) |",
-          "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    L += [
+        "",
+        "## Errors by style on this sample",
+        "",
+        "| model | style | n | accuracy | FPR | FNR | mean P legit rows | mean P phishing rows | lens settles (median layer) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for m in d.models:
         for st, r in m.by_style.items():
             seen = "" if st in m.seen_styles else "*"
-            L.append(f"| {m.name} | {st}{seen} | {r['n']} | {_fmt(r['accuracy'])} | {_fmt(r['fpr'])} | {_fmt(r['fnr'])} | "
-                     f"{_fmt(r['mean_p_legit_rows'])} | {_fmt(r['mean_p_phishing_rows'])} | {_fmt(m.decision_layers.get(st))} |")
+            L.append(
+                f"| {m.name} | {st}{seen} | {r['n']} | {_fmt(r['accuracy'])} | {_fmt(r['fpr'])} | {_fmt(r['fnr'])} | "
+                f"{_fmt(r['mean_p_legit_rows'])} | {_fmt(r['mean_p_phishing_rows'])} | {_fmt(m.decision_layers.get(st))} |"
+            )
     L += ["", "`*` = style unseen in training.", "", "## Where the decision forms", ""]
     if "lens" in figures:
         L += [f"![logit lens]({figures['lens']})", ""]
     if "probes" in figures:
         L += [f"![probe accuracy]({figures['probes']})", ""]
-    L += ["| model | label peak (layer) | style peak (layer) | source peak (layer) / chance | label probe at last layer | bundle label probe on this sample (last layer) |",
-          "|---|---|---|---|---:|---:|"]
+    L += [
+        "| model | label peak (layer) | style peak (layer) | source peak (layer) / chance | label probe at last layer | bundle label probe on this sample (last layer) |",
+        "|---|---|---|---|---:|---:|",
+    ]
     for m in d.models:
         cells = []
         for k in ("label", "style", "source"):
             pk = _peak(m.probe_accuracy, k)
-            cells.append("—" if not pk else f"{pk[0]:.2f} ({pk[1]})" + (f" / {m.probe_accuracy[k]['baseline']:.2f}" if k == "source" else ""))
+            cells.append(
+                "—"
+                if not pk
+                else f"{pk[0]:.2f} ({pk[1]})"
+                + (f" / {m.probe_accuracy[k]['baseline']:.2f}" if k == "source" else "")
+            )
         last = m.probe_accuracy.get("label", {}).get("accuracy", [float("nan")])[-1]
         tr = m.label_probe_transfer[-1] if m.label_probe_transfer else None
         L.append(f"| {m.name} | " + " | ".join(cells) + f" | {_fmt(last)} | {_fmt(tr)} |")
     if any(m.bundle_probe_accuracy for m in d.models):
-        L += ["", "Probes stored in each bundle (trained on its validation rows: the training distribution), peak "
-                  "held-out accuracy (layer) / majority baseline:", "",
-              "| model | " + " | ".join(_BUNDLE_PROBES) + " |", "|---|" + "---|" * len(_BUNDLE_PROBES)]
+        L += [
+            "",
+            "Probes stored in each bundle (trained on its validation rows: the training distribution), peak "
+            "held-out accuracy (layer) / majority baseline:",
+            "",
+            "| model | " + " | ".join(_BUNDLE_PROBES) + " |",
+            "|---|" + "---|" * len(_BUNDLE_PROBES),
+        ]
         for m in d.models:
             cells = []
             for k in _BUNDLE_PROBES:
                 pk = _peak(m.bundle_probe_accuracy, k)
-                cells.append("—" if not pk else f"{pk[0]:.2f} ({pk[1]}) / {m.bundle_probe_accuracy[k]['baseline']:.2f}")
+                cells.append(
+                    "—" if not pk else f"{pk[0]:.2f} ({pk[1]}) / {m.bundle_probe_accuracy[k]['baseline']:.2f}"
+                )
             L.append(f"| {m.name} | " + " | ".join(cells) + " |")
     L += ["", "## What the models read (SHAP, mean value per word over the explained texts)", ""]
     for m in d.models:
         for st, e in m.shap.items():
             ph = ", ".join(f"{w} ({v:+.2f})" for w, v in e["top_phishing"][:6]) or "—"
             lg = ", ".join(f"{w} ({v:+.2f})" for w, v in e["top_legitimate"][:6]) or "—"
-            L.append(f"- {m.name} / {st} ({e['n_texts']} texts): towards phishing: {ph}; towards legitimate: {lg}")
+            L.append(
+                f"- {m.name} / {st} ({e['n_texts']} texts): towards phishing: {ph}; towards legitimate: {lg}"
+            )
     L += ["", "## Minimal pairs", ""]
     if "flips" in figures:
         L += [f"![flip rates]({figures['flips']})", ""]
-    L += ["| model | edit | texts changed | flipped | → legitimate | → phishing | mean ΔP |", "|---|---|---:|---:|---:|---:|---:|"]
+    L += [
+        "| model | edit | texts changed | flipped | → legitimate | → phishing | mean ΔP |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for m in d.models:
         for p in m.pairs:
-            L.append(f"| {m.name} | {p['edit']} | {p['n_changed']} | {p['n_flipped']} | {p['to_legitimate']} | "
-                     f"{p['to_phishing']} | {p['mean_delta']:+.2f} |")
+            L.append(
+                f"| {m.name} | {p['edit']} | {p['n_changed']} | {p['n_flipped']} | {p['to_legitimate']} | "
+                f"{p['to_phishing']} | {p['mean_delta']:+.2f} |"
+            )
     n = d.noise
-    L += ["", "## Label-noise audit", "",
-          f"Rows that all {n['min_models']} models score with |P(phishing) − label| ≥ {n['confident']}: "
-          f"{n['n_flagged']} of {d.settings['rows']}. Per model: rows that model alone confidently contradicts.", "",
-          "| source | rows | all models | " + " | ".join(m.name for m in d.models) + " |",
-          "|---|---:|---:|" + "---:|" * len(d.models)]
+    L += [
+        "",
+        "## Label-noise audit",
+        "",
+        f"Rows that all {n['min_models']} models score with |P(phishing) − label| ≥ {n['confident']}: "
+        f"{n['n_flagged']} of {d.settings['rows']}. Per model: rows that model alone confidently contradicts.",
+        "",
+        "| source | rows | all models | " + " | ".join(m.name for m in d.models) + " |",
+        "|---|---:|---:|" + "---:|" * len(d.models),
+    ]
     for src, v in n["per_source"].items():
-        L.append(f"| {src} | {v['n']} | {v['flagged']} | "
-                 + " | ".join(str(v.get("by_model", {}).get(m.name, "—")) for m in d.models) + " |")
+        L.append(
+            f"| {src} | {v['n']} | {v['flagged']} | "
+            + " | ".join(str(v.get("by_model", {}).get(m.name, "—")) for m in d.models)
+            + " |"
+        )
     if n["examples"]:
         L += ["", "Examples (text shortened):", ""]
         for src, exs in n["examples"].items():
@@ -185,7 +247,9 @@ def to_markdown(d: Diagnosis, figures: Mapping[str, str], intro: str = "") -> st
     return "\n".join(L) + "\n"
 
 
-def write_report(d: Diagnosis, out: Path, intro: str = "", extra_figures: Mapping[str, str] | None = None) -> Path:
+def write_report(
+    d: Diagnosis, out: Path, intro: str = "", extra_figures: Mapping[str, str] | None = None
+) -> Path:
     """``report.md`` + ``diagnosis.json`` + figures (``probes.png``, ``logit_lens.png``, ``flips.png``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -29,8 +29,6 @@ class Finding:
         return out
 
 
-
-
 def _matrix_value(matrix: dict[str, Any] | None, model: str, column: str) -> float | None:
     if not matrix:
         return None
@@ -67,19 +65,36 @@ def out_of_style(d: Diagnosis) -> list[Finding]:
             if not worse and not (fpr >= 0.3 or fnr >= 0.3):
                 continue
             f0, n0 = (0.0 if math.isnan(fpr) else fpr), (0.0 if math.isnan(fnr) else fnr)
-            mode = ("errs both ways outside its style" if min(f0, n0) >= 0.25 else
-                    "over-calls phishing outside its style" if f0 >= n0 else "misses phishing outside its style")
+            mode = (
+                "errs both ways outside its style"
+                if min(f0, n0) >= 0.25
+                else "over-calls phishing outside its style"
+                if f0 >= n0
+                else "misses phishing outside its style"
+            )
             ev = [f"sample {s}: FPR {fpr:.2f}, FNR {fnr:.2f} (n={st['n']})"]
             if f1 is not None:
-                ev.append(f"matrix F1 on {s}: {f1:.2f}" + (f" vs {ref.name} {ref_f1:.2f}" if ref and ref_f1 is not None else ""))
-            ev.append(f"mean served P(phishing) on {s} legit rows {st['mean_p_legit_rows']:.2f}, "
-                      f"on {s} phishing rows {st['mean_p_phishing_rows']:.2f}")
+                ev.append(
+                    f"matrix F1 on {s}: {f1:.2f}"
+                    + (f" vs {ref.name} {ref_f1:.2f}" if ref and ref_f1 is not None else "")
+                )
+            ev.append(
+                f"mean served P(phishing) on {s} legit rows {st['mean_p_legit_rows']:.2f}, "
+                f"on {s} phishing rows {st['mean_p_phishing_rows']:.2f}"
+            )
             frozen = min(m.adapted_layers) - 1 if m.adapted_layers else None
             legit = m.lens_curves.get(s, {}).get("legitimate")
             if frozen is not None and frozen >= 0 and legit:
-                own = [m.lens_curves[o]["legitimate"] for o in m.seen_styles if "legitimate" in m.lens_curves.get(o, {})]
-                ev.append(f"logit lens on {s} legit rows: {legit[frozen]:.2f} after the frozen base (layer {frozen}), "
-                          f"{legit[-1]:.2f} after the adapter" + (f" (own style: {own[0][frozen]:.2f} → {own[0][-1]:.2f})" if own else ""))
+                own = [
+                    m.lens_curves[o]["legitimate"]
+                    for o in m.seen_styles
+                    if "legitimate" in m.lens_curves.get(o, {})
+                ]
+                ev.append(
+                    f"logit lens on {s} legit rows: {legit[frozen]:.2f} after the frozen base (layer {frozen}), "
+                    f"{legit[-1]:.2f} after the adapter"
+                    + (f" (own style: {own[0][frozen]:.2f} → {own[0][-1]:.2f})" if own else "")
+                )
             top = m.shap.get(s, {}).get("top_phishing", [])[:4]
             if top:
                 ev.append("SHAP words pushing to phishing on " + s + ": " + ", ".join(w for w, _ in top))
@@ -94,21 +109,36 @@ def shortcut_risk(d: Diagnosis) -> list[Finding]:
         lab, sty, src = (_peak(m.probe_accuracy, k) for k in ("label", "style", "source"))
         if not lab:
             continue
-        ev = [f"peak held-out probe accuracy: label {lab[0]:.2f} (layer {lab[1]})"
-              + (f", style {sty[0]:.2f} (layer {sty[1]})" if sty else "")
-              + (f", source {src[0]:.2f} (layer {src[1]}, chance {m.probe_accuracy['source']['baseline']:.2f})" if src else "")]
+        ev = [
+            f"peak held-out probe accuracy: label {lab[0]:.2f} (layer {lab[1]})"
+            + (f", style {sty[0]:.2f} (layer {sty[1]})" if sty else "")
+            + (
+                f", source {src[0]:.2f} (layer {src[1]}, chance {m.probe_accuracy['source']['baseline']:.2f})"
+                if src
+                else ""
+            )
+        ]
         risky = [n for n, v in (("style", sty), ("source", src)) if v and v[0] >= lab[0]]
         if risky:
-            findings.append(Finding("shortcut risk: " + " and ".join(risky) + " more decodable than the label",
-                                    [m.name], ev))
+            findings.append(
+                Finding(
+                    "shortcut risk: " + " and ".join(risky) + " more decodable than the label", [m.name], ev
+                )
+            )
         # the bundle's own probes, on its (in-domain) validation rows
         blab, bsrc = _peak(m.bundle_probe_accuracy, "label"), _peak(m.bundle_probe_accuracy, "source")
         if blab and bsrc and bsrc[0] >= blab[0]:
-            findings.append(Finding(
-                "shortcut risk on the training distribution: source more decodable than the label", [m.name],
-                [f"bundle probes (validation rows): source {bsrc[0]:.2f} at layer {bsrc[1]} "
-                 f"(majority {m.bundle_probe_accuracy['source']['baseline']:.2f}) vs label "
-                 f"{blab[0]:.2f} at layer {blab[1]}"]))
+            findings.append(
+                Finding(
+                    "shortcut risk on the training distribution: source more decodable than the label",
+                    [m.name],
+                    [
+                        f"bundle probes (validation rows): source {bsrc[0]:.2f} at layer {bsrc[1]} "
+                        f"(majority {m.bundle_probe_accuracy['source']['baseline']:.2f}) vs label "
+                        f"{blab[0]:.2f} at layer {blab[1]}"
+                    ],
+                )
+            )
     return findings
 
 
@@ -118,10 +148,17 @@ def cue_shortcuts(d: Diagnosis) -> list[Finding]:
     for m in d.models:
         for pr in m.pairs:
             if pr["n_changed"] >= 5 and pr["flip_rate"] is not None and pr["flip_rate"] >= 0.15:
-                findings.append(Finding(f"cue shortcut: {pr['edit']} flips the verdict", [m.name],
-                                        [f"{pr['n_flipped']}/{pr['n_changed']} verdicts flip "
-                                         f"({pr['to_legitimate']} to legitimate, {pr['to_phishing']} to phishing); "
-                                         f"mean ΔP {pr['mean_delta']:+.2f}"]))
+                findings.append(
+                    Finding(
+                        f"cue shortcut: {pr['edit']} flips the verdict",
+                        [m.name],
+                        [
+                            f"{pr['n_flipped']}/{pr['n_changed']} verdicts flip "
+                            f"({pr['to_legitimate']} to legitimate, {pr['to_phishing']} to phishing); "
+                            f"mean ΔP {pr['mean_delta']:+.2f}"
+                        ],
+                    )
+                )
     return findings
 
 
@@ -130,8 +167,13 @@ def label_noise(d: Diagnosis) -> list[Finding]:
     noisy = {s: v for s, v in d.noise["per_source"].items() if v["flagged"] >= 2}
     if not noisy:
         return []
-    return [Finding("label noise: rows every model confidently contradicts", [m.name for m in d.models],
-                    [f"{s}: {v['flagged']}/{v['n']} rows" for s, v in noisy.items()])]
+    return [
+        Finding(
+            "label noise: rows every model confidently contradicts",
+            [m.name for m in d.models],
+            [f"{s}: {v['flagged']}/{v['n']} rows" for s, v in noisy.items()],
+        )
+    ]
 
 
 def adapter_layers(d: Diagnosis) -> list[Finding]:
@@ -148,13 +190,15 @@ def adapter_layers(d: Diagnosis) -> list[Finding]:
         dl = [v for v in m.decision_layers.values() if v is not None]
         if not dl or min(dl) < frozen - 1:
             continue
-        ev = ["logit lens settles at median layer " + ", ".join(f"{s} {v:.0f}" for s, v in m.decision_layers.items()
-                                                             if v is not None)
-              + f"; the adapter acts on layers {min(m.adapted_layers)}-{max(m.adapted_layers)}",
-              f"legit rows read P(phishing) after the frozen base (layer {frozen}) → after the adapter: "
-              + ", ".join(f"{s} {prior[s]:.2f} → {final[s]:.2f}" for s in prior),
-              f"label probe: best {below:.2f} on the frozen layers 0-{frozen} (majority {lab['baseline']:.2f}), "
-              f"{lab['accuracy'][-1]:.2f} at the last layer"]
+        ev = [
+            "logit lens settles at median layer "
+            + ", ".join(f"{s} {v:.0f}" for s, v in m.decision_layers.items() if v is not None)
+            + f"; the adapter acts on layers {min(m.adapted_layers)}-{max(m.adapted_layers)}",
+            f"legit rows read P(phishing) after the frozen base (layer {frozen}) → after the adapter: "
+            + ", ".join(f"{s} {prior[s]:.2f} → {final[s]:.2f}" for s in prior),
+            f"label probe: best {below:.2f} on the frozen layers 0-{frozen} (majority {lab['baseline']:.2f}), "
+            f"{lab['accuracy'][-1]:.2f} at the last layer",
+        ]
         findings.append(Finding("the verdict is formed in the adapter's layers", [m.name], ev))
     return findings
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from phishlens.explain.loading import LOAD_LOCK
 
@@ -41,8 +42,12 @@ class HFScorer:
         self.pad_id = pad_id
         self.max_batch_tokens = max_batch_tokens
 
-    def label_logprobs(self, prompts: Sequence[Sequence[int]], label_ids: Sequence[Sequence[int]],
-                       adapter_names: Sequence[str] | None) -> list[tuple[float, ...]]:
+    def label_logprobs(
+        self,
+        prompts: Sequence[Sequence[int]],
+        label_ids: Sequence[Sequence[int]],
+        adapter_names: Sequence[str] | None,
+    ) -> list[tuple[float, ...]]:
         import torch
 
         from phishlens.explain.hidden import token_batches
@@ -97,7 +102,6 @@ class HFBackend(Backend):
         self._worker = asyncio.create_task(self._drain())
 
     def _load(self) -> None:
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from phishlens.training.contract.base_models import resolve_base
@@ -132,8 +136,9 @@ class HFBackend(Backend):
                 if isinstance(self._model, PeftModel):
                     self._model.load_adapter(str(adapter.path), adapter_name=key, is_trainable=False)
                 else:
-                    self._model = PeftModel.from_pretrained(self._model, str(adapter.path), adapter_name=key,
-                                                            is_trainable=False).eval()
+                    self._model = PeftModel.from_pretrained(
+                        self._model, str(adapter.path), adapter_name=key, is_trainable=False
+                    ).eval()
                     assert self._scorer is not None
                     self._scorer.model = self._model
         except Exception as e:
@@ -171,7 +176,9 @@ class HFBackend(Backend):
                 logger.exception("HF forward failed")
                 for _, fut in batch:
                     if not fut.done():
-                        fut.set_exception(e if isinstance(e, BackendError) else BackendError(f"HF forward failed: {e}"))
+                        fut.set_exception(
+                            e if isinstance(e, BackendError) else BackendError(f"HF forward failed: {e}")
+                        )
                 continue
             k = 0
             for reqs, fut in batch:
@@ -196,5 +203,7 @@ class HFBackend(Backend):
                         raise BackendError(f"adapter {r.adapter.name} is not loaded")
             elif any(r.adapter is not None for r in reqs):
                 raise BackendError("no adapter is loaded")
-            values = self._scorer.label_logprobs([r.prompt_ids for r in reqs], [r.label_token_ids for r in reqs], names)
+            values = self._scorer.label_logprobs(
+                [r.prompt_ids for r in reqs], [r.label_token_ids for r in reqs], names
+            )
         return [ScoreResult(v, len(r.prompt_ids)) for v, r in zip(values, reqs)]

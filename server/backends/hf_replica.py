@@ -39,8 +39,9 @@ class HFReplica:
         self.closed = False  # set by `close` (shutdown)
 
     def _load_base(self) -> None:
-        from phishlens.training.contract.base_models import resolve_base
         from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from phishlens.training.contract.base_models import resolve_base
 
         base = resolve_base(self.settings.base_model)
         dtype = torch_dtype(self.settings.dtype)
@@ -81,8 +82,9 @@ class HFReplica:
         if isinstance(self.model, PeftModel):
             self.model.load_adapter(str(entry.bundle.path), adapter_name=name, is_trainable=False)
         else:
-            self.model = PeftModel.from_pretrained(self.model, str(entry.bundle.path), adapter_name=name,
-                                                   is_trainable=False).eval()
+            self.model = PeftModel.from_pretrained(
+                self.model, str(entry.bundle.path), adapter_name=name, is_trainable=False
+            ).eval()
 
     def close(self) -> None:
         """Free the weights (app shutdown); a later `activate` would load them again."""

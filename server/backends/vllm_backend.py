@@ -18,9 +18,10 @@ import os
 import queue
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .base import AdapterHandle, Backend, BackendError, ScoreRequest, ScoreResult
 
@@ -84,8 +85,9 @@ class VLLMBackend(Backend):
         # The engine is built on the thread that will step it: vLLM binds the OpenMP threads of the
         # thread that builds it, and a second live OpenMP team on a small CPU slows both (see run_compute).
         built: Future = Future()
-        self._thread = threading.Thread(target=self._build_and_run, args=(built,), name="phishlens-vllm",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._build_and_run, args=(built,), name="phishlens-vllm", daemon=True
+        )
         self._thread.start()
         try:
             await asyncio.wrap_future(built)
@@ -118,8 +120,9 @@ class VLLMBackend(Backend):
             install()  # grouped LoRA matmuls instead of vLLM's per-token weight gather (6x faster here)
             _llvmlite_scan_safe()
 
-        kv_cache_bytes = (int(self.settings.vllm_kv_cache_gb * (1 << 30))
-                          if current_platform.is_cpu() else None)
+        kv_cache_bytes = (
+            int(self.settings.vllm_kv_cache_gb * (1 << 30)) if current_platform.is_cpu() else None
+        )
         from transformers import AutoTokenizer
         from vllm.engine.arg_utils import EngineArgs
         from vllm.v1.engine.llm_engine import LLMEngine
@@ -155,7 +158,12 @@ class VLLMBackend(Backend):
         self._engine = None
 
     async def healthy(self) -> bool:
-        return self._engine is not None and self._thread is not None and self._thread.is_alive() and self._dead is None
+        return (
+            self._engine is not None
+            and self._thread is not None
+            and self._thread.is_alive()
+            and self._dead is None
+        )
 
     # -- adapters --------------------------------------------------------------------------
     async def add_adapter(self, adapter: AdapterHandle) -> None:
@@ -163,8 +171,11 @@ class VLLMBackend(Backend):
 
         # The name carries the load's unique id: vLLM keys prefix-cache blocks by (lora_name, lora_path), so
         # reusing the plain name for a reload of changed weights at the same path would reuse stale K/V.
-        req = LoRARequest(lora_name=f"{adapter.name}#{adapter.adapter_id}", lora_int_id=adapter.adapter_id,
-                          lora_path=str(adapter.path))
+        req = LoRARequest(
+            lora_name=f"{adapter.name}#{adapter.adapter_id}",
+            lora_int_id=adapter.adapter_id,
+            lora_path=str(adapter.path),
+        )
         await self._call(lambda eng: self._add_lora(eng, req))
         self._loras[adapter.adapter_id] = req
 
@@ -215,7 +226,9 @@ class VLLMBackend(Backend):
     def _params(self, label_ids: Sequence[int]) -> Any:
         from vllm import SamplingParams
 
-        return SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=list(label_ids), detokenize=False)
+        return SamplingParams(
+            max_tokens=1, temperature=0.0, logprob_token_ids=list(label_ids), detokenize=False
+        )
 
     def _submit(self, pending: _Pending, inflight: dict[str, tuple[_Pending, int]]) -> None:
         from vllm.inputs import TokensPrompt
@@ -228,8 +241,12 @@ class VLLMBackend(Backend):
                 lora = self._loras.get(r.adapter.adapter_id)
                 if lora is None:
                     raise BackendError(f"adapter {r.adapter.name} is not loaded in the engine")
-            eng.add_request(rid, TokensPrompt(prompt_token_ids=list(r.prompt_ids)),
-                            self._params(r.label_token_ids), lora_request=lora)
+            eng.add_request(
+                rid,
+                TokensPrompt(prompt_token_ids=list(r.prompt_ids)),
+                self._params(r.label_token_ids),
+                lora_request=lora,
+            )
             inflight[rid] = (pending, i)
 
     def _collect(self, outputs: list[Any], inflight: dict[str, tuple[_Pending, int]]) -> None:
@@ -265,8 +282,11 @@ class VLLMBackend(Backend):
             block = not eng.has_unfinished_requests()
             items = []
             try:
-                items.append(self._inbox.get(block=block, timeout=0.5 if block else None) if block
-                             else self._inbox.get_nowait())
+                items.append(
+                    self._inbox.get(block=block, timeout=0.5 if block else None)
+                    if block
+                    else self._inbox.get_nowait()
+                )
                 while True:
                     items.append(self._inbox.get_nowait())
             except queue.Empty:
@@ -291,7 +311,9 @@ class VLLMBackend(Backend):
                             inflight.pop(rid)
                         if ids:
                             eng.abort_request(ids)
-                        pending.future.set_exception(e if isinstance(e, BackendError) else BackendError(str(e)))
+                        pending.future.set_exception(
+                            e if isinstance(e, BackendError) else BackendError(str(e))
+                        )
             if eng.has_unfinished_requests():
                 try:
                     self._collect(eng.step(), inflight)

@@ -17,7 +17,9 @@ import torch
 logger = logging.getLogger(__name__)
 
 
-def _grouped(inputs: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _grouped(
+    inputs: torch.Tensor, weights: torch.Tensor, indices: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
     """outputs[t] = weights[indices[t]] @ inputs[t], one matmul per distinct index: [tokens, out].
 
     Same shapes as vLLM's einsum("bi, boi -> bo"), including its size-1 broadcast of either side.
@@ -55,8 +57,15 @@ def bgmv_shrink(inputs, lora_b_weights, output_tensor, lora_indices_tensor, scal
     output_tensor[:, : outputs.shape[1]] = scaling * outputs[:]
 
 
-def bgmv_expand_slice(inputs, lora_b_weights, output_tensor, lora_indices_tensor, slice_offset, slice_size,  # noqa: ANN001
-                      add_inputs=True):
+def bgmv_expand_slice(
+    inputs,
+    lora_b_weights,
+    output_tensor,
+    lora_indices_tensor,
+    slice_offset,
+    slice_size,  # noqa: ANN001
+    add_inputs=True,
+):
     outputs = _grouped(inputs, lora_b_weights, lora_indices_tensor, output_tensor.dtype)
     if add_inputs:
         output_tensor[:, slice_offset : slice_offset + slice_size] += outputs[:]
@@ -72,8 +81,11 @@ def install() -> bool:
     except ImportError:  # another vLLM layout: keep its own ops
         logger.warning("vLLM CPU LoRA ops not found; leaving vLLM's per-token gather in place")
         return False
-    for name, fn in (("bgmv_expand", bgmv_expand), ("bgmv_shrink", bgmv_shrink),
-                     ("bgmv_expand_slice", bgmv_expand_slice)):
+    for name, fn in (
+        ("bgmv_expand", bgmv_expand),
+        ("bgmv_shrink", bgmv_shrink),
+        ("bgmv_expand_slice", bgmv_expand_slice),
+    ):
         for mod in (lora_ops, punica_cpu):
             if hasattr(mod, name):
                 setattr(mod, name, fn)

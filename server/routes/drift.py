@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter
+
 from phishlens.clients.protocol import DriftResponse
 
 from ..deps import ApiKey, RuntimeDep

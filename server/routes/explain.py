@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+
 from phishlens.clients.protocol import ExplainRequest, ExplainResponse
 
 from ..deps import ExplainKey, RuntimeDep
@@ -22,6 +23,7 @@ def service(rt: RuntimeDep) -> ExplainService:
 @router.post("/v1/explain", response_model=ExplainResponse)
 async def explain(body: ExplainRequest, rt: RuntimeDep) -> ExplainResponse:
     """SHAP attributions of one text through one adapter (hundreds of forward passes: limited concurrency)."""
-    out = await service(rt).explain(pipeline_input(body.input), body.adapter, granularity=body.granularity,
-                                    max_evals=body.max_evals)
+    out = await service(rt).explain(
+        pipeline_input(body.input), body.adapter, granularity=body.granularity, max_evals=body.max_evals
+    )
     return explain_response(out, explanation_html(out) if body.html else None, body.return_text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+
 from phishlens.clients.protocol import FeedbackRequest, FeedbackResponse
 
 from ..deps import ApiKey, RuntimeDep

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+
 from phishlens.clients.protocol import ProbeRequest, ProbeResponse
 
 from ..deps import ExplainKey, RuntimeDep

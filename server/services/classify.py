@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
 from phishlens.explain.ood import OodVerdict
 from phishlens.training.contract.pipeline import EmailSummary, InputItem, Prepared
 
@@ -77,16 +79,23 @@ class GoldenReport:
 
 
 class ClassifyService:
-    def __init__(self, backend: Backend, registry: AdapterRegistry, settings: Settings,
-                 metrics: Metrics | None = None, ood: OodService | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        registry: AdapterRegistry,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        ood: OodService | None = None,
+    ) -> None:
         self.backend = backend
         self.registry = registry
         self.settings = settings
         self.metrics = metrics
         self.ood = ood  # per-result OOD flag (settings.ood_enabled); None: results carry no `ood`
         self.router = Router(registry, settings)  # adapter "auto"
-        self.admission = Admission(lambda: settings.max_queue, "texts in flight",
-                                   metrics.inflight_texts if metrics else None)  # texts admitted, not answered
+        self.admission = Admission(
+            lambda: settings.max_queue, "texts in flight", metrics.inflight_texts if metrics else None
+        )  # texts admitted, not answered
         self.observers: list[ClassificationObserver] = []
         self.request_ids = RequestIdCodec.from_secrets(settings.feedback_secrets)  # signed, for feedback
         self._golden: dict[tuple[int, str], GoldenReport] = {}  # (adapter id, sha256) → cached report
@@ -99,8 +108,9 @@ class ClassifyService:
     def check_caps(self, items: Sequence[InputItem], field: str = "input") -> None:
         check_input_caps(items, self.settings, field)
 
-    async def classify(self, items: Sequence[InputItem], adapters: Sequence[str | None] = (None,),
-                       field: str = "input") -> ClassifyOutcome:
+    async def classify(
+        self, items: Sequence[InputItem], adapters: Sequence[str | None] = (None,), field: str = "input"
+    ) -> ClassifyOutcome:
         """Every input through every adapter's input pipeline, then scored (text-major order) in one
         backend call. `field` names the request field in error messages (input, instances).
 
@@ -111,8 +121,10 @@ class ClassifyService:
         self.check_caps(items, field)
         names = list(adapters) or [None]
         if AUTO in names and len(names) > 1:
-            raise ValidationFailed(f"adapter '{AUTO}' routes each text to one adapter; it cannot be combined "
-                                   "with other adapters in one request")
+            raise ValidationFailed(
+                f"adapter '{AUTO}' routes each text to one adapter; it cannot be combined "
+                "with other adapters in one request"
+            )
         n = len(items)
         with self.admission.admit(n), ExitStack() as stack:  # the stack holds the adapter leases
             prep = Preparer(items, field)
@@ -138,21 +150,27 @@ class ClassifyService:
                 logger.exception("classification observer %s failed", type(obs).__name__)
         return outcome
 
-    def _with_ood(self, outcome: ClassifyOutcome, jobs: Sequence[tuple[int, AdapterEntry]],
-                  prepared: Sequence[Prepared]) -> ClassifyOutcome:
+    def _with_ood(
+        self, outcome: ClassifyOutcome, jobs: Sequence[tuple[int, AdapterEntry]], prepared: Sequence[Prepared]
+    ) -> ClassifyOutcome:
         """Each result with its OOD verdict; the embeddings of the observers' texts for the drift monitor."""
         assert self.ood is not None
         verdicts, vecs = self.ood.assess([(e, p.text) for (_, e), p in zip(jobs, prepared)])
         results = [replace(r, ood=v) for r, v in zip(outcome.results, verdicts)]
         texts = _first_texts(jobs, prepared, outcome.n_texts)
-        emb = {mt: np.stack([vecs[(mt, t)] for t in texts])
-               for mt in {mt for mt, _ in vecs} if all((mt, t) in vecs for t in texts)}
+        emb = {
+            mt: np.stack([vecs[(mt, t)] for t in texts])
+            for mt in {mt for mt, _ in vecs}
+            if all((mt, t) in vecs for t in texts)
+        }
         return replace(outcome, results=results, embeddings=emb)
 
     def _request_id(self, results: Sequence[Classification]) -> str:
         """A signed id carrying every verdict, so feedback is accepted by any replica (request_ids.py)."""
-        return self.request_ids.issue([SignedVerdict(r.index, r.adapter, r.adapter_sha256, r.p_phishing, r.label)
-                                       for r in results], int(time.time()))
+        return self.request_ids.issue(
+            [SignedVerdict(r.index, r.adapter, r.adapter_sha256, r.p_phishing, r.label) for r in results],
+            int(time.time()),
+        )
 
     async def golden_check(self) -> GoldenReport:
         """Each loaded adapter must label its manifest's golden examples as expected (not counted in metrics)."""
@@ -172,33 +190,53 @@ class ClassifyService:
         if not golden:
             return GoldenReport(True, [])
         try:
-            out = await self._score([(i, entry) for i in range(len(golden))],
-                                    [_as_given(g.text) for g in golden], len(golden))
+            out = await self._score(
+                [(i, entry) for i in range(len(golden))], [_as_given(g.text) for g in golden], len(golden)
+            )
         except BackendFailure as e:
             return GoldenReport(False, [f"{entry.name}: golden check failed: {e.message}"])
-        fails = [f"{entry.name}: golden example {r.index} expected {g.label}, got {r.label} (p={r.p_phishing:.3f})"
-                 for g, r in zip(golden, out.results) if r.label != g.label]
+        fails = [
+            f"{entry.name}: golden example {r.index} expected {g.label}, got {r.label} (p={r.p_phishing:.3f})"
+            for g, r in zip(golden, out.results)
+            if r.label != g.label
+        ]
         return GoldenReport(not fails, fails)
 
-    async def _score(self, jobs: Sequence[tuple[int, AdapterEntry]], prepared: Sequence[Prepared],
-                     n_texts: int) -> ClassifyOutcome:
+    async def _score(
+        self, jobs: Sequence[tuple[int, AdapterEntry]], prepared: Sequence[Prepared], n_texts: int
+    ) -> ClassifyOutcome:
         """jobs[k] = (input index, adapter), prepared[k] its text through that adapter's pipeline; one
         backend call for all of them (each prompt carries its adapter), results in job order."""
         encoded = await asyncio.to_thread(_encode, jobs, prepared)
-        requests = [ScoreRequest(enc.ids, e.handle, e.manifest.label_token_ids)
-                    for enc, (_, e) in zip(encoded, jobs)]
+        requests = [
+            ScoreRequest(enc.ids, e.handle, e.manifest.label_token_ids) for enc, (_, e) in zip(encoded, jobs)
+        ]
         with engine_failures("inference engine"):
             scores: list[ScoreResult] = await self.backend.score(requests)
         if len(scores) != len(requests):
-            raise BackendFailure(f"inference engine returned {len(scores)} results for {len(requests)} prompts")
+            raise BackendFailure(
+                f"inference engine returned {len(scores)} results for {len(requests)} prompts"
+            )
         results = []
         for (i, e), prep, enc, sc in zip(jobs, prepared, encoded, scores):
             p, label, uncertain = calibrate(sc.label_logprobs, e.manifest.calibration)
-            results.append(Classification(i, label, p, uncertain, enc.truncated, e.name, e.sha256,
-                                          sc.n_prompt_tokens, prep.style, prep.style_source, prep.text,
-                                          prep.email))
+            results.append(
+                Classification(
+                    i,
+                    label,
+                    p,
+                    uncertain,
+                    enc.truncated,
+                    e.name,
+                    e.sha256,
+                    sc.n_prompt_tokens,
+                    prep.style,
+                    prep.style_source,
+                    prep.text,
+                    prep.email,
+                )
+            )
         return ClassifyOutcome(results, n_texts, sum(r.n_prompt_tokens for r in results))
-
 
 
 def _as_given(text: str) -> Prepared:

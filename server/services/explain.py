@@ -23,10 +23,11 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
+
 from phishlens.explain.attribution import (
     Attribution,
     AttributionError,
@@ -96,16 +97,25 @@ def warm_up_once() -> None:
 
 
 class ExplainService:
-    def __init__(self, backend: Backend, registry: AdapterRegistry, settings: Settings,
-                 metrics: Metrics | None = None, replica: HFReplica | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        registry: AdapterRegistry,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        replica: HFReplica | None = None,
+    ) -> None:
         self.backend = backend
         self.registry = registry
         self.settings = settings
         self.metrics = metrics
         self.replica = replica or HFReplica(settings)
         self.engine = resolve_engine(settings.explain_engine)  # read per request (tests switch it)
-        self.admission = Admission(lambda: settings.explain_concurrency, "explanations running",
-                                   metrics.explain_inflight if metrics else None)
+        self.admission = Admission(
+            lambda: settings.explain_concurrency,
+            "explanations running",
+            metrics.explain_inflight if metrics else None,
+        )
         self.router = Router(registry, settings)  # adapter "auto": the adapter routed for the input's style
 
     @property
@@ -121,12 +131,20 @@ class ExplainService:
         if max_evals is None:
             return min(s.explain_default_max_evals, s.explain_max_evals)
         if max_evals > s.explain_max_evals:
-            raise ValidationFailed(f"max_evals={max_evals} is over this server's cap of "
-                                   f"{s.explain_max_evals}")
+            raise ValidationFailed(
+                f"max_evals={max_evals} is over this server's cap of {s.explain_max_evals}"
+            )
         return max_evals
 
-    async def explain(self, item: InputItem, adapter: str | None = None, *, granularity: Granularity = "word",
-                      max_evals: int | None = None, field: str = "input") -> ExplainOutcome:
+    async def explain(
+        self,
+        item: InputItem,
+        adapter: str | None = None,
+        *,
+        granularity: Granularity = "word",
+        max_evals: int | None = None,
+        field: str = "input",
+    ) -> ExplainOutcome:
         """Attributions of one input through one adapter, over the text its input pipeline makes of it
         (the words the model saw); 429 past `explain_concurrency` running at once."""
         check_input_caps([item], self.settings, field)
@@ -145,9 +163,15 @@ class ExplainService:
                 try:
                     with engine_failures("inference engine"):  # BackendError from either engine → 424
                         attr = await asyncio.to_thread(
-                            attribute, score, text, entry.encoder.tokenizer, granularity=granularity,
-                            max_evals=budget, round_nodes=self.settings.explain_round_nodes,
-                            max_features=self.settings.explain_max_features)
+                            attribute,
+                            score,
+                            text,
+                            entry.encoder.tokenizer,
+                            granularity=granularity,
+                            max_evals=budget,
+                            round_nodes=self.settings.explain_round_nodes,
+                            max_features=self.settings.explain_max_features,
+                        )
                 except asyncio.CancelledError:
                     cancelled.set()  # the worker stops at its next round
                     raise
@@ -161,8 +185,17 @@ class ExplainService:
         if self.metrics:
             self.metrics.explain_latency.labels(granularity=granularity).observe(seconds)
             self.metrics.explain_evaluations.observe(attr.evaluations)
-        return ExplainOutcome(f"exp-{uuid.uuid4().hex}", entry.name, entry.sha256, v.label, v.uncertain,
-                              truncated, attr, seconds, prepared)
+        return ExplainOutcome(
+            f"exp-{uuid.uuid4().hex}",
+            entry.name,
+            entry.sha256,
+            v.label,
+            v.uncertain,
+            truncated,
+            attr,
+            seconds,
+            prepared,
+        )
 
     def _bridge(self, entry: AdapterEntry, loop: asyncio.AbstractEventLoop, cancelled: threading.Event):
         """score(texts) for the worker thread: encode here, one backend call on the loop, calibrate."""
@@ -197,8 +230,11 @@ class ExplainService:
                 model = self.replica.activate(entry, live)
                 if "scorer" not in state:
                     state["scorer"] = PrefixTreeScorer(
-                        model, label_ids, chunk_tokens=self.settings.explain_tree_chunk_tokens,
-                        max_cached_tokens=self.settings.explain_tree_max_cached_tokens)
+                        model,
+                        label_ids,
+                        chunk_tokens=self.settings.explain_tree_chunk_tokens,
+                        max_cached_tokens=self.settings.explain_tree_max_cached_tokens,
+                    )
                 scorer = state["scorer"]
                 before = scorer.stats.computed_tokens
                 return scorer.score(prompts), scorer.stats.computed_tokens - before
@@ -209,7 +245,8 @@ class ExplainService:
             prompts = [list(enc.ids) for enc in entry.encoder.encode_many(texts)]
             try:
                 logprobs, computed = asyncio.run_coroutine_threadsafe(
-                    self.backend.run_compute(lambda: forward(prompts)), loop).result()
+                    self.backend.run_compute(lambda: forward(prompts)), loop
+                ).result()
             except (PhishlensError, BackendError):
                 raise
             except Exception as e:  # loading or forward failures are engine failures (424), not 500s
@@ -227,13 +264,17 @@ class ExplainService:
                 self.metrics.explain_tokens.labels(engine=engine, kind="computed").inc(computed)
 
 
-
 def explanation_html(out: ExplainOutcome) -> str:
     """The self-contained HTML page for an outcome (title names the adapter and its verdict)."""
     from phishlens.explain.render import render_html
 
     a = out.attribution
-    return render_html(a.tokens, a.attributions, prediction=a.prediction, base_value=a.base_value,
-                       title=f"{out.adapter}: {out.label}",
-                       subtitle=f"adapter {out.adapter} ({out.adapter_sha256[:12]}), {a.granularity} SHAP "
-                                f"(partition), {a.evaluations} evaluations of {a.max_evals}")
+    return render_html(
+        a.tokens,
+        a.attributions,
+        prediction=a.prediction,
+        base_value=a.base_value,
+        title=f"{out.adapter}: {out.label}",
+        subtitle=f"adapter {out.adapter} ({out.adapter_sha256[:12]}), {a.granularity} SHAP "
+        f"(partition), {a.evaluations} evaluations of {a.max_evals}",
+    )

@@ -152,8 +152,13 @@ class _AdapterState:
 class FeedbackService:
     """CBPE windows, signed-id verification and feedback recording (see the module docstring)."""
 
-    def __init__(self, settings: Settings, registry: AdapterRegistry, metrics: Metrics | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: AdapterRegistry,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.metrics = metrics
@@ -171,8 +176,12 @@ class FeedbackService:
         if self.journal.enabled:
             self._compact()  # also drops a torn tail, so the next append starts on a fresh line
         if restored:
-            logger.info("feedback state restored from %s: %d label(s) counted for %s", self.journal.path,
-                        restored, ", ".join(sorted(self._state)))
+            logger.info(
+                "feedback state restored from %s: %d label(s) counted for %s",
+                self.journal.path,
+                restored,
+                ", ".join(sorted(self._state)),
+            )
 
     def close(self) -> None:
         if self.journal.enabled:
@@ -207,9 +216,13 @@ class FeedbackService:
         return restored
 
     def _compact(self) -> None:
-        snaps = {n: AdapterSnapshot(st.sha256, dict(st.totals), list(st.live)) for n, st in self._state.items()}
-        entries = [JournalEntry(k, exp, [JournalItem(i, a, lab) for (i, a), lab in labels.items()])
-                   for k, exp, labels in self.ledger.entries()]
+        snaps = {
+            n: AdapterSnapshot(st.sha256, dict(st.totals), list(st.live)) for n, st in self._state.items()
+        }
+        entries = [
+            JournalEntry(k, exp, [JournalItem(i, a, lab) for (i, a), lab in labels.items()])
+            for k, exp, labels in self.ledger.entries()
+        ]
         self.journal.compact(snaps, entries)
 
     # ---- ClassificationObserver ------------------------------------------------------------------
@@ -259,10 +272,24 @@ class FeedbackService:
         expires = self.ledger.add(signed.mac, noted)
         if noted and expires is not None and self.journal.enabled:
             counted = {(i.index, i.adapter): i for i in items if i.status == "recorded"}
-            self.journal.append(JournalEntry(signed.mac, expires, [
-                JournalItem(index, adapter, label, verdicts[(index, adapter)].adapter_sha256,
-                            counted[(index, adapter)].outcome) if (index, adapter) in counted
-                else JournalItem(index, adapter, label) for (index, adapter), label in noted.items()]))
+            self.journal.append(
+                JournalEntry(
+                    signed.mac,
+                    expires,
+                    [
+                        JournalItem(
+                            index,
+                            adapter,
+                            label,
+                            verdicts[(index, adapter)].adapter_sha256,
+                            counted[(index, adapter)].outcome,
+                        )
+                        if (index, adapter) in counted
+                        else JournalItem(index, adapter, label)
+                        for (index, adapter), label in noted.items()
+                    ],
+                )
+            )
             if self.journal.records > 2 * len(self.ledger) + 1000:  # bounded file: about what it must hold
                 self._compact()
         for name in touched:
@@ -277,12 +304,16 @@ class FeedbackService:
             raise RequestNotFound(f"unknown request id: {e}") from None
         age = self.clock() - signed.issued
         if age > self.settings.feedback_ttl_s:
-            raise RequestNotFound(f"expired request id: answered {age:.0f} s ago; feedback is accepted for "
-                                  f"{self.settings.feedback_ttl_s:g} s after a /v1/classify answer")
+            raise RequestNotFound(
+                f"expired request id: answered {age:.0f} s ago; feedback is accepted for "
+                f"{self.settings.feedback_ttl_s:g} s after a /v1/classify answer"
+            )
         return signed
 
     @staticmethod
-    def _targets(verdicts: dict[VerdictKey, SignedVerdict], labels: Sequence[LabelIn]) -> dict[VerdictKey, str]:
+    def _targets(
+        verdicts: dict[VerdictKey, SignedVerdict], labels: Sequence[LabelIn]
+    ) -> dict[VerdictKey, str]:
         """(index, adapter) → true label, in request order; 422 for a text or adapter the request lacks."""
         by_index: dict[int, list[str]] = {}
         for index, adapter in verdicts:
@@ -291,26 +322,33 @@ class FeedbackService:
         for k, lab in enumerate(labels):
             adapters = by_index.get(lab.index)
             if adapters is None:
-                raise ValidationFailed(f"labels[{k}].index: the request has no text {lab.index} "
-                                       f"(it had {len(by_index)})")
+                raise ValidationFailed(
+                    f"labels[{k}].index: the request has no text {lab.index} (it had {len(by_index)})"
+                )
             if lab.adapter is not None:
                 if lab.adapter not in adapters:
-                    raise ValidationFailed(f"labels[{k}].adapter: text {lab.index} was not scored by "
-                                           f"{lab.adapter!r} (it was by {sorted(adapters)})")
+                    raise ValidationFailed(
+                        f"labels[{k}].adapter: text {lab.index} was not scored by "
+                        f"{lab.adapter!r} (it was by {sorted(adapters)})"
+                    )
                 adapters = [lab.adapter]
             for a in adapters:
                 if targets.setdefault((lab.index, a), lab.label) != lab.label:
-                    raise ValidationFailed(f"labels[{k}]: contradicts an earlier label for text {lab.index} "
-                                           f"and adapter {a!r} in this request")
+                    raise ValidationFailed(
+                        f"labels[{k}]: contradicts an earlier label for text {lab.index} "
+                        f"and adapter {a!r} in this request"
+                    )
         return targets
 
     # ---- per-adapter state and metrics -------------------------------------------------------------
     def _state_for(self, name: str, sha256: str) -> _AdapterState:
         state = self._state.get(name)
         if state is None or state.sha256 != sha256:  # a replaced bundle starts from empty windows
-            state = _AdapterState(sha256, ExpectedWindow(self.settings.performance_window,
-                                                          self._calibration_prior(name, sha256)),
-                                  OutcomeWindow(self.settings.feedback_window))
+            state = _AdapterState(
+                sha256,
+                ExpectedWindow(self.settings.performance_window, self._calibration_prior(name, sha256)),
+                OutcomeWindow(self.settings.feedback_window),
+            )
             self._state[name] = state
         return state
 

@@ -79,14 +79,20 @@ class Replay:
 
 def _entry_line(e: JournalEntry) -> bytes:
     items = [[i.index, i.adapter, i.label, i.sha256, i.outcome] for i in e.items]
-    return (json.dumps({"mac": e.mac.hex(), "exp": e.expires, "items": items}, separators=(",", ":")) + "\n").encode()
+    return (
+        json.dumps({"mac": e.mac.hex(), "exp": e.expires, "items": items}, separators=(",", ":")) + "\n"
+    ).encode()
 
 
 def _parse_entry(obj: dict[str, Any]) -> JournalEntry:
     items = []
     for index, adapter, label, sha, outcome in obj["items"]:
-        if not isinstance(index, int) or not isinstance(adapter, str) or label not in ("phishing", "legitimate") \
-                or (outcome is not None and (outcome not in OUTCOMES or not isinstance(sha, str))):
+        if (
+            not isinstance(index, int)
+            or not isinstance(adapter, str)
+            or label not in ("phishing", "legitimate")
+            or (outcome is not None and (outcome not in OUTCOMES or not isinstance(sha, str)))
+        ):
             raise ValueError("malformed item")
         items.append(JournalItem(index, adapter, label, sha, outcome))
     return JournalEntry(bytes.fromhex(obj["mac"]), float(obj["exp"]), items)
@@ -124,14 +130,19 @@ class FeedbackJournal:
             self.dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as e:
-            logger.warning("feedback state folder %s unusable (%s): feedback state kept in memory only", self.dir, e)
+            logger.warning(
+                "feedback state folder %s unusable (%s): feedback state kept in memory only", self.dir, e
+            )
             return Replay()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            logger.warning("feedback state folder %s is in use by another process: this one keeps its feedback "
-                           "state in memory only (give each replica its own PHISHLENS_FEEDBACK_STATE_DIR)", self.dir)
+            logger.warning(
+                "feedback state folder %s is in use by another process: this one keeps its feedback "
+                "state in memory only (give each replica its own PHISHLENS_FEEDBACK_STATE_DIR)",
+                self.dir,
+            )
             return Replay()
         self._lock_fd = fd
         self.enabled = True
@@ -183,8 +194,12 @@ class FeedbackJournal:
                 what = f"a torn last line (line {len(lines)}, cut mid-write)"
             else:
                 what = f"{len(bad)} unreadable line(s), the first at line {bad[0][0]} ({bad[0][1]})"
-            logger.warning("feedback state %s has %s: skipped, the rest restored (original kept as %s)",
-                           self.path, what, kept.name)
+            logger.warning(
+                "feedback state %s has %s: skipped, the rest restored (original kept as %s)",
+                self.path,
+                what,
+                kept.name,
+            )
         return replay
 
     # ---- writing -----------------------------------------------------------------------------------
@@ -201,7 +216,7 @@ class FeedbackJournal:
                 try:
                     view = memoryview(data)
                     while view:
-                        view = view[os.write(fd, view):]
+                        view = view[os.write(fd, view) :]
                     os.fsync(fd)
                 except OSError:
                     with contextlib.suppress(OSError):
@@ -210,8 +225,9 @@ class FeedbackJournal:
             finally:
                 os.close(fd)
         except OSError as e:
-            logger.warning("cannot persist feedback state to %s: %s (the label counts until a restart)",
-                           self.path, e)
+            logger.warning(
+                "cannot persist feedback state to %s: %s (the label counts until a restart)", self.path, e
+            )
             return False
         self.records += 1
         return True
@@ -221,8 +237,12 @@ class FeedbackJournal:
         if not self.enabled:
             return False
         assert self.path is not None
-        header = {"format": FORMAT, "adapters": {n: {"sha256": a.sha256, "totals": a.totals, "live": a.live}
-                                                 for n, a in adapters.items()}}
+        header = {
+            "format": FORMAT,
+            "adapters": {
+                n: {"sha256": a.sha256, "totals": a.totals, "live": a.live} for n, a in adapters.items()
+            },
+        }
         parts = [(json.dumps(header, separators=(",", ":")) + "\n").encode()]
         parts += [_entry_line(e) for e in entries if e.items]
         try:

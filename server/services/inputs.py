@@ -8,7 +8,7 @@ a cap → 413, an input with nothing to classify → 422, each naming the input'
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from phishlens.training.contract.pipeline import InputError, InputItem, InputTooLarge, Prepared
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
 from phishlens.explain.ood import OodModel, OodVerdict
 from phishlens.explain.reference import ReferenceError, ReferenceProfile
 
@@ -72,8 +73,9 @@ class OodService:
             embedder = self._embedders[max_tokens]
         return embedder(texts)  # type: ignore[operator]
 
-    def assess(self, pairs: Sequence[tuple[AdapterEntry, str]]
-               ) -> tuple[list[OodVerdict | None], dict[tuple[int, str], np.ndarray]]:
+    def assess(
+        self, pairs: Sequence[tuple[AdapterEntry, str]]
+    ) -> tuple[list[OodVerdict | None], dict[tuple[int, str], np.ndarray]]:
         """One verdict per (adapter, model text) pair (None: the adapter has no embedding reference), and
         the embeddings computed, by (max_tokens, text)."""
         models = [self.model(e) for e, _ in pairs]

@@ -61,7 +61,9 @@ class HFProbeModel:
             ps = None
             if "probes" in extras:
                 try:
-                    ps = ProbeSet.load(entry.bundle.path, extras["probes"], extras.get("probes_index", "probes.json"))
+                    ps = ProbeSet.load(
+                        entry.bundle.path, extras["probes"], extras.get("probes_index", "probes.json")
+                    )
                 except ProbeError as e:
                     raise BackendFailure(f"adapter {entry.name}: {e}") from e
             self._probes[entry.sha256] = ps
@@ -79,7 +81,9 @@ class HFProbeModel:
             tok = self.replica.tokenizer
             pad = tok.pad_token_id if tok.pad_token_id is not None else 0
             hidden = collect_hidden(model, [enc.ids], pad)
-            curve = LogitLens.of(model, m.label_token_ids).probabilities(hidden.last, m.calibration.temperature)[0]
+            curve = LogitLens.of(model, m.label_token_ids).probabilities(
+                hidden.last, m.calibration.temperature
+            )[0]
         outputs: dict[str, list[Any]] = {}
         accuracy: dict[str, list[float]] = {}
         if probes is not None:
@@ -90,15 +94,28 @@ class HFProbeModel:
             accuracy = {n: p.accuracy for n, p in probes.probes.items()}
         p = float(curve[-1])
         v = verdict(p, m.calibration)  # as /v1/classify decides from the same calibrated probability
-        return ProbeOutcome(entry.name, entry.sha256, hidden.layers, outputs, accuracy,
-                            [float(x) for x in curve], p, v.label, v.uncertain, enc.truncated, len(enc.ids))
+        return ProbeOutcome(
+            entry.name,
+            entry.sha256,
+            hidden.layers,
+            outputs,
+            accuracy,
+            [float(x) for x in curve],
+            p,
+            v.label,
+            v.uncertain,
+            enc.truncated,
+            len(enc.ids),
+        )
 
     def close(self) -> None:
         self._probes.clear()
 
 
 class ProbeService:
-    def __init__(self, registry: AdapterRegistry, settings: Settings, replica: HFReplica | None = None) -> None:
+    def __init__(
+        self, registry: AdapterRegistry, settings: Settings, replica: HFReplica | None = None
+    ) -> None:
         self.registry = registry
         self.settings = settings
         self.replica = replica or HFReplica(settings)

@@ -110,16 +110,18 @@ class RequestIdCodec:
         """The verdicts an id carries, once its MAC verifies under one of the keys."""
         if not request_id.startswith(PREFIX):
             raise RequestIdRejected(f"a request id starts with {PREFIX!r}")
-        body = request_id[len(PREFIX):]
+        body = request_id[len(PREFIX) :]
         try:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except ValueError:
             raise RequestIdRejected("not base64url") from None
         payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
-        if len(payload) < _HEAD.size or not any(hmac.compare_digest(mac, self._mac(k, payload))
-                                                for k in self.keys):
-            raise RequestIdRejected("its signature does not verify (issued by a server with another "
-                                    "feedback secret, or altered)")
+        if len(payload) < _HEAD.size or not any(
+            hmac.compare_digest(mac, self._mac(k, payload)) for k in self.keys
+        ):
+            raise RequestIdRejected(
+                "its signature does not verify (issued by a server with another feedback secret, or altered)"
+            )
         return _decode(payload, mac)
 
     @staticmethod
@@ -132,14 +134,15 @@ def _decode(payload: bytes, mac: bytes) -> SignedRequest:
     try:
         version, issued, _nonce, n_adapters = _HEAD.unpack_from(payload, 0)
         if version != VERSION:
-            raise RequestIdRejected(f"request id format {version} is not supported (this server reads "
-                                    f"{VERSION})")
+            raise RequestIdRejected(
+                f"request id format {version} is not supported (this server reads {VERSION})"
+            )
         pos = _HEAD.size
         adapters: list[tuple[str, str]] = []
         for _ in range(n_adapters):
             n = payload[pos]
-            name = payload[pos + 1:pos + 1 + n].decode()
-            sha = payload[pos + 1 + n:pos + 33 + n].hex()
+            name = payload[pos + 1 : pos + 1 + n].decode()
+            sha = payload[pos + 1 + n : pos + 33 + n].hex()
             adapters.append((name, sha))
             pos += 33 + n
         (n_verdicts,) = struct.unpack_from(">H", payload, pos)
@@ -149,8 +152,15 @@ def _decode(payload: bytes, mac: bytes) -> SignedRequest:
             index, slot, score = _VERDICT.unpack_from(payload, pos)
             pos += _VERDICT.size
             name, sha = adapters[slot]
-            verdicts.append(SignedVerdict(index, name, sha, (score & _SCORE_MAX) / _SCORE_MAX,
-                                          "phishing" if score & _PHISHING_BIT else "legitimate"))
+            verdicts.append(
+                SignedVerdict(
+                    index,
+                    name,
+                    sha,
+                    (score & _SCORE_MAX) / _SCORE_MAX,
+                    "phishing" if score & _PHISHING_BIT else "legitimate",
+                )
+            )
     except (struct.error, IndexError, UnicodeDecodeError):
         raise RequestIdRejected("truncated request id payload") from None
     if pos != len(payload):

@@ -40,9 +40,11 @@ class Router:
             if not missing:  # unloaded and reloaded meanwhile: the registry's own message
                 raise
             style, target = missing[0]
-            raise AdapterNotFound(f"adapter '{AUTO}': the route {style} -> {target} (PHISHLENS_ROUTES) names an "
-                                  f"adapter that is not loaded (loaded: {sorted(loaded)}); load it or change the "
-                                  "route") from None
+            raise AdapterNotFound(
+                f"adapter '{AUTO}': the route {style} -> {target} (PHISHLENS_ROUTES) names an "
+                f"adapter that is not loaded (loaded: {sorted(loaded)}); load it or change the "
+                "route"
+            ) from None
         by_name = dict(zip(needed, leased))
         return [by_name[t] for t in targets]
 

@@ -28,8 +28,10 @@ class Verdict:
 
 def verdict(p_phishing: float, cal: Calibration) -> Verdict:
     """Label by the adapter's threshold; uncertain inside its band (the same rule on every route)."""
-    return Verdict("phishing" if p_phishing >= cal.threshold else "legitimate",
-                   cal.uncertain_low <= p_phishing <= cal.uncertain_high)
+    return Verdict(
+        "phishing" if p_phishing >= cal.threshold else "legitimate",
+        cal.uncertain_low <= p_phishing <= cal.uncertain_high,
+    )
 
 
 def probability(label_logprobs: Sequence[float], cal: Calibration) -> float:

@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
+
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
 from phishlens.training.contract.bundle import content_sha256
-
 from tests.fakes import FakeBackend, expected_p, write_bundle
 
 API = {"Authorization": "Bearer k-user"}
@@ -23,11 +23,18 @@ TEMPS = {"default": 1.0, "alt": 2.0, "spare": 4.0}
 
 
 def settings_for(root, **kw) -> Settings:
-    base = dict(adapter_roots=[root], adapters=["default", "alt"], api_keys=["k-user"], admin_keys=["k-admin"],
-                max_batch=4, max_chars=200, max_queue=4, max_body_bytes=2048)
+    base = dict(
+        adapter_roots=[root],
+        adapters=["default", "alt"],
+        api_keys=["k-user"],
+        admin_keys=["k-admin"],
+        max_batch=4,
+        max_chars=200,
+        max_queue=4,
+        max_body_bytes=2048,
+    )
     base.update(kw)
     return Settings(**base)
-
 
 
 @pytest.fixture(scope="module")
@@ -83,13 +90,21 @@ def test_classify_single_and_batch(client, shas):
 
 def test_classify_multi_adapter(client, backend, shas):
     backend.calls.clear()
-    r = client.post("/v1/classify", json={"input": [PHISHY, CLEAN], "adapters": ["alt", "default"]}, headers=ADMIN)
+    r = client.post(
+        "/v1/classify", json={"input": [PHISHY, CLEAN], "adapters": ["alt", "default"]}, headers=ADMIN
+    )
     data = r.json()["data"]
-    assert [(d["index"], d["adapter"]["name"]) for d in data] == [(0, "alt"), (0, "default"), (1, "alt"),
-                                                                  (1, "default")]
+    assert [(d["index"], d["adapter"]["name"]) for d in data] == [
+        (0, "alt"),
+        (0, "default"),
+        (1, "alt"),
+        (1, "default"),
+    ]
     for d in data:
         assert d["adapter"]["sha256"] == shas[d["adapter"]["name"]]
-        assert math.isclose(d["score"], expected_p(d["index"] == 0, TEMPS[d["adapter"]["name"]]), abs_tol=1e-9)
+        assert math.isclose(
+            d["score"], expected_p(d["index"] == 0, TEMPS[d["adapter"]["name"]]), abs_tol=1e-9
+        )
     assert len(backend.calls) == 1 and r.json()["usage"]["texts"] == 2
 
 
@@ -110,7 +125,9 @@ def test_truncated_flag(client):
 
 # ---- every error status ------------------------------------------------------------------------------
 def test_400_malformed_json(client):
-    r = client.post("/v1/classify", content=b'{"input": "x",', headers={**API, "content-type": "application/json"})
+    r = client.post(
+        "/v1/classify", content=b'{"input": "x",', headers={**API, "content-type": "application/json"}
+    )
     err(r, 400, "bad_request")
 
 
@@ -121,10 +138,14 @@ def test_401_missing_or_unknown_key(client):
 
 
 def test_403_admin(client, adapter_root, backend):
-    err(client.post("/v1/adapters", json={"path": "spare"}, headers=API), 403, "forbidden")  # not an admin key
+    err(
+        client.post("/v1/adapters", json={"path": "spare"}, headers=API), 403, "forbidden"
+    )  # not an admin key
     err(client.delete("/v1/adapters/alt"), 401, "unauthorized")
-    app = create_app(settings_for(adapter_root, admin_keys=[], api_keys=[], adapters=["default"]),
-                     backend=FakeBackend(backend.tokenizer, backend.base_sha256))
+    app = create_app(
+        settings_for(adapter_root, admin_keys=[], api_keys=[], adapters=["default"]),
+        backend=FakeBackend(backend.tokenizer, backend.base_sha256),
+    )
     with TestClient(app) as c:
         msg = err(c.post("/v1/adapters", json={"path": "spare"}, headers=ADMIN), 403, "forbidden")
         assert "no admin key" in msg
@@ -133,10 +154,21 @@ def test_403_admin(client, adapter_root, backend):
 
 
 def test_404_unknown_adapter(client):
-    err(client.post("/v1/classify", json={"input": "x", "adapter": "ghost"}, headers=API), 404, "adapter_not_found")
-    err(client.post("/v1/classify", json={"input": "x", "adapters": ["alt", "ghost"]}, headers=API), 404,
-        "adapter_not_found")
-    err(client.post("/v1/models/ghost:predict", json={"instances": ["x"]}, headers=API), 404, "adapter_not_found")
+    err(
+        client.post("/v1/classify", json={"input": "x", "adapter": "ghost"}, headers=API),
+        404,
+        "adapter_not_found",
+    )
+    err(
+        client.post("/v1/classify", json={"input": "x", "adapters": ["alt", "ghost"]}, headers=API),
+        404,
+        "adapter_not_found",
+    )
+    err(
+        client.post("/v1/models/ghost:predict", json={"instances": ["x"]}, headers=API),
+        404,
+        "adapter_not_found",
+    )
     err(client.get("/v1/models/ghost", headers=API), 404, "adapter_not_found")
     err(client.delete("/v1/adapters/ghost", headers=ADMIN), 404, "adapter_not_found")
     err(client.get("/no/such/route"), 404, "not_found")
@@ -153,22 +185,27 @@ def test_413_body_batch_chars(client):
 
     r = client.post("/v1/classify", content=chunks(), headers={**API, "content-type": "application/json"})
     err(r, 413, "payload_too_large")
-    assert "5 texts" in err(client.post("/v1/classify", json={"input": ["a"] * 5}, headers=API), 413,
-                            "payload_too_large")
-    assert "input[1]" in err(client.post("/v1/classify", json={"input": ["a", "b" * 201]}, headers=API), 413,
-                             "payload_too_large")
+    assert "5 texts" in err(
+        client.post("/v1/classify", json={"input": ["a"] * 5}, headers=API), 413, "payload_too_large"
+    )
+    assert "input[1]" in err(
+        client.post("/v1/classify", json={"input": ["a", "b" * 201]}, headers=API), 413, "payload_too_large"
+    )
 
 
-@pytest.mark.parametrize("payload,fragment", [
-    ({"input": ""}, "input[0] is empty"),
-    ({"input": []}, "at least one"),
-    ({"input": ["ok", "  "]}, "input[1] is empty"),
-    ({"input": "x", "adapter": "alt", "adapters": ["alt"]}, "either"),
-    ({"input": "x", "adapters": []}, "adapters"),
-    ({"input": "x", "adapters": ["alt", "alt"]}, "repeat"),
-    ({"text": "x"}, "input"),
-    ({"input": 3}, "input"),
-])
+@pytest.mark.parametrize(
+    "payload,fragment",
+    [
+        ({"input": ""}, "input[0] is empty"),
+        ({"input": []}, "at least one"),
+        ({"input": ["ok", "  "]}, "input[1] is empty"),
+        ({"input": "x", "adapter": "alt", "adapters": ["alt"]}, "either"),
+        ({"input": "x", "adapters": []}, "adapters"),
+        ({"input": "x", "adapters": ["alt", "alt"]}, "repeat"),
+        ({"text": "x"}, "input"),
+        ({"input": 3}, "input"),
+    ],
+)
 def test_422_validation(client, payload, fragment):
     assert fragment in err(client.post("/v1/classify", json=payload, headers=API), 422, "validation_error")
 
@@ -181,7 +218,10 @@ def test_429_queue_full(client, backend):
     backend.gate = threading.Event()
     service = client.app.state.runtime.classify
     with ThreadPoolExecutor(2) as pool:
-        futs = [pool.submit(client.post, "/v1/classify", json={"input": ["a", "b"]}, headers=API) for _ in range(2)]
+        futs = [
+            pool.submit(client.post, "/v1/classify", json={"input": ["a", "b"]}, headers=API)
+            for _ in range(2)
+        ]
         deadline = time.time() + 10
         while service.inflight < 4 and time.time() < deadline:
             time.sleep(0.01)
@@ -212,11 +252,14 @@ def test_424_backend_failure(client, backend):
 
 
 def test_500_sanitised(adapter_root, backend, monkeypatch, caplog):
-    app = create_app(settings_for(adapter_root, api_keys=[]), backend=FakeBackend(backend.tokenizer,
-                                                                                backend.base_sha256))
+    app = create_app(
+        settings_for(adapter_root, api_keys=[]), backend=FakeBackend(backend.tokenizer, backend.base_sha256)
+    )
     with TestClient(app, raise_server_exceptions=False) as c:
+
         async def boom(texts, *a, **k):
             raise RuntimeError(f"secret {texts[0]}")
+
         monkeypatch.setattr(app.state.runtime.classify, "classify", boom)
         r = c.post("/v1/classify", json={"input": "internal detail"})
         assert err(r, 500, "internal_error") == "internal server error" and "secret" not in r.text
@@ -235,17 +278,31 @@ def test_load_path_traversal_refused(client, path):
 def test_load_unload_and_cap(client, shas):
     r = client.post("/v1/adapters", json={"path": "spare", "name": "spare-x"}, headers=ADMIN)
     assert r.status_code == 201 and r.json()["sha256"] == shas["spare"]
-    err(client.post("/v1/adapters", json={"path": "spare", "name": "spare-x"}, headers=ADMIN), 400, "bad_request")
-    res = client.post("/v1/classify", json={"input": PHISHY, "adapter": "spare-x"}, headers=API).json()["data"][0]
+    err(
+        client.post("/v1/adapters", json={"path": "spare", "name": "spare-x"}, headers=ADMIN),
+        400,
+        "bad_request",
+    )
+    res = client.post("/v1/classify", json={"input": PHISHY, "adapter": "spare-x"}, headers=API).json()[
+        "data"
+    ][0]
     assert math.isclose(res["score"], expected_p(True, 4.0), abs_tol=1e-9)
-    assert client.delete("/v1/adapters/spare-x", headers=ADMIN).json() == {"name": "spare-x", "unloaded": True}
-    err(client.post("/v1/classify", json={"input": "x", "adapter": "spare-x"}, headers=API), 404,
-        "adapter_not_found")
+    assert client.delete("/v1/adapters/spare-x", headers=ADMIN).json() == {
+        "name": "spare-x",
+        "unloaded": True,
+    }
+    err(
+        client.post("/v1/classify", json={"input": "x", "adapter": "spare-x"}, headers=API),
+        404,
+        "adapter_not_found",
+    )
 
 
 def test_cap_reached(adapter_root, backend):
-    app = create_app(settings_for(adapter_root, max_loaded_adapters=2), backend=FakeBackend(
-        backend.tokenizer, backend.base_sha256))
+    app = create_app(
+        settings_for(adapter_root, max_loaded_adapters=2),
+        backend=FakeBackend(backend.tokenizer, backend.base_sha256),
+    )
     with TestClient(app) as c:
         msg = err(c.post("/v1/adapters", json={"path": "spare"}, headers=ADMIN), 400, "bad_request")
         assert "cap reached" in msg
@@ -275,7 +332,8 @@ def test_hot_load_unload_under_traffic(client, backend, shas):
             for d in data:
                 name = d["adapter"]["name"]
                 if d["adapter"]["sha256"] != shas[name] or not math.isclose(
-                        d["score"], expected_p(d["index"] == 0, TEMPS[name]), abs_tol=1e-9):
+                    d["score"], expected_p(d["index"] == 0, TEMPS[name]), abs_tol=1e-9
+                ):
                     problems.append(f"wrong adapter result {d}")
 
     try:
@@ -316,17 +374,25 @@ def test_metrics_bounded_and_textless(client):
 def test_curl_style_form_content_type_is_read_as_json(client):
     """`curl -d '{...}'` sends application/x-www-form-urlencoded; the README's example must still work."""
     body = b'{"input": "reply urgent with your password"}'
-    r = client.post("/v1/classify", content=body, headers={**API, "content-type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        "/v1/classify", content=body, headers={**API, "content-type": "application/x-www-form-urlencoded"}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["data"][0]["label"] == "phishing"
-    r = client.post("/v1/classify", content=b"input=hello", headers={**API, "content-type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        "/v1/classify",
+        content=b"input=hello",
+        headers={**API, "content-type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 400 and r.json()["error"]["type"] == "bad_request"
 
 
 def test_bundle_above_max_lora_rank_is_refused_with_the_reason(adapter_root, backend, tokenizer):
     write_bundle(adapter_root, "rank32", tokenizer=tokenizer, base_sha256=backend.base_sha256, r=32)
-    app = create_app(settings_for(adapter_root, max_lora_rank=16), backend=FakeBackend(
-        backend.tokenizer, backend.base_sha256))
+    app = create_app(
+        settings_for(adapter_root, max_lora_rank=16),
+        backend=FakeBackend(backend.tokenizer, backend.base_sha256),
+    )
     with TestClient(app) as c:
         msg = err(c.post("/v1/adapters", json={"path": "rank32"}, headers=ADMIN), 400, "bad_request")
         assert "rank 32" in msg and "max_lora_rank 16" in msg

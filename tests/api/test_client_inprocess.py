@@ -11,6 +11,7 @@ import asyncio
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+
 from phishlens.clients import (
     AdapterNotFoundError,
     AsyncPhishlensClient,
@@ -23,17 +24,21 @@ from phishlens.clients import (
 )
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
-
 from tests import fakes
 
 PHISHY, CLEAN = "verify your account, urgent action required", "see you at lunch tomorrow"
 
 
 def make_settings(root, **kw):
-    base = dict(adapter_roots=[root], adapters=["default", "alt"], api_keys=["k-user"],
-                admin_keys=["k-admin"], max_batch=4, max_chars=200)
+    base = dict(
+        adapter_roots=[root],
+        adapters=["default", "alt"],
+        api_keys=["k-user"],
+        admin_keys=["k-admin"],
+        max_batch=4,
+        max_chars=200,
+    )
     return Settings(**{**base, **kw})
-
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+
 from phishlens.explain.embed import MODEL_ID, Embedder
 from phishlens.explain.reference import SCALAR_FEATURES, build_profile
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
 from phishlens.training.contract.bundle import load_bundle, write_manifest
-
 from tests.fakes import expected_p, write_bundle
 from tests.unit.test_drift_monitor import mails, sms
 
@@ -36,8 +36,18 @@ def root(tmp_path_factory, tokenizer, smollm2_base, embedder):
     path = write_bundle(root, "default", tokenizer=tokenizer, base_sha256=smollm2_base.sha256)
     texts = sms(120, seed=1)
     y = [" urgent" in " " + t for t in texts]
-    prof = build_profile("default", texts, [expected_p(v) for v in y], y, embedder(texts), calibration_prior=0.5,
-                         embed_model=MODEL_ID, embed_max_tokens=64, windows=(WINDOW,), n_sims=300)
+    prof = build_profile(
+        "default",
+        texts,
+        [expected_p(v) for v in y],
+        y,
+        embedder(texts),
+        calibration_prior=0.5,
+        embed_model=MODEL_ID,
+        embed_max_tokens=64,
+        windows=(WINDOW,),
+        n_sims=300,
+    )
     write_manifest(path, load_bundle(path).manifest.model_copy(update={"extras": prof.save(path)}))
     write_bundle(root, "alt", tokenizer=tokenizer, base_sha256=smollm2_base.sha256)
     return root
@@ -47,16 +57,24 @@ def root(tmp_path_factory, tokenizer, smollm2_base, embedder):
 def client(root, tokenizer, smollm2_base, tmp_path_factory):
     from tests.fakes import FakeBackend
 
-    settings = Settings(adapter_roots=[root], adapters=["default", "alt"], api_keys=["k-user"],
-                        admin_keys=["k-admin"], drift_window=WINDOW, drift_eval_every=5,
-                        drift_state_dir=tmp_path_factory.mktemp("drift-state"))
+    settings = Settings(
+        adapter_roots=[root],
+        adapters=["default", "alt"],
+        api_keys=["k-user"],
+        admin_keys=["k-admin"],
+        drift_window=WINDOW,
+        drift_eval_every=5,
+        drift_state_dir=tmp_path_factory.mktemp("drift-state"),
+    )
     with TestClient(create_app(settings, backend=FakeBackend(tokenizer, smollm2_base.sha256))) as c:
         yield c
 
 
 def classify(client, texts, adapters=("default", "alt")):
     for i in range(0, len(texts), 8):
-        r = client.post("/v1/classify", json={"input": texts[i:i + 8], "adapters": list(adapters)}, headers=API)
+        r = client.post(
+            "/v1/classify", json={"input": texts[i : i + 8], "adapters": list(adapters)}, headers=API
+        )
         assert r.status_code == 200, r.text
     assert client.app.state.runtime.drift.flush(600)  # MiniLM on a loaded 2-core machine
 
@@ -87,16 +105,19 @@ def test_drift_report_and_metrics(client):
     assert pv["texts"] == WINDOW and pv["calibration"] == 0.5 and pv["low"] <= pv["estimate"] <= pv["high"]
 
     text = client.get("/metrics").text
-    for name in ('phishlens_drift_statistic{adapter="default",feature="embedding"}',
-                 'phishlens_drift_statistic{adapter="default",feature="score"}',
-                 'phishlens_drift_threshold{adapter="default",feature="html"}',
-                 'phishlens_drift_alert{adapter="default"} 0.0',
-                 'phishlens_drift_prevalence{adapter="default"}', 'phishlens_drift_prevalence_low{adapter="default"}',
-                 f'phishlens_drift_window_texts{{adapter="default"}} {float(WINDOW)}',
-                 'phishlens_drift_feature_quantile_bucket{adapter="default",feature="length",le="0.1"}',
-                 'phishlens_drift_feature_quantile_count{adapter="default",feature="non_ascii_ratio"} 21.0',
-                 'phishlens_ood_score_bucket{adapter="default",le="1.0"}',
-                 'phishlens_ood_score_count{adapter="default"} 21.0'):
+    for name in (
+        'phishlens_drift_statistic{adapter="default",feature="embedding"}',
+        'phishlens_drift_statistic{adapter="default",feature="score"}',
+        'phishlens_drift_threshold{adapter="default",feature="html"}',
+        'phishlens_drift_alert{adapter="default"} 0.0',
+        'phishlens_drift_prevalence{adapter="default"}',
+        'phishlens_drift_prevalence_low{adapter="default"}',
+        f'phishlens_drift_window_texts{{adapter="default"}} {float(WINDOW)}',
+        'phishlens_drift_feature_quantile_bucket{adapter="default",feature="length",le="0.1"}',
+        'phishlens_drift_feature_quantile_count{adapter="default",feature="non_ascii_ratio"} 21.0',
+        'phishlens_ood_score_bucket{adapter="default",le="1.0"}',
+        'phishlens_ood_score_count{adapter="default"} 21.0',
+    ):
         assert name in text, name
     assert 'phishlens_drift_alert{adapter="alt"}' not in text
     # per-style traffic, as the input pipeline saw it (plain strings: detected)
@@ -104,8 +125,10 @@ def test_drift_report_and_metrics(client):
     assert 'phishlens_drift_texts_total{adapter="default",style="email"}' not in text
 
     classify(client, mails(WINDOW, seed=2))
-    assert f'phishlens_drift_texts_total{{adapter="alt",style="email"}} {float(WINDOW)}' in \
-        client.get("/metrics").text
+    assert (
+        f'phishlens_drift_texts_total{{adapter="alt",style="email"}} {float(WINDOW)}'
+        in client.get("/metrics").text
+    )
     r = client.get("/v1/drift", headers=API)
     assert SECRET not in r.text  # aggregate word counts only; a one-off word never surfaces
     d = {x["adapter"]: x for x in r.json()["data"]}["default"]

@@ -11,11 +11,11 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
 from phishlens.clients import AsyncPhishlensClient, OverloadedError, PhishlensClient, ValidationError
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
-from typer.testing import CliRunner
-
 from tests.fakes import expected_p
 
 API = {"Authorization": "Bearer k-user"}
@@ -23,14 +23,22 @@ PHISHY = "Hello there, please reply   urgent with your\n password and the code w
 
 
 def settings_for(root, **kw) -> Settings:
-    base = dict(adapter_roots=[root], adapters=["default", "alt"], api_keys=["k-user"],
-                admin_keys=["k-admin"],
-                max_chars=300, explain_max_evals=400, explain_default_max_evals=120, explain_concurrency=1,
-                explain_max_features=40, explain_warmup=False, explain_engine="backend",
-                explain_round_nodes=16)
+    base = dict(
+        adapter_roots=[root],
+        adapters=["default", "alt"],
+        api_keys=["k-user"],
+        admin_keys=["k-admin"],
+        max_chars=300,
+        explain_max_evals=400,
+        explain_default_max_evals=120,
+        explain_concurrency=1,
+        explain_max_features=40,
+        explain_warmup=False,
+        explain_engine="backend",
+        explain_round_nodes=16,
+    )
     base.update(kw)
     return Settings(**base)
-
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +83,17 @@ def test_explain_word_level(client, backend):
 
 
 def test_explain_token_level_other_adapter_and_html(client):
-    r = client.post("/v1/explain", json={"input": "please reply urgent now", "adapter": "alt",
-                                         "granularity": "token", "max_evals": 50, "html": True}, headers=API)
+    r = client.post(
+        "/v1/explain",
+        json={
+            "input": "please reply urgent now",
+            "adapter": "alt",
+            "granularity": "token",
+            "max_evals": 50,
+            "html": True,
+        },
+        headers=API,
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["adapter"]["name"] == "alt" and body["granularity"] == "token" and body["max_evals"] == 50
@@ -85,17 +102,27 @@ def test_explain_token_level_other_adapter_and_html(client):
 
 
 def test_kserve_explain(client):
-    r = client.post("/v1/models/default:explain", json={"instances": [{"text": PHISHY}], "max_evals": 40},
-                    headers=API)
+    r = client.post(
+        "/v1/models/default:explain", json={"instances": [{"text": PHISHY}], "max_evals": 40}, headers=API
+    )
     assert r.status_code == 200, r.text
     (ex,) = r.json()["explanations"]
     assert ex["adapter"]["name"] == "default" and ex["evaluations"] <= 40
-    err(client.post("/v1/models/nope:explain", json={"instances": ["hi"]}, headers=API),
-        404, "adapter_not_found")
-    err(client.post("/v1/models/default:explain", json={"instances": ["a", "b"]}, headers=API),
-        422, "validation_error")
-    err(client.post("/v1/models/default:explain", json={"instances": ["  "]}, headers=API),
-        422, "validation_error")
+    err(
+        client.post("/v1/models/nope:explain", json={"instances": ["hi"]}, headers=API),
+        404,
+        "adapter_not_found",
+    )
+    err(
+        client.post("/v1/models/default:explain", json={"instances": ["a", "b"]}, headers=API),
+        422,
+        "validation_error",
+    )
+    err(
+        client.post("/v1/models/default:explain", json={"instances": ["  "]}, headers=API),
+        422,
+        "validation_error",
+    )
 
 
 def test_explain_stays_out_of_business_metrics_and_observers(client):
@@ -115,32 +142,39 @@ def test_explain_stays_out_of_business_metrics_and_observers(client):
     finally:
         rt.classify.observers.pop()
     assert seen == []
+
     def classifications(text: str) -> list[str]:
         return [ln for ln in text.splitlines() if ln.startswith("phishlens_classifications_total")]
 
     assert classifications(after) == classifications(before)
 
     def count(text: str) -> float:
-        line = next(ln for ln in text.splitlines()
-                    if ln.startswith('phishlens_explain_latency_seconds_count{granularity="word"}'))
+        line = next(
+            ln
+            for ln in text.splitlines()
+            if ln.startswith('phishlens_explain_latency_seconds_count{granularity="word"}')
+        )
         return float(line.split()[-1])
 
     assert count(after) == count(before) + 1
     assert "phishlens_explain_evaluations_count" in after
 
 
-@pytest.mark.parametrize("payload,status,type_", [
-    ({"input": ""}, 422, "validation_error"),
-    ({"input": " \n\t"}, 422, "validation_error"),
-    ({"input": "x" * 301}, 413, "payload_too_large"),  # over max_chars
-    ({"input": " ".join(["word"] * 41)}, 413, "payload_too_large"),  # over explain_max_features
-    ({"input": "hi", "adapter": "nope"}, 404, "adapter_not_found"),
-    ({"input": "hi", "max_evals": 401}, 422, "validation_error"),  # over the cap
-    ({"input": "hi", "max_evals": 3}, 422, "validation_error"),
-    ({"input": "hi", "granularity": "sentence"}, 422, "validation_error"),
-    ({"input": ["a", "b"]}, 422, "validation_error"),
-    ({"input": "hi", "extra": 1}, 422, "validation_error"),
-])
+@pytest.mark.parametrize(
+    "payload,status,type_",
+    [
+        ({"input": ""}, 422, "validation_error"),
+        ({"input": " \n\t"}, 422, "validation_error"),
+        ({"input": "x" * 301}, 413, "payload_too_large"),  # over max_chars
+        ({"input": " ".join(["word"] * 41)}, 413, "payload_too_large"),  # over explain_max_features
+        ({"input": "hi", "adapter": "nope"}, 404, "adapter_not_found"),
+        ({"input": "hi", "max_evals": 401}, 422, "validation_error"),  # over the cap
+        ({"input": "hi", "max_evals": 3}, 422, "validation_error"),
+        ({"input": "hi", "granularity": "sentence"}, 422, "validation_error"),
+        ({"input": ["a", "b"]}, 422, "validation_error"),
+        ({"input": "hi", "extra": 1}, 422, "validation_error"),
+    ],
+)
 def test_error_contract(client, payload, status, type_):
     msg = err(client.post("/v1/explain", json=payload, headers=API), status, type_)
     if payload.get("max_evals") == 401:
@@ -148,8 +182,11 @@ def test_error_contract(client, payload, status, type_):
 
 
 def test_malformed_auth_and_backend_failure(client, backend):
-    err(client.post("/v1/explain", content=b"{nope", headers={**API, "content-type": "application/json"}),
-        400, "bad_request")
+    err(
+        client.post("/v1/explain", content=b"{nope", headers={**API, "content-type": "application/json"}),
+        400,
+        "bad_request",
+    )
     err(client.post("/v1/explain", json={"input": "hi"}), 401, "unauthorized")
     backend.fail = "engine exploded"
     err(client.post("/v1/explain", json={"input": PHISHY}, headers=API), 424, "backend_failure")
@@ -204,8 +241,9 @@ def test_sync_async_clients_and_cli(client, backend, tmp_path):
 
     async def run_async() -> None:
         app = client.app
-        async with AsyncPhishlensClient("http://testserver", api_key="k-user",
-                                        transport=httpx.ASGITransport(app=app)) as ac:
+        async with AsyncPhishlensClient(
+            "http://testserver", api_key="k-user", transport=httpx.ASGITransport(app=app)
+        ) as ac:
             r = await ac.explain("call now, urgent", granularity="token", max_evals=20)
             assert r.granularity == "token" and r.label == "phishing"
 
@@ -217,8 +255,21 @@ def test_sync_async_clients_and_cli(client, backend, tmp_path):
     cli.client_factory = lambda url, api_key=None: PhishlensClient(url, api_key=api_key, http_client=client)
     try:
         page = tmp_path / "e.html"
-        out = CliRunner().invoke(cli.app, ["explain", PHISHY, "--max-evals", "30", "--html", str(page),
-                                           "--color", "always", "--api-key", "k-user"])
+        out = CliRunner().invoke(
+            cli.app,
+            [
+                "explain",
+                PHISHY,
+                "--max-evals",
+                "30",
+                "--html",
+                str(page),
+                "--color",
+                "always",
+                "--api-key",
+                "k-user",
+            ],
+        )
         assert out.exit_code == 0, out.output
         assert "\x1b[48;2;" in out.output and "towards phishing:   'urgent'" in out.output
         assert page.read_text().startswith("<!DOCTYPE html>")

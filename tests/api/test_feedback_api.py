@@ -9,12 +9,12 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
 from phishlens.clients import AsyncPhishlensClient, PhishlensClient, ValidationError
 from phishlens.clients.protocol.errors import AdapterNotFoundError, RequestNotFoundError
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.fakes import FakeBackend, expected_p
 
 API = {"Authorization": "Bearer k-user"}
@@ -23,8 +23,15 @@ PHISHY, CLEAN = "verify your account, urgent action required", "see you at lunch
 
 
 def settings_for(root, **kw) -> Settings:
-    base = dict(adapter_roots=[root], adapters=["default", "alt"], api_keys=["k-user"],
-                admin_keys=["k-admin"], max_batch=8, performance_window=4, feedback_window=3)
+    base = dict(
+        adapter_roots=[root],
+        adapters=["default", "alt"],
+        api_keys=["k-user"],
+        admin_keys=["k-admin"],
+        max_batch=8,
+        performance_window=4,
+        feedback_window=3,
+    )
     return Settings(**{**base, **kw})
 
 
@@ -37,8 +44,11 @@ def client(adapter_root, tokenizer, smollm2_base):
 
 def samples(c: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     text = c.get("/metrics").text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
 
 
 def metric(c: TestClient, name: str, **labels: str) -> float | None:
@@ -59,15 +69,24 @@ def err(r, status, type_):
 
 def test_feedback_counts_outcomes_and_exports_live_metrics(client):
     rid = classify(client, [PHISHY, CLEAN], adapters=["default", "alt"])
-    r = client.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
-        {"index": 0, "label": "phishing"}, {"index": 1, "label": "phishing"}]})
+    r = client.post(
+        "/v1/feedback",
+        headers=API,
+        json={
+            "request_id": rid,
+            "labels": [{"index": 0, "label": "phishing"}, {"index": 1, "label": "phishing"}],
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["request_id"] == rid and body["recorded"] == 4 and body["duplicates"] == 0
     got = {(d["index"], d["adapter"]): (d["predicted"], d["outcome"], d["status"]) for d in body["data"]}
-    assert got == {(0, "default"): ("phishing", "tp", "recorded"), (0, "alt"): ("phishing", "tp", "recorded"),
-                   (1, "default"): ("legitimate", "fn", "recorded"),
-                   (1, "alt"): ("legitimate", "fn", "recorded")}
+    assert got == {
+        (0, "default"): ("phishing", "tp", "recorded"),
+        (0, "alt"): ("phishing", "tp", "recorded"),
+        (1, "default"): ("legitimate", "fn", "recorded"),
+        (1, "alt"): ("legitimate", "fn", "recorded"),
+    }
     for a in ("default", "alt"):
         assert metric(client, "phishlens_feedback_total", adapter=a, outcome="tp") == 1.0
         assert metric(client, "phishlens_feedback_total", adapter=a, outcome="fn") == 1.0
@@ -79,8 +98,9 @@ def test_expected_precision_recall_follow_served_probabilities(client):
     p_hi, p_lo = expected_p(True), expected_p(False)
     classify(client, [PHISHY, CLEAN])
     assert math.isclose(metric(client, "phishlens_expected_precision", adapter="default"), p_hi, abs_tol=1e-9)
-    assert math.isclose(metric(client, "phishlens_expected_recall", adapter="default"), p_hi / (p_hi + p_lo),
-                        abs_tol=1e-9)
+    assert math.isclose(
+        metric(client, "phishlens_expected_recall", adapter="default"), p_hi / (p_hi + p_lo), abs_tol=1e-9
+    )
     assert metric(client, "phishlens_expected_window_texts", adapter="default") == 2
     classify(client, [CLEAN] * 5)  # the window (4) now holds only predicted-legitimate verdicts
     assert metric(client, "phishlens_expected_window_texts", adapter="default") == 4
@@ -91,14 +111,17 @@ def test_expected_precision_recall_follow_served_probabilities(client):
 
 def test_feedback_is_idempotent(client):
     rid = classify(client, [CLEAN])
-    first = client.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
-        {"index": 0, "label": "legitimate"}]}).json()
+    first = client.post(
+        "/v1/feedback", headers=API, json={"request_id": rid, "labels": [{"index": 0, "label": "legitimate"}]}
+    ).json()
     assert first["recorded"] == 1 and first["data"][0]["outcome"] == "tn"
-    again = client.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
-        {"index": 0, "label": "legitimate"}]}).json()
+    again = client.post(
+        "/v1/feedback", headers=API, json={"request_id": rid, "labels": [{"index": 0, "label": "legitimate"}]}
+    ).json()
     assert again["recorded"] == 0 and again["duplicates"] == 1 and again["data"][0]["status"] == "duplicate"
-    flip = client.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
-        {"index": 0, "label": "phishing"}]}).json()
+    flip = client.post(
+        "/v1/feedback", headers=API, json={"request_id": rid, "labels": [{"index": 0, "label": "phishing"}]}
+    ).json()
     assert flip["conflicts"] == 1 and flip["data"][0]["status"] == "conflict"  # the first label stands
     assert metric(client, "phishlens_feedback_total", adapter="default", outcome="tn") == 1.0
     assert metric(client, "phishlens_feedback_total", adapter="default", outcome="fn") is None
@@ -107,23 +130,46 @@ def test_feedback_is_idempotent(client):
 def test_feedback_errors(client):
     rid = classify(client, [PHISHY, CLEAN], adapter="alt")
     post = lambda body, headers=API: client.post("/v1/feedback", headers=headers, json=body)
-    msg = err(post({"request_id": "clf-" + "0" * 32, "labels": [{"index": 0, "label": "phishing"}]}),
-              404, "request_not_found")
+    msg = err(
+        post({"request_id": "clf-" + "0" * 32, "labels": [{"index": 0, "label": "phishing"}]}),
+        404,
+        "request_not_found",
+    )
     assert "unknown request id" in msg and "signature" in msg
     err(post({"request_id": "nope", "labels": [{"index": 0, "label": "phishing"}]}), 422, "validation_error")
     err(post({"request_id": rid, "labels": []}), 422, "validation_error")
     err(post({"request_id": rid, "labels": [{"index": 0, "label": "spam"}]}), 422, "validation_error")
-    err(post({"request_id": rid, "labels": [{"index": 0, "label": "phishing", "text": "x"}]}), 422,
-        "validation_error")
-    assert "no text 2" in err(post({"request_id": rid, "labels": [{"index": 2, "label": "phishing"}]}),
-                              422, "validation_error")
-    assert "not scored by 'default'" in err(post({"request_id": rid, "labels": [
-        {"index": 0, "label": "phishing", "adapter": "default"}]}), 422, "validation_error")
-    assert "contradicts" in err(post({"request_id": rid, "labels": [
-        {"index": 1, "label": "phishing"}, {"index": 1, "label": "legitimate", "adapter": "alt"}]}),
-        422, "validation_error")
-    err(post({"request_id": rid, "labels": [{"index": 0, "label": "phishing"}]}, headers={}), 401,
-        "unauthorized")
+    err(
+        post({"request_id": rid, "labels": [{"index": 0, "label": "phishing", "text": "x"}]}),
+        422,
+        "validation_error",
+    )
+    assert "no text 2" in err(
+        post({"request_id": rid, "labels": [{"index": 2, "label": "phishing"}]}), 422, "validation_error"
+    )
+    assert "not scored by 'default'" in err(
+        post({"request_id": rid, "labels": [{"index": 0, "label": "phishing", "adapter": "default"}]}),
+        422,
+        "validation_error",
+    )
+    assert "contradicts" in err(
+        post(
+            {
+                "request_id": rid,
+                "labels": [
+                    {"index": 1, "label": "phishing"},
+                    {"index": 1, "label": "legitimate", "adapter": "alt"},
+                ],
+            }
+        ),
+        422,
+        "validation_error",
+    )
+    err(
+        post({"request_id": rid, "labels": [{"index": 0, "label": "phishing"}]}, headers={}),
+        401,
+        "unauthorized",
+    )
     # nothing was applied by the refused requests
     ok = post({"request_id": rid, "labels": [{"index": 0, "label": "phishing"}]}).json()
     assert ok["recorded"] == 1
@@ -135,20 +181,29 @@ def test_verdicts_of_an_unloaded_adapter_are_stale_and_series_dropped(client):
     assert metric(client, "phishlens_expected_precision", adapter="spare") is not None
     assert client.delete("/v1/adapters/spare", headers=ADMIN).status_code == 200
     assert metric(client, "phishlens_expected_precision", adapter="spare") is None
-    body = client.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
-        {"index": 0, "label": "phishing"}]}).json()
+    body = client.post(
+        "/v1/feedback", headers=API, json={"request_id": rid, "labels": [{"index": 0, "label": "phishing"}]}
+    ).json()
     assert body["stale"] == 1 and body["recorded"] == 0
     assert metric(client, "phishlens_feedback_total", adapter="spare", outcome="tp") is None
 
 
 def test_request_ids_expire(adapter_root, tokenizer, smollm2_base):
-    app = create_app(settings_for(adapter_root, feedback_ttl_s=0.3),
-                     backend=FakeBackend(tokenizer, smollm2_base.sha256))
+    app = create_app(
+        settings_for(adapter_root, feedback_ttl_s=0.3), backend=FakeBackend(tokenizer, smollm2_base.sha256)
+    )
     with TestClient(app) as c:
         rid = classify(c, [PHISHY])
         time.sleep(0.4)
-        msg = err(c.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
-            {"index": 0, "label": "phishing"}]}), 404, "request_not_found")
+        msg = err(
+            c.post(
+                "/v1/feedback",
+                headers=API,
+                json={"request_id": rid, "labels": [{"index": 0, "label": "phishing"}]},
+            ),
+            404,
+            "request_not_found",
+        )
         assert "expired request id" in msg
 
 
@@ -157,7 +212,9 @@ def test_never_stores_request_text(client):
     rid = classify(client, [secret])
     fb = client.app.state.runtime.feedback
     assert "zq-secret-canary" not in repr(fb.ids.open(rid))  # the id carries verdicts, never text
-    client.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [{"index": 0, "label": "phishing"}]})
+    client.post(
+        "/v1/feedback", headers=API, json={"request_id": rid, "labels": [{"index": 0, "label": "phishing"}]}
+    )
     assert "zq-secret-canary" not in repr(fb.ledger._entries)
     assert "zq-secret-canary" not in client.get("/metrics").text
 
@@ -167,7 +224,9 @@ def test_clients_send_feedback(client, adapter_root, tokenizer, smollm2_base):
         resp = pc.classify([PHISHY, CLEAN], adapters=["default", "alt"])
         out = pc.feedback(resp.id, ["phishing", "legitimate"], adapter="alt")
         assert out.recorded == 2 and {(d.index, d.adapter, d.outcome) for d in out.data} == {
-            (0, "alt", "tp"), (1, "alt", "tn")}
+            (0, "alt", "tp"),
+            (1, "alt", "tn"),
+        }
         assert pc.feedback(resp.id, {1: "legitimate"}).recorded == 1  # default's verdict on text 1
         with pytest.raises(RequestNotFoundError) as e:  # its own class, not AdapterNotFoundError (a 404 too)
             pc.feedback("clf-" + "f" * 32, {0: "phishing"})
@@ -192,11 +251,15 @@ def test_clients_send_feedback(client, adapter_root, tokenizer, smollm2_base):
 def test_cli_feedback_command(client, monkeypatch):
     import json
 
-    from phishlens.clients import cli
     from typer.testing import CliRunner
 
-    monkeypatch.setattr(cli, "client_factory",
-                        lambda url, api_key=None: PhishlensClient(url, api_key=api_key, http_client=client))
+    from phishlens.clients import cli
+
+    monkeypatch.setattr(
+        cli,
+        "client_factory",
+        lambda url, api_key=None: PhishlensClient(url, api_key=api_key, http_client=client),
+    )
     rid = classify(client, [PHISHY, CLEAN])
     runner = CliRunner()
     res = runner.invoke(cli.app, ["feedback", rid, "1=legitimate", "--api-key", "k-user"])
@@ -211,32 +274,57 @@ def test_cli_feedback_command(client, monkeypatch):
     assert res.exit_code == 2 and "request_not_found" in res.output
 
 
-def test_any_replica_with_the_shared_secret_accepts_feedback_also_after_a_restart(adapter_root, tokenizer,
-                                                                                 smollm2_base):
+def test_any_replica_with_the_shared_secret_accepts_feedback_also_after_a_restart(
+    adapter_root, tokenizer, smollm2_base
+):
     """Two apps (replicas) sharing `feedback_secrets`: B records labels for A's answer; a replica with
     another secret, or with none (per-process key), refuses it with a reason; B remembers duplicates."""
+
     def replica(**kw):
-        return TestClient(create_app(settings_for(adapter_root, **kw),
-                                     backend=FakeBackend(tokenizer, smollm2_base.sha256)))
+        return TestClient(
+            create_app(settings_for(adapter_root, **kw), backend=FakeBackend(tokenizer, smollm2_base.sha256))
+        )
 
     shared = ["fleet-secret-2", "fleet-secret-1"]
     with replica(feedback_secrets=shared[1:]) as a:
         rid = classify(a, [PHISHY, CLEAN], adapters=["default", "alt"])
     # A is gone (a restart, or another pod): B and C have never seen the request
     with replica(feedback_secrets=shared) as b:  # B signs with a newer key, still verifies A's (rotation)
-        body = b.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
-            {"index": 0, "label": "phishing"}, {"index": 1, "label": "legitimate", "adapter": "alt"}]}).json()
+        body = b.post(
+            "/v1/feedback",
+            headers=API,
+            json={
+                "request_id": rid,
+                "labels": [
+                    {"index": 0, "label": "phishing"},
+                    {"index": 1, "label": "legitimate", "adapter": "alt"},
+                ],
+            },
+        ).json()
         assert body.get("recorded") == 3, body
         assert {(d["index"], d["adapter"], d["outcome"]) for d in body["data"]} == {
-            (0, "default", "tp"), (0, "alt", "tp"), (1, "alt", "tn")}
+            (0, "default", "tp"),
+            (0, "alt", "tp"),
+            (1, "alt", "tn"),
+        }
         assert metric(b, "phishlens_feedback_total", adapter="default", outcome="tp") == 1.0
-        again = b.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
-            {"index": 0, "label": "legitimate"}]}).json()
+        again = b.post(
+            "/v1/feedback",
+            headers=API,
+            json={"request_id": rid, "labels": [{"index": 0, "label": "legitimate"}]},
+        ).json()
         assert again["conflicts"] == 2 and again["recorded"] == 0  # B's ledger: the first label stands
     for kw in ({"feedback_secrets": ["another-fleet"]}, {}):
         with replica(**kw) as c:
-            msg = err(c.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
-                {"index": 0, "label": "phishing"}]}), 404, "request_not_found")
+            msg = err(
+                c.post(
+                    "/v1/feedback",
+                    headers=API,
+                    json={"request_id": rid, "labels": [{"index": 0, "label": "phishing"}]},
+                ),
+                404,
+                "request_not_found",
+            )
             assert "signature does not verify" in msg
 
 
@@ -245,8 +333,14 @@ def test_kserve_predictions_carry_a_feedback_id(client):
     r = client.post("/v1/models/alt:predict", json={"instances": [PHISHY, CLEAN]}, headers=API)
     assert r.status_code == 200, r.text
     rid = r.json()["id"]
-    body = client.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
-        {"index": 0, "label": "phishing"}, {"index": 1, "label": "legitimate"}]}).json()
+    body = client.post(
+        "/v1/feedback",
+        headers=API,
+        json={
+            "request_id": rid,
+            "labels": [{"index": 0, "label": "phishing"}, {"index": 1, "label": "legitimate"}],
+        },
+    ).json()
     assert body["recorded"] == 2 and {d["adapter"] for d in body["data"]} == {"alt"}
     with PhishlensClient("http://testserver", api_key="k-user", http_client=client) as pc:
         pred = pc.predict("alt", [PHISHY])
@@ -256,24 +350,41 @@ def test_kserve_predictions_carry_a_feedback_id(client):
 def test_feedback_state_survives_a_restart(adapter_root, tokenizer, smollm2_base, tmp_path):
     """With `feedback_state_dir` the counters, live window and duplicate ledger come back after a restart
     (the real `kill -9` is tests/e2e/test_reliability_faults.py); without it nothing is written."""
+
     def app(**kw):
-        return TestClient(create_app(settings_for(adapter_root, feedback_secrets=["s1"], **kw),
-                                     backend=FakeBackend(tokenizer, smollm2_base.sha256)))
+        return TestClient(
+            create_app(
+                settings_for(adapter_root, feedback_secrets=["s1"], **kw),
+                backend=FakeBackend(tokenizer, smollm2_base.sha256),
+            )
+        )
 
     state = tmp_path / "feedback"
     with app(feedback_state_dir=state) as a:
         rid = classify(a, [PHISHY, CLEAN])
-        body = a.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
-            {"index": 0, "label": "phishing"}, {"index": 1, "label": "phishing"}]}).json()
+        body = a.post(
+            "/v1/feedback",
+            headers=API,
+            json={
+                "request_id": rid,
+                "labels": [{"index": 0, "label": "phishing"}, {"index": 1, "label": "phishing"}],
+            },
+        ).json()
         assert body["recorded"] == 2
-        before = {k: v for k, v in samples(a).items() if k[0].startswith(("phishlens_feedback_total",
-                                                                             "phishlens_live_"))}
+        before = {
+            k: v
+            for k, v in samples(a).items()
+            if k[0].startswith(("phishlens_feedback_total", "phishlens_live_"))
+        }
     assert before and (state / "feedback.jsonl").is_file()
     with app(feedback_state_dir=state) as b:
         after = {k: v for k, v in samples(b).items() if k in before}
         assert after == before
-        again = b.post("/v1/feedback", headers=API, json={"request_id": rid, "labels": [
-            {"index": 0, "label": "phishing"}]}).json()
+        again = b.post(
+            "/v1/feedback",
+            headers=API,
+            json={"request_id": rid, "labels": [{"index": 0, "label": "phishing"}]},
+        ).json()
         assert again["duplicates"] == 1 and again["recorded"] == 0  # the ledger came back too
     with app(feedback_state_dir=None) as c:
         assert metric(c, "phishlens_feedback_total", adapter="default", outcome="tp") is None

@@ -11,11 +11,11 @@ import shutil
 
 import pytest
 from fastapi.testclient import TestClient
+
 from phishlens.clients import PhishlensClient, SmsInput, UrlInput
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
 from phishlens.training.contract.pipeline import PIPELINE
-
 from tests.email_fixtures import fixtures, raw_email
 from tests.fakes import expected_p
 
@@ -45,7 +45,6 @@ def settings_for(root, **kw) -> Settings:
     )
     base.update(kw)
     return Settings(**base)
-
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,15 @@ from tests.models import single_thread
 @pytest.fixture(scope="module")
 def client(tiny_bundles, tiny_llama, tmp_path_factory):
     root, _, _ = tiny_bundles
-    settings = Settings(backend="hf", base_model=str(tiny_llama.path), adapter_roots=[root],
-                        adapters=["zebra-phish"], default_adapter="zebra-phish", explain_warmup=False,
-                        drift_state_dir=tmp_path_factory.mktemp("drift"))
+    settings = Settings(
+        backend="hf",
+        base_model=str(tiny_llama.path),
+        adapter_roots=[root],
+        adapters=["zebra-phish"],
+        default_adapter="zebra-phish",
+        explain_warmup=False,
+        drift_state_dir=tmp_path_factory.mktemp("drift"),
+    )
     with single_thread(), TestClient(create_app(settings)) as c:
         yield c
 
@@ -29,7 +35,9 @@ def test_probe_a_raw_email_and_an_sms(client):
     r = client.post("/v1/probe", json={"input": item, "return_text": True})
     assert r.status_code == 200, r.text
     body = r.json()
-    want = PIPELINE.email_fields("please call the office", "please call the office zebra tomorrow http://x.example/a")
+    want = PIPELINE.email_fields(
+        "please call the office", "please call the office zebra tomorrow http://x.example/a"
+    )
     assert (body["style"], body["style_source"], body["text"]) == ("email", "given", want)
     assert body["email"]["body_type"] == "text/plain"
     served = client.post("/v1/classify", json={"input": item}).json()["data"][0]

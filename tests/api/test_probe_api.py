@@ -23,9 +23,15 @@ PHISHY, CLEAN = "please call the office zebra tomorrow", "please call the office
 @pytest.fixture(scope="module")
 def client(tiny_bundles, tiny_llama, tmp_path_factory):
     root, _, _ = tiny_bundles
-    settings = Settings(backend="hf", base_model=str(tiny_llama.path), adapter_roots=[root],
-                        adapters=["zebra-phish", "zebra-legit"], default_adapter="zebra-phish",
-                        probe_max_concurrency=1, drift_state_dir=tmp_path_factory.mktemp("drift"))
+    settings = Settings(
+        backend="hf",
+        base_model=str(tiny_llama.path),
+        adapter_roots=[root],
+        adapters=["zebra-phish", "zebra-legit"],
+        default_adapter="zebra-phish",
+        probe_max_concurrency=1,
+        drift_state_dir=tmp_path_factory.mktemp("drift"),
+    )
     with single_thread(), TestClient(create_app(settings)) as c:
         yield c
 
@@ -65,7 +71,12 @@ def test_bad_input_is_a_clean_4xx(client):
     assert client.post("/v1/probe", json={"input": "x", "evil": 1}).status_code == 422
     r = client.post("/v1/probe", json={"input": "x", "adapter": "nope"})
     assert r.status_code == 404 and r.json()["error"]["type"] == "adapter_not_found"
-    assert client.post("/v1/probe", content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
+    assert (
+        client.post(
+            "/v1/probe", content=b"{not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 400
+    )
 
 
 def test_concurrency_cap_answers_429(client):
@@ -89,8 +100,11 @@ def test_concurrency_cap_answers_429(client):
 def test_probe_traffic_stays_out_of_business_metrics(client):
     def served_count() -> float:
         text = client.get("/metrics").text
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("phishlens_classifications_total{"))
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("phishlens_classifications_total{")
+        )
 
     before = served_count()
     assert client.post("/v1/probe", json={"input": PHISHY}).status_code == 200
@@ -127,7 +141,9 @@ def test_clients_and_cli(client, monkeypatch):
             return await ac.probe(PHISHY)
 
     assert asyncio.run(go()).logit_lens == body["logit_lens"]
-    monkeypatch.setattr(cli, "client_factory", functools.partial(PhishlensClient, transport=httpx.MockTransport(answer)))
+    monkeypatch.setattr(
+        cli, "client_factory", functools.partial(PhishlensClient, transport=httpx.MockTransport(answer))
+    )
     out = CliRunner().invoke(cli.app, ["probe", PHISHY])
     assert out.exit_code == 0, out.output
     assert "layer.3.resid_post" in out.output and "label:" in out.output
@@ -139,9 +155,15 @@ def test_clients_and_cli(client, monkeypatch):
 def test_hf_replica_is_shared_and_closed_on_shutdown(tiny_bundles, tiny_llama, tmp_path):
     """The one transformers copy (probe + prefix-tree explain) is freed when the app stops."""
     root, _, _ = tiny_bundles
-    settings = Settings(backend="hf", base_model=str(tiny_llama.path), adapter_roots=[root],
-                        adapters=["zebra-phish"], default_adapter="zebra-phish", drift_state_dir=tmp_path,
-                        explain_warmup=False)
+    settings = Settings(
+        backend="hf",
+        base_model=str(tiny_llama.path),
+        adapter_roots=[root],
+        adapters=["zebra-phish"],
+        default_adapter="zebra-phish",
+        drift_state_dir=tmp_path,
+        explain_warmup=False,
+    )
     with single_thread(), TestClient(create_app(settings)) as c:
         assert c.post("/v1/probe", json={"input": PHISHY}).status_code == 200
         rt = c.app.state.runtime

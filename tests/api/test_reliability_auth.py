@@ -29,10 +29,20 @@ def audit_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(adapter_root, tokenizer, smollm2_base, audit_path):
-    settings = Settings(adapter_roots=[adapter_root], adapters=["default", "alt"], api_keys=[KEYS["classify"]],
-                        explain_keys=[KEYS["explain"]], admin_keys=[KEYS["admin"]], audit_log=audit_path,
-                        drift_enabled=False, explain_warmup=False, explain_engine="backend",
-                        explain_max_evals=8, explain_default_max_evals=8, metrics_require_key=True)
+    settings = Settings(
+        adapter_roots=[adapter_root],
+        adapters=["default", "alt"],
+        api_keys=[KEYS["classify"]],
+        explain_keys=[KEYS["explain"]],
+        admin_keys=[KEYS["admin"]],
+        audit_log=audit_path,
+        drift_enabled=False,
+        explain_warmup=False,
+        explain_engine="backend",
+        explain_max_evals=8,
+        explain_default_max_evals=8,
+        metrics_require_key=True,
+    )
     return create_app(settings, backend=FakeBackend(tokenizer, smollm2_base.sha256))
 
 
@@ -54,8 +64,11 @@ def route_scope(route: APIRoute) -> str | None:
 def test_every_route_but_health_and_ready_needs_a_scope(app):
     routes = [r for r in app.routes if isinstance(r, APIRoute)]
     assert len(routes) >= 13
-    unguarded = [r.path for r in routes if route_scope(r) is None and r.path not in OPEN
-                 and not r.path.startswith("/ui")]
+    unguarded = [
+        r.path
+        for r in routes
+        if route_scope(r) is None and r.path not in OPEN and not r.path.startswith("/ui")
+    ]
     assert unguarded == [], f"routes without an API key dependency: {unguarded}"
     scopes = {r.path + ":" + ",".join(sorted(r.methods)): route_scope(r) for r in routes}
     assert scopes["/v1/explain:POST"] == scopes["/v1/probe:POST"] == "explain"
@@ -126,22 +139,35 @@ def test_keys_are_compared_in_constant_time(monkeypatch):
 
 
 def test_admin_actions_are_audited(client, audit_path):
-    r = client.post("/v1/adapters", json={"path": "spare", "name": "audited"}, headers={"X-API-Key": KEYS["admin"]})
+    r = client.post(
+        "/v1/adapters", json={"path": "spare", "name": "audited"}, headers={"X-API-Key": KEYS["admin"]}
+    )
     assert r.status_code == 201, r.text
     assert client.delete("/v1/adapters/audited", headers={"X-API-Key": KEYS["admin"]}).status_code == 200
     assert client.delete("/v1/adapters/default", headers={"X-API-Key": KEYS["classify"]}).status_code == 403
-    assert client.post("/v1/adapters", json={"path": "/etc"}, headers={"X-API-Key": KEYS["admin"]}).status_code == 400
+    assert (
+        client.post("/v1/adapters", json={"path": "/etc"}, headers={"X-API-Key": KEYS["admin"]}).status_code
+        == 400
+    )
     lines = [json.loads(x) for x in audit_path.read_text().splitlines()]
-    mine = [x for x in lines if x.get("name") == "audited" or x["path"] in ("/v1/adapters/audited",
-                                                                             "/v1/adapters/default")
-            or x.get("path") == "/etc"]
+    mine = [
+        x
+        for x in lines
+        if x.get("name") == "audited"
+        or x["path"] in ("/v1/adapters/audited", "/v1/adapters/default")
+        or x.get("path") == "/etc"
+    ]
     load = next(x for x in lines if x.get("name") == "audited")
     assert load["method"] == "POST" and load["status"] == 201 and load["outcome"] == "granted"
     assert load["key"] == deps.key_id(KEYS["admin"]) and KEYS["admin"] not in audit_path.read_text()
     unload = next(x for x in lines if x["path"] == "/v1/adapters/audited")
     assert unload["method"] == "DELETE" and unload["status"] == 200
     refused = next(x for x in lines if x["path"] == "/v1/adapters/default")
-    assert refused["status"] == 403 and refused["outcome"] == "refused" and refused["key"] == deps.key_id(KEYS["classify"])
+    assert (
+        refused["status"] == 403
+        and refused["outcome"] == "refused"
+        and refused["key"] == deps.key_id(KEYS["classify"])
+    )
     assert any(x.get("status") == 400 for x in mine)
     assert all(set(x) >= {"ts", "method", "path", "status", "outcome", "key", "client"} for x in lines)
     # classify traffic is not audited

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import tomllib
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
 from phishlens.server.app import create_app
 from phishlens.server.routes.ui import UI_DIR
 from phishlens.server.settings import Settings
-from pydantic import ValidationError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,8 +26,10 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     # no `with`: the lifespan (engine, registry) never starts; the console's routes do not need it
-    settings = Settings(adapter_roots=[tmp_path_factory.mktemp("no-adapters")],
-                        ui_grafana_url='https://grafana.example/d/phishlens?from=now-6h&x="><script>')
+    settings = Settings(
+        adapter_roots=[tmp_path_factory.mktemp("no-adapters")],
+        ui_grafana_url='https://grafana.example/d/phishlens?from=now-6h&x="><script>',
+    )
     return TestClient(create_app(settings))
 
 
@@ -38,8 +41,14 @@ def test_every_file_is_served_with_the_strict_csp(client):
         r = client.get(f"/ui/{name}" if name != "index.html" else "/ui/")
         assert r.status_code == 200, name
         csp = r.headers["content-security-policy"]
-        assert {"default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'",
-                "form-action 'none'", "frame-ancestors 'none'"} <= {d.strip() for d in csp.split(";")}
+        assert {
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "connect-src 'self'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        } <= {d.strip() for d in csp.split(";")}
         assert "unsafe" not in csp and r.headers["x-content-type-options"] == "nosniff"
     assert client.get("/ui/app.js").headers["content-type"].startswith("text/javascript")
     missing = client.get("/ui/../server/settings.py")
@@ -56,15 +65,23 @@ def test_no_inline_code_and_no_html_string_writes(client):
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # no CDN: works offline
     for js in UI_DIR.glob("*.js"):
         code = js.read_text()
-        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        for sink in (
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+        ):
             assert sink not in code, (js.name, sink)  # text goes in via textContent / DOM nodes only
 
 
 def test_grafana_link_is_escaped_into_the_page(client):
     page = client.get("/ui/").text
     meta = re.search(r'<meta name="phishlens-grafana-url" content="([^"]*)">', page)
-    assert meta and meta.group(1) == ("https://grafana.example/d/phishlens?from=now-6h&amp;x=&quot;&gt;"
-                                      "&lt;script&gt;")
+    assert meta and meta.group(1) == (
+        "https://grafana.example/d/phishlens?from=now-6h&amp;x=&quot;&gt;&lt;script&gt;"
+    )
     with pytest.raises(ValidationError):
         Settings(ui_grafana_url="javascript:alert(1)")
 

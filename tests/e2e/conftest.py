@@ -63,9 +63,15 @@ def live_server(tiny_llama, tiny_bundles):
     from phishlens.server.settings import Settings
 
     root, phish, legit = tiny_bundles
-    settings = Settings(backend="vllm", base_model=str(tiny_llama.path), adapter_roots=[root],
-                        adapters=[PHISH, LEGIT], default_adapter=PHISH, admin_keys=[ADMIN_KEY],
-                        max_model_len=512)
+    settings = Settings(
+        backend="vllm",
+        base_model=str(tiny_llama.path),
+        adapter_roots=[root],
+        adapters=[PHISH, LEGIT],
+        default_adapter=PHISH,
+        admin_keys=[ADMIN_KEY],
+        max_model_len=512,
+    )
     app = create_app(settings)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
@@ -89,7 +95,9 @@ def _wait_up(live: LiveServer, thread: threading.Thread) -> None:
     with live.client(timeout=30.0, max_retries=0) as c:
         while True:
             if not thread.is_alive():
-                pytest.fail("the e2e server exited during start-up (see the log above for the lifespan error)")
+                pytest.fail(
+                    "the e2e server exited during start-up (see the log above for the lifespan error)"
+                )
             try:
                 if c.health().status == "ok":
                     break

@@ -12,9 +12,10 @@ import asyncio
 import json
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from phishlens.server.backends.base import AdapterHandle, Backend, ScoreRequest
 
@@ -41,8 +42,9 @@ class ParityReport:
         return sorted(self.rows, key=lambda r: -r["dp"])[:k]
 
 
-def build_requests(tokenizer: Any, adapters: Sequence[tuple[AdapterHandle | None, Any]],
-                   texts: Sequence[str]) -> list[ScoreRequest]:
+def build_requests(
+    tokenizer: Any, adapters: Sequence[tuple[AdapterHandle | None, Any]], texts: Sequence[str]
+) -> list[ScoreRequest]:
     """Text i goes through adapters[i % len(adapters)]: (handle or None for the bare base, manifest)."""
     from phishlens.training.contract.prompt import PromptEncoder
 
@@ -52,8 +54,9 @@ def build_requests(tokenizer: Any, adapters: Sequence[tuple[AdapterHandle | None
         handle, m = adapters[i % len(adapters)]
         key = id(m)
         if key not in encoders:
-            encoders[key] = PromptEncoder(tokenizer, m.prompt.template, m.prompt.max_text_tokens,
-                                          m.prompt.head_fraction)
+            encoders[key] = PromptEncoder(
+                tokenizer, m.prompt.template, m.prompt.max_text_tokens, m.prompt.head_fraction
+            )
         out.append(ScoreRequest(encoders[key].encode(text).ids, handle, m.label_token_ids))
     return out
 
@@ -64,18 +67,33 @@ async def compare(vllm: Backend, hf: Backend, requests: Sequence[ScoreRequest]) 
     rows = []
     for r, a, b in zip(requests, v, h):
         pa, pb = p_phishing(a.label_logprobs), p_phishing(b.label_logprobs)
-        rows.append({"adapter": r.adapter.name if r.adapter else None, "vllm": list(a.label_logprobs),
-                     "hf": list(b.label_logprobs), "p_vllm": pa, "p_hf": pb, "dp": abs(pa - pb),
-                     "dlogprob": max(abs(x - y) for x, y in zip(a.label_logprobs, b.label_logprobs)),
-                     "n_tokens": (a.n_prompt_tokens, b.n_prompt_tokens)})
+        rows.append(
+            {
+                "adapter": r.adapter.name if r.adapter else None,
+                "vllm": list(a.label_logprobs),
+                "hf": list(b.label_logprobs),
+                "p_vllm": pa,
+                "p_hf": pb,
+                "dp": abs(pa - pb),
+                "dlogprob": max(abs(x - y) for x, y in zip(a.label_logprobs, b.label_logprobs)),
+                "n_tokens": (a.n_prompt_tokens, b.n_prompt_tokens),
+            }
+        )
     return ParityReport(len(rows), max(r["dp"] for r in rows), max(r["dlogprob"] for r in rows), rows)
 
 
 def _settings(base: str, max_model_len: int, dtype: str = "float32"):
     from phishlens.server.settings import Settings
 
-    return Settings(backend="hf", base_model=base, adapters=[], max_model_len=max_model_len,
-                    max_loaded_adapters=4, vllm_kv_cache_gb=1.0, dtype=dtype)
+    return Settings(
+        backend="hf",
+        base_model=base,
+        adapters=[],
+        max_model_len=max_model_len,
+        max_loaded_adapters=4,
+        vllm_kv_cache_gb=1.0,
+        dtype=dtype,
+    )
 
 
 async def start_hf(base: str, handles: Sequence[AdapterHandle], dtype: str = "float32") -> Backend:
@@ -88,8 +106,9 @@ async def start_hf(base: str, handles: Sequence[AdapterHandle], dtype: str = "fl
     return hf
 
 
-async def run_standalone(base: str, bundle_dirs: Sequence[Path], texts: Sequence[str],
-                         max_model_len: int = 1024) -> ParityReport:
+async def run_standalone(
+    base: str, bundle_dirs: Sequence[Path], texts: Sequence[str], max_model_len: int = 1024
+) -> ParityReport:
     """Both backends from scratch on `base` with `bundle_dirs` loaded; bare-base rows interleaved."""
     from phishlens.server.backends.vllm_backend import VLLMBackend
     from phishlens.training.contract.bundle import load_bundle
@@ -120,8 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     texts = json.loads(args.texts.read_text())
     rep = asyncio.run(run_standalone(args.base, args.bundle, texts))
-    args.out.write_text(json.dumps({"n": rep.n, "max_dp": rep.max_dp, "max_dlogprob": rep.max_dlogprob,
-                                    "rows": rep.rows}))
+    args.out.write_text(
+        json.dumps({"n": rep.n, "max_dp": rep.max_dp, "max_dlogprob": rep.max_dlogprob, "rows": rep.rows})
+    )
     return 0
 
 

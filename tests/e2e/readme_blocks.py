@@ -119,8 +119,10 @@ def matches(expected: str, actual: str) -> str | None:
     exp = [line.rstrip() for line in expected.rstrip("\n").splitlines()]
     act = [line.rstrip() for line in actual.rstrip("\n").splitlines()]
     if len(exp) != len(act):
-        return (f"{len(act)} lines printed, {len(exp)} documented:\n--- documented\n{expected}"
-                f"--- printed\n{actual}")
+        return (
+            f"{len(act)} lines printed, {len(exp)} documented:\n--- documented\n{expected}"
+            f"--- printed\n{actual}"
+        )
     for n, (e, a) in enumerate(zip(exp, act), 1):
         pattern = "^" + ".*".join(re.escape(part) for part in e.split("…")) + "$"
         if not re.match(pattern, a):

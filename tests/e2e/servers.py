@@ -57,11 +57,13 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(settings: Any, backend: Any = None, startup_timeout_s: float = 300.0,
-          ready: bool = True) -> Iterator[Server]:
+def serve(
+    settings: Any, backend: Any = None, startup_timeout_s: float = 300.0, ready: bool = True
+) -> Iterator[Server]:
     """Run `create_app(settings, backend)` under uvicorn in a thread until the block exits; wait for /ready
     (or only /health when `ready` is false)."""
     import uvicorn
+
     from phishlens.server.app import create_app
 
     logs = LogLines()
@@ -71,8 +73,11 @@ def serve(settings: Any, backend: Any = None, startup_timeout_s: float = 300.0,
     root.setLevel(logging.INFO)
     app = create_app(settings, backend=backend)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False, timeout_graceful_shutdown=30))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, access_log=False, timeout_graceful_shutdown=30
+        )
+    )
     app.state.request_exit = lambda: setattr(server, "should_exit", True)  # as `phishlens serve` does
     thread = threading.Thread(target=server.run, name="phishlens-reliability-uvicorn", daemon=True)
     thread.start()

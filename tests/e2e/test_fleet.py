@@ -59,16 +59,36 @@ def replicas(smollm2_base, tmp_path_factory) -> list[str]:
         for name in ("a", "b"):
             tmp = tmp_path_factory.mktemp(f"replica-{name}")
             port = free_port()
-            env = {k: v for k, v in os.environ.items()
-                   if not k.startswith("PHISHLENS_") or k == "PHISHLENS_DATA_ROOT"}
-            env.update(PHISHLENS_PORT=str(port), PHISHLENS_BACKEND="vllm", PHISHLENS_BASE_MODEL="smollm2",
-                       PHISHLENS_ADAPTERS=ADAPTER, PHISHLENS_DEFAULT_ADAPTER=ADAPTER,
-                       PHISHLENS_FEEDBACK_SECRETS=SECRET, PHISHLENS_DRIFT_EVAL_EVERY=str(BATCH),
-                       PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"), PHISHLENS_EXPLAIN_WARMUP="false",
-                       PHISHLENS_FEEDBACK_STATE_DIR=str(tmp / "feedback"))
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith("PHISHLENS_") or k == "PHISHLENS_DATA_ROOT"
+            }
+            env.update(
+                PHISHLENS_PORT=str(port),
+                PHISHLENS_BACKEND="vllm",
+                PHISHLENS_BASE_MODEL="smollm2",
+                PHISHLENS_ADAPTERS=ADAPTER,
+                PHISHLENS_DEFAULT_ADAPTER=ADAPTER,
+                PHISHLENS_FEEDBACK_SECRETS=SECRET,
+                PHISHLENS_DRIFT_EVAL_EVERY=str(BATCH),
+                PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"),
+                PHISHLENS_EXPLAIN_WARMUP="false",
+                PHISHLENS_FEEDBACK_STATE_DIR=str(tmp / "feedback"),
+            )
             log = tmp / "server.log"
-            procs.append((subprocess.Popen([sys.executable, "-m", "phishlens.server.main"], env=env, cwd=REPO,
-                                           stdout=open(log, "wb"), stderr=subprocess.STDOUT), log))
+            procs.append(
+                (
+                    subprocess.Popen(
+                        [sys.executable, "-m", "phishlens.server.main"],
+                        env=env,
+                        cwd=REPO,
+                        stdout=open(log, "wb"),
+                        stderr=subprocess.STDOUT,
+                    ),
+                    log,
+                )
+            )
             urls.append(f"http://127.0.0.1:{port}")
         for (proc, log), url in zip(procs, urls):
             _wait(lambda u=url: _ok(f"{u}/ready"), SERVER_START_S, proc, log, f"replica {url}")
@@ -80,9 +100,13 @@ def replicas(smollm2_base, tmp_path_factory) -> list[str]:
 
 @pytest.fixture(scope="module")
 def fleet_prometheus(replicas, tmp_path_factory) -> Prometheus:
-    prom = start_prometheus(tmp_path_factory.mktemp("prometheus"), [u.removeprefix("http://") for u in replicas])
+    prom = start_prometheus(
+        tmp_path_factory.mktemp("prometheus"), [u.removeprefix("http://") for u in replicas]
+    )
     try:
-        wait_for(lambda: len(prom.query('up{job="phishlens"} == 1')) == 2, 30, "Prometheus to scrape both replicas")
+        wait_for(
+            lambda: len(prom.query('up{job="phishlens"} == 1')) == 2, 30, "Prometheus to scrape both replicas"
+        )
         yield prom
     finally:
         stop(prom.proc)
@@ -92,7 +116,7 @@ def split_classify(clients, rows) -> list[tuple[int, str, list]]:
     """Batches round-robin over the replicas, as a load balancer spreads them: (replica, id, rows)."""
     out = []
     for k, i in enumerate(range(0, len(rows), BATCH)):
-        chunk = rows[i:i + BATCH]
+        chunk = rows[i : i + BATCH]
         r = k % len(clients)
         out.append((r, clients[r].classify([x.text for x in chunk], adapter=ADAPTER).id, chunk))
     return out
@@ -128,8 +152,18 @@ def test_two_replicas_feedback_anywhere_and_fleet_drift_alert(replicas, fleet_pr
             c.classify([row.text], adapter=ADAPTER)
         for url in replicas:
             wait_for(lambda u=url: drift_seen(u) >= 1, 120, f"{url}'s drift monitor to see the warm-up text")
-        wait_for(lambda: len(prom.query(f'phishlens_drift_feature_quantile_count{{adapter="{ADAPTER}",'
-                                        f'feature="length"}}')) == 2, 30, "Prometheus to scrape both histograms")
+        wait_for(
+            lambda: (
+                len(
+                    prom.query(
+                        f'phishlens_drift_feature_quantile_count{{adapter="{ADAPTER}",feature="length"}}'
+                    )
+                )
+                == 2
+            ),
+            30,
+            "Prometheus to scrape both histograms",
+        )
 
         # -- in-distribution SMS over both replicas: the fleet alert stays silent ---------------------------
         t0 = time.time()
@@ -137,30 +171,50 @@ def test_two_replicas_feedback_anywhere_and_fleet_drift_alert(replicas, fleet_pr
         per_replica = [sum(len(c) for r, _, c in served if r == k) for k in (0, 1)]
         assert sum(per_replica) == len(sms) and min(per_replica) >= len(sms) // 2 - BATCH
         for url, n in zip(replicas, per_replica):  # the drift workers run behind the requests
-            wait_for(lambda u=url, n=n: drift_seen(u) >= n + 1, 300, f"{url}'s drift monitor to see {n} texts")
+            wait_for(
+                lambda u=url, n=n: drift_seen(u) >= n + 1, 300, f"{url}'s drift monitor to see {n} texts"
+            )
         # the fleet window holds both replicas' texts
-        got = wait_for(lambda: fleet_texts(prom) >= 150 and fleet_texts(prom), 60,
-                       "the fleet recording rule to count >= 150 in-distribution texts")
+        got = wait_for(
+            lambda: fleet_texts(prom) >= 150 and fleet_texts(prom),
+            60,
+            "the fleet recording rule to count >= 150 in-distribution texts",
+        )
         assert got <= len(sms) * 1.1, got  # a sum over replicas, not a multiple of it
         time.sleep(5)  # more evaluations of the alert on the full in-distribution window
         t1 = time.time()
-        psi = {s["metric"]["feature"]: float(s["value"][1])
-               for s in prom.query(f'phishlens:drift_psi:15m{{adapter="{ADAPTER}"}}')}
+        psi = {
+            s["metric"]["feature"]: float(s["value"][1])
+            for s in prom.query(f'phishlens:drift_psi:15m{{adapter="{ADAPTER}"}}')
+        }
         assert psi, "no fleet PSI recorded"
         over = prom.query_range(f'phishlens:drift_features_over:15m{{adapter="{ADAPTER}"}}', t0, t1)
         assert not over or all(float(v) < 2 for _, v in over[0]["values"]), (over, psi)
         assert not prom.query_range(f'ALERTS{{alertname="{ALERT}",adapter="{ADAPTER}"}}', t0, t1), psi
-        print(f"\nin-distribution fleet PSI per feature over {got:.0f} texts: "
-              + " ".join(f"{f}={v:.3f}" for f, v in sorted(psi.items())))
+        print(
+            f"\nin-distribution fleet PSI per feature over {got:.0f} texts: "
+            + " ".join(f"{f}={v:.3f}" for f, v in sorted(psi.items()))
+        )
 
         # -- feedback: a request replica A answered is labelled on replica B -------------------------------
         _, rid, rows = next(s for s in served if s[0] == 0)  # answered by replica A
         fb = clients[1].feedback(rid, [x.label for x in rows])
         assert fb.recorded == len(rows) and fb.stale == 0, fb
-        wait_for(lambda: scalar(prom, f'sum(phishlens_feedback_total{{adapter="{ADAPTER}",'
-                                      f'instance="{replicas[1].removeprefix("http://")}"}})') == len(rows),
-                 30, "replica B's feedback counters in Prometheus")
-        assert not scalar(prom, f'sum(phishlens_feedback_total{{instance="{replicas[0].removeprefix("http://")}"}})')
+        wait_for(
+            lambda: (
+                scalar(
+                    prom,
+                    f'sum(phishlens_feedback_total{{adapter="{ADAPTER}",'
+                    f'instance="{replicas[1].removeprefix("http://")}"}})',
+                )
+                == len(rows)
+            ),
+            30,
+            "replica B's feedback counters in Prometheus",
+        )
+        assert not scalar(
+            prom, f'sum(phishlens_feedback_total{{instance="{replicas[0].removeprefix("http://")}"}})'
+        )
         again = clients[0].feedback(rid, [x.label for x in rows])  # A never saw the first labels: counts them
         assert again.recorded == len(rows)
         tampered = rid[:-2] + ("AA" if not rid.endswith("AA") else "BB")
@@ -171,17 +225,29 @@ def test_two_replicas_feedback_anywhere_and_fleet_drift_alert(replicas, fleet_pr
         # -- URLs, a style the SMS specialist never saw, split the same way: the fleet alert fires ---------
         t2 = time.time()
         split_classify(clients, urls)
-        firing = wait_for(lambda: [a for a in prom.alerts(ALERT)
-                                   if a["labels"].get("adapter") == ADAPTER and a["state"] == "firing"],
-                          FIRE_TIMEOUT_S, f"{ALERT} to fire")
+        firing = wait_for(
+            lambda: [
+                a
+                for a in prom.alerts(ALERT)
+                if a["labels"].get("adapter") == ADAPTER and a["state"] == "firing"
+            ],
+            FIRE_TIMEOUT_S,
+            f"{ALERT} to fire",
+        )
         alert = firing[0]
         assert alert["labels"]["severity"] == "warning" and alert["labels"]["job"] == "phishlens"
         features = alert["annotations"]["description"].split("PSI over 0.25:")[-1].split()
-        psi = {s["metric"]["feature"]: float(s["value"][1])
-               for s in prom.query(f'phishlens:drift_psi:15m{{adapter="{ADAPTER}"}}')}
-        assert len(features) >= 2 or scalar(prom, f'phishlens:ood_share:15m{{adapter="{ADAPTER}"}}') > 0.2, psi
-        print(f"fleet drift alert fired {time.time() - t2:.0f}s after the URL replay began; "
-              f"PSI over 0.25: {features}; all: " + " ".join(f"{f}={v:.2f}" for f, v in sorted(psi.items())))
+        psi = {
+            s["metric"]["feature"]: float(s["value"][1])
+            for s in prom.query(f'phishlens:drift_psi:15m{{adapter="{ADAPTER}"}}')
+        }
+        assert len(features) >= 2 or scalar(prom, f'phishlens:ood_share:15m{{adapter="{ADAPTER}"}}') > 0.2, (
+            psi
+        )
+        print(
+            f"fleet drift alert fired {time.time() - t2:.0f}s after the URL replay began; "
+            f"PSI over 0.25: {features}; all: " + " ".join(f"{f}={v:.2f}" for f, v in sorted(psi.items()))
+        )
     finally:
         for c in clients:
             c.close()

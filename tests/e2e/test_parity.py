@@ -50,8 +50,9 @@ def test_vllm_matches_hf_on_tiny_llama(live_server):
     assert max(by[PHISH]) - min(by[PHISH]) > 0.5 and max(by[LEGIT]) - min(by[LEGIT]) > 0.5
 
 
-
-def test_rank_32_adapter_is_served_by_vllm_and_matches_hf_loaded_with_dtype_auto(live_server, tiny_llama, tmp_path):
+def test_rank_32_adapter_is_served_by_vllm_and_matches_hf_loaded_with_dtype_auto(
+    live_server, tiny_llama, tmp_path
+):
     """Regressions: vLLM was silently built with max_lora_rank 16 (a getattr default), so a rank-32 bundle
     failed in the engine; and `dtype=auto` made the HF backend call getattr(torch, "auto")."""
     from tests.models import single_thread, train_tiny_bundle
@@ -65,7 +66,9 @@ def test_rank_32_adapter_is_served_by_vllm_and_matches_hf_loaded_with_dtype_auto
         c.load_adapter(name)
         try:
             entry = rt.registry.get(name)
-            requests = build_requests(rt.backend.tokenizer, [(entry.handle, entry.manifest)], _texts(8, seed=5))
+            requests = build_requests(
+                rt.backend.tokenizer, [(entry.handle, entry.manifest)], _texts(8, seed=5)
+            )
 
             async def run():
                 hf = await start_hf(live_server.settings.base_model, [entry.handle], dtype="auto")
@@ -98,9 +101,26 @@ def test_vllm_matches_hf_on_smollm2_with_the_default_bundle(tmp_path, smollm2_ba
     (tmp_path / "texts.json").write_text(json.dumps(texts))
     out = tmp_path / "parity.json"
     env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-    proc = subprocess.run([sys.executable, "-m", "tests.e2e.parity", "--base", str(smollm2_base.path),
-                           "--bundle", str(bundle), "--texts", str(tmp_path / "texts.json"), "--out", str(out)],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.e2e.parity",
+            "--base",
+            str(smollm2_base.path),
+            "--bundle",
+            str(bundle),
+            "--texts",
+            str(tmp_path / "texts.json"),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     rep = json.loads(out.read_text())
     worst = sorted(rep["rows"], key=lambda r: -r["dp"])[:3]

@@ -22,15 +22,15 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import free_port, require_vllm
-
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
@@ -60,8 +60,9 @@ class Prometheus:
     def api(self, path: str, **params: Any) -> Any:
         r = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
         body = r.json()
-        assert r.status_code == 200 and body["status"] == "success", \
+        assert r.status_code == 200 and body["status"] == "success", (
             f"{path} {params}: {r.status_code} {body}"
+        )
         return body["data"]
 
     def query(self, expr: str) -> list[dict]:
@@ -78,18 +79,33 @@ def start_prometheus(tmp: Path, targets: list[str]) -> Prometheus:
     binary = prometheus_binary()
     port = free_port()
     config = tmp / "prometheus.yml"
-    scrape = "\n".join([
-        "scrape_configs:",
-        "  - job_name: phishlens",
-        "    static_configs:",
-        f"      - targets: {targets!r}".replace("'", '"'),
-    ]) if targets else "scrape_configs: []"
-    config.write_text("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-                      f"rule_files:\n  - {RULES}\n{scrape}\n")
+    scrape = (
+        "\n".join(
+            [
+                "scrape_configs:",
+                "  - job_name: phishlens",
+                "    static_configs:",
+                f"      - targets: {targets!r}".replace("'", '"'),
+            ]
+        )
+        if targets
+        else "scrape_configs: []"
+    )
+    config.write_text(
+        f"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {RULES}\n{scrape}\n"
+    )
     log = open(tmp / "prometheus.log", "wb")
-    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     prom = Prometheus(f"http://127.0.0.1:{port}", proc)
     _wait(lambda: _ok(f"{prom.url}/-/ready"), 60, proc, tmp / "prometheus.log", "prometheus")
     return prom
@@ -137,12 +153,15 @@ def replay(splits) -> dict[str, list[Any]]:
     rows = splits.sample("test", "sms_uci", per_label=2 * PHASE, seed=7)
     spam = [r for r in rows if r.label == "phishing"]
     ham = [r for r in rows if r.label != "phishing"]
-    low = spam[:LOW] + ham[:PHASE - LOW]
-    wave = spam[LOW:LOW + WAVE] + ham[PHASE - LOW:2 * PHASE - LOW - WAVE]
+    low = spam[:LOW] + ham[: PHASE - LOW]
+    wave = spam[LOW : LOW + WAVE] + ham[PHASE - LOW : 2 * PHASE - LOW - WAVE]
     for i, phase in enumerate((low, wave)):
         random.Random(i).shuffle(phase)
-    return {"low": low, "wave": wave,
-            "url": splits.sample("test", "url_phishtank_iscx", per_label=PHASE // 2, seed=7)}
+    return {
+        "low": low,
+        "wave": wave,
+        "url": splits.sample("test", "url_phishtank_iscx", per_label=PHASE // 2, seed=7),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -153,20 +172,35 @@ def server(smollm2_base, tmp_path_factory) -> str:
 
     bundle = load_bundle(REPO / "adapters" / ADAPTER)
     if "reference" not in bundle.manifest.extras:
-        pytest.skip(f"adapters/{ADAPTER} has no drift reference profile "
-                    f"(phishlens augment adapters/{ADAPTER} --only reference)")
+        pytest.skip(
+            f"adapters/{ADAPTER} has no drift reference profile "
+            f"(phishlens augment adapters/{ADAPTER} --only reference)"
+        )
     tmp = tmp_path_factory.mktemp("phishlens-server")
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PHISHLENS_") or k == "PHISHLENS_DATA_ROOT"}
-    env.update(PHISHLENS_PORT=str(port), PHISHLENS_BACKEND="vllm", PHISHLENS_BASE_MODEL="smollm2",
-               PHISHLENS_ADAPTERS=ADAPTER, PHISHLENS_DEFAULT_ADAPTER=ADAPTER,
-               PHISHLENS_DRIFT_WINDOW=str(WINDOW),
-               PHISHLENS_DRIFT_EVAL_EVERY=str(BATCH), PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"),
-               PHISHLENS_EXPLAIN_WARMUP="false", PHISHLENS_FEEDBACK_STATE_DIR=str(tmp / "feedback"))
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PHISHLENS_") or k == "PHISHLENS_DATA_ROOT"
+    }
+    env.update(
+        PHISHLENS_PORT=str(port),
+        PHISHLENS_BACKEND="vllm",
+        PHISHLENS_BASE_MODEL="smollm2",
+        PHISHLENS_ADAPTERS=ADAPTER,
+        PHISHLENS_DEFAULT_ADAPTER=ADAPTER,
+        PHISHLENS_DRIFT_WINDOW=str(WINDOW),
+        PHISHLENS_DRIFT_EVAL_EVERY=str(BATCH),
+        PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"),
+        PHISHLENS_EXPLAIN_WARMUP="false",
+        PHISHLENS_FEEDBACK_STATE_DIR=str(tmp / "feedback"),
+    )
     log = tmp / "server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "phishlens.server.main"], env=env, cwd=REPO,
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "phishlens.server.main"],
+        env=env,
+        cwd=REPO,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(lambda: _ok(f"{url}/ready"), SERVER_START_S, proc, log, "the phishlens server")
@@ -193,7 +227,7 @@ def classify_all(client, rows, batch: int = BATCH) -> list[tuple[str, list, Any]
     """(response id, rows) per request, through the adapter, as live traffic."""
     out = []
     for i in range(0, len(rows), batch):
-        chunk = rows[i:i + batch]
+        chunk = rows[i : i + batch]
         resp = client.classify([r.text for r in chunk], adapter=ADAPTER)
         out.append((resp.id, chunk, resp))
     return out
@@ -214,7 +248,8 @@ def wait_evaluated(server: str, texts_seen: int, timeout: float) -> dict:
             return d
         assert time.monotonic() < deadline, (
             f"the drift monitor evaluated {d['texts_seen']} of {texts_seen} texts after {timeout:g}s "
-            f"(status {d['status']}, window {d['window_texts']})")
+            f"(status {d['status']}, window {d['window_texts']})"
+        )
         time.sleep(1.0)
 
 
@@ -241,8 +276,10 @@ def label_all(client, served) -> dict[str, int]:
         fb = client.feedback(rid, [r.label for r in rows])
         assert fb.recorded == len(rows)
         for r, res in zip(rows, resp.data):
-            counts[("t" if (res.label == "phishing") == (r.label == "phishing") else "f")
-                   + ("p" if res.label == "phishing" else "n")] += 1
+            counts[
+                ("t" if (res.label == "phishing") == (r.label == "phishing") else "f")
+                + ("p" if res.label == "phishing" else "n")
+            ] += 1
     return counts
 
 
@@ -262,8 +299,11 @@ def test_prevalence_wave_and_unseen_style_in_prometheus(server, prometheus, repl
         report = wait_evaluated(server, PHASE, 120)
         assert report["window_texts"] == WINDOW and report["status"] == "ok" and not report["alert"], report
         assert report["prevalence"]["estimate"] < 0.1, report["prevalence"]
-        wait_for(lambda: scalar(prometheus, f"phishlens_drift_window_texts{{{sel}}}") == WINDOW, 30,
-                 "Prometheus to scrape the full window")
+        wait_for(
+            lambda: scalar(prometheus, f"phishlens_drift_window_texts{{{sel}}}") == WINDOW,
+            30,
+            "Prometheus to scrape the full window",
+        )
         time.sleep(HOLD_S)  # Prometheus records the usual (low) prevalence: the prevalence alert's baseline
 
         # -- phase 2: a phishing wave, same source at 30 %: the prevalence alert, never the drift alert ---
@@ -271,9 +311,15 @@ def test_prevalence_wave_and_unseen_style_in_prometheus(server, prometheus, repl
         report = wait_evaluated(server, 2 * PHASE, 120)
         assert report["status"] == "ok" and not report["alert"], report
         assert report["prevalence"]["low"] > 0.15, report["prevalence"]
-        firing = wait_for(lambda: [a for a in prometheus.alerts("PhishlensPrevalenceShift")
-                                   if a["labels"].get("adapter") == ADAPTER and a["state"] == "firing"],
-                          FIRE_TIMEOUT_S, "PhishlensPrevalenceShift to fire")
+        firing = wait_for(
+            lambda: [
+                a
+                for a in prometheus.alerts("PhishlensPrevalenceShift")
+                if a["labels"].get("adapter") == ADAPTER and a["state"] == "firing"
+            ],
+            FIRE_TIMEOUT_S,
+            "PhishlensPrevalenceShift to fire",
+        )
         assert "runbook" in firing[0]["annotations"] and "/v1/drift" in firing[0]["annotations"]["runbook"]
         t1 = time.time()
         flags = prometheus.query_range(f"phishlens_drift_alert{{{sel}}}", t0, t1)
@@ -284,28 +330,45 @@ def test_prevalence_wave_and_unseen_style_in_prometheus(server, prometheus, repl
         # -- feedback on both phases: true labels reach Prometheus; CBPE (prior-adjusted) agrees ----------
         counts = label_all(client, served)
         n_labels = sum(counts.values())
-        wait_for(lambda: scalar(prometheus, f"sum(phishlens_feedback_total{{{sel}}})") == n_labels, 30,
-                 "feedback counters scraped")
+        wait_for(
+            lambda: scalar(prometheus, f"sum(phishlens_feedback_total{{{sel}}})") == n_labels,
+            30,
+            "feedback counters scraped",
+        )
         for outcome, n in counts.items():
             got = scalar(prometheus, f'phishlens_feedback_total{{{sel},outcome="{outcome}"}}')
             assert (got or 0.0) == n, (outcome, got, n)
         assert scalar(prometheus, f"phishlens_expected_window_texts{{{sel}}}") == 2 * PHASE
         precision = counts["tp"] / max(counts["tp"] + counts["fp"], 1)
         recall = counts["tp"] / max(counts["tp"] + counts["fn"], 1)
-        wait_for(lambda: scalar(prometheus, f"phishlens_live_precision{{{sel}}}") is not None, 30,
-                 "live precision scraped")
+        wait_for(
+            lambda: scalar(prometheus, f"phishlens_live_precision{{{sel}}}") is not None,
+            30,
+            "live precision scraped",
+        )
         assert abs(scalar(prometheus, f"phishlens_live_precision{{{sel}}}") - precision) < 1e-9
         expected_p = scalar(prometheus, f"phishlens_expected_precision{{{sel}}}")
         expected_r = scalar(prometheus, f"phishlens_expected_recall{{{sel}}}")
-        assert abs(expected_p - precision) < 0.1 and abs(expected_r - recall) < 0.15, \
-            (expected_p, precision, expected_r, recall, counts)
+        assert abs(expected_p - precision) < 0.1 and abs(expected_r - recall) < 0.15, (
+            expected_p,
+            precision,
+            expected_r,
+            recall,
+            counts,
+        )
 
         # -- phase 3: URLs, a style the SMS specialist never saw -----------------------------------------
         t2 = time.time()
         classify_all(client, replay["url"])
-        firing = wait_for(lambda: [a for a in prometheus.alerts("PhishlensDriftDetected")
-                                   if a["labels"].get("adapter") == ADAPTER and a["state"] == "firing"],
-                          FIRE_TIMEOUT_S, "PhishlensDriftDetected to fire")
+        firing = wait_for(
+            lambda: [
+                a
+                for a in prometheus.alerts("PhishlensDriftDetected")
+                if a["labels"].get("adapter") == ADAPTER and a["state"] == "firing"
+            ],
+            FIRE_TIMEOUT_S,
+            "PhishlensDriftDetected to fire",
+        )
         alert = firing[0]
         assert alert["labels"]["severity"] == "warning" and alert["labels"]["job"] == "phishlens"
         assert "runbook" in alert["annotations"] and "/v1/drift" in alert["annotations"]["runbook"]
@@ -313,8 +376,10 @@ def test_prevalence_wave_and_unseen_style_in_prometheus(server, prometheus, repl
         report = drift_report(server)
         assert report["status"] == "drift" and report["alert"], report
         assert set(over) <= {f["feature"] for f in report["features"]}
-        print(f"drift alert fired {time.time() - t2:.0f}s after the URL replay began; "
-              f"over threshold: {over}; most shifted: {report['most_shifted']}")
+        print(
+            f"drift alert fired {time.time() - t2:.0f}s after the URL replay began; "
+            f"over threshold: {over}; most shifted: {report['most_shifted']}"
+        )
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path):
@@ -327,8 +392,7 @@ def test_dashboard_queries_are_valid_promql(tmp_path):
         exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
         assert len(exprs) >= 15
         for expr in exprs:
-            q = (expr.replace("$adapter", ".*").replace("$feature", ".*")
-                 .replace("$__rate_interval", "1m"))
+            q = expr.replace("$adapter", ".*").replace("$feature", ".*").replace("$__rate_interval", "1m")
             prom.query(q)  # asserts status "success"
     finally:
         stop(prom.proc)

@@ -50,8 +50,9 @@ class Readme:
     last_id: str | None = None
 
     def docs_to_live(self, text: str) -> str:
-        return DOCS_URL.sub(lambda m: self.url if m.group(0).startswith("http") else self.url[len("http://"):],
-                            text)
+        return DOCS_URL.sub(
+            lambda m: self.url if m.group(0).startswith("http") else self.url[len("http://") :], text
+        )
 
 
 def _free_port() -> int:
@@ -72,17 +73,30 @@ def readme(tmp_path_factory, smollm2_base) -> Readme:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "PHISHLENS_URL": url,
-           "PHISHLENS_PORT": str(port), "PHISHLENS_HOST": "127.0.0.1", "PHISHLENS_BACKEND": "hf",
-           "PHISHLENS_ADAPTERS": ",".join(ADAPTERS), "PHISHLENS_DEFAULT_ADAPTER": "default",
-           "PHISHLENS_ROUTES": "sms=specialist-sms,url=specialist-url",  # README "Style routing"
-           "PHISHLENS_DRIFT_STATE_DIR": str(cwd / "drift-state"), "NO_COLOR": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PHISHLENS_URL": url,
+        "PHISHLENS_PORT": str(port),
+        "PHISHLENS_HOST": "127.0.0.1",
+        "PHISHLENS_BACKEND": "hf",
+        "PHISHLENS_ADAPTERS": ",".join(ADAPTERS),
+        "PHISHLENS_DEFAULT_ADAPTER": "default",
+        "PHISHLENS_ROUTES": "sms=specialist-sms,url=specialist-url",  # README "Style routing"
+        "PHISHLENS_DRIFT_STATE_DIR": str(cwd / "drift-state"),
+        "NO_COLOR": "1",
+    }
     for key in ("PHISHLENS_API_KEY", "PHISHLENS_API_KEYS", "PHISHLENS_ADMIN_KEYS", "PHISHLENS_ADAPTER_ROOTS"):
         env.pop(key, None)
     log = cwd / "server.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(Path(bin_dir) / "phishlens"), "serve"], cwd=cwd, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [str(Path(bin_dir) / "phishlens"), "serve"],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         _wait_ready(url, proc, log)
         yield Readme(url, env, cwd, log)
@@ -136,13 +150,20 @@ def run_bash(block: Block, rd: Readme) -> str:
             assert rd.last_id, f"{where}: `clf-…` is used before any README command printed a request id"
             live = live.replace("clf-…", rd.last_id)
         try:
-            done = subprocess.run(["bash", "-o", "pipefail", "-c", live], cwd=rd.cwd, env=rd.env, text=True,
-                                  capture_output=True, timeout=COMMAND_TIMEOUT_S)
+            done = subprocess.run(
+                ["bash", "-o", "pipefail", "-c", live],
+                cwd=rd.cwd,
+                env=rd.env,
+                text=True,
+                capture_output=True,
+                timeout=COMMAND_TIMEOUT_S,
+            )
         except subprocess.TimeoutExpired:
             pytest.fail(f"{where}: `{command}` ran past {COMMAND_TIMEOUT_S:g}s")
         assert done.returncode == 0, (
             f"{where}: `{command}` exited {done.returncode}\n--- stderr\n{done.stderr[-3000:]}\n"
-            f"--- stdout\n{done.stdout[-3000:]}\n--- server log\n{_tail(rd.log, 15)}")
+            f"--- stdout\n{done.stdout[-3000:]}\n--- server log\n{_tail(rd.log, 15)}"
+        )
         ids = REQUEST_ID.findall(done.stdout)
         rd.last_id = ids[-1] if ids else rd.last_id
         printed.append(done.stdout)
@@ -194,7 +215,8 @@ def check_curl_classify(command: str, stdout: str, rd: Readme) -> None:
     got = (r["index"], r["label"], r["uncertain"], r["truncated"])
     assert got == (0, "phishing", False, False), (where, r)
     assert round(r["score"], 4) == 0.9881 and round(r["probs"]["legitimate"], 4) == 0.0119, (
-        f"{where}: README shows score 0.9881, the server answered {r['score']}")
+        f"{where}: README shows score 0.9881, the server answered {r['score']}"
+    )
     assert r["adapter"] == {"name": "default", "sha256": content_sha256(REPO / "adapters" / "default")}, where
     assert body["usage"] == {"texts": 1, "prompt_tokens": 47}, (where, body["usage"])
 
@@ -240,16 +262,26 @@ def check_evaluate(command: str, stdout: str, rd: Readme) -> None:
     printed = _md_table(stdout.splitlines())
     shared = [m for m in printed if m in documented and m != "n (pos/neg)"]
     assert {"default", "specialist-sms", "specialist-url", "specialist-email"} <= set(shared), (
-        f"`{command}` printed rows {sorted(printed)}; the README table has {sorted(documented)}")
-    diffs = [f"{m} / {col}: README {documented[m][col]}, command {cell}"
-             for m in shared for col, cell in printed[m].items()
-             if col in documented[m] and documented[m][col] != cell]
-    assert not diffs, (f"`{command}` does not reproduce the README's cross-domain matrix (regenerate the "
-                       "table from this command's output, or fix the code):\n" + "\n".join(diffs))
+        f"`{command}` printed rows {sorted(printed)}; the README table has {sorted(documented)}"
+    )
+    diffs = [
+        f"{m} / {col}: README {documented[m][col]}, command {cell}"
+        for m in shared
+        for col, cell in printed[m].items()
+        if col in documented[m] and documented[m][col] != cell
+    ]
+    assert not diffs, (
+        f"`{command}` does not reproduce the README's cross-domain matrix (regenerate the "
+        "table from this command's output, or fix the code):\n" + "\n".join(diffs)
+    )
 
 
-CHECKS_BY_COMMAND = {"curl classify": check_curl_classify, "curl explain": check_curl_explain,
-                     "cli explain": check_cli_explain, "evaluate": check_evaluate}
+CHECKS_BY_COMMAND = {
+    "curl classify": check_curl_classify,
+    "curl explain": check_curl_explain,
+    "cli explain": check_cli_explain,
+    "evaluate": check_evaluate,
+}
 
 
 # ---- the tests -------------------------------------------------------------------------------------
@@ -302,4 +334,7 @@ def test_adapter_listing_carries_the_manifests(readme) -> None:
         assert info.metrics["test"] and info.metrics["unseen"] is not None, name
         cal = info.calibration
         assert cal is not None and (cal.threshold, cal.uncertain_low, cal.uncertain_high) == (
-            m.calibration.threshold, m.calibration.uncertain_low, m.calibration.uncertain_high), name
+            m.calibration.threshold,
+            m.calibration.uncertain_low,
+            m.calibration.uncertain_high,
+        ), name

@@ -32,9 +32,17 @@ PHISH, LEGIT = "zebra-phish", "zebra-legit"
 def settings_for(tiny_llama, root: Path, state: Path, **kw):
     from phishlens.server.settings import Settings
 
-    base = {"backend": "hf", "base_model": str(tiny_llama.path), "adapter_roots": [root], "adapters": [PHISH, LEGIT],
-                "default_adapter": PHISH, "explain_warmup": False, "max_model_len": 512, "drift_state_dir": state,
-                "drift_eval_every": 5}
+    base = {
+        "backend": "hf",
+        "base_model": str(tiny_llama.path),
+        "adapter_roots": [root],
+        "adapters": [PHISH, LEGIT],
+        "default_adapter": PHISH,
+        "explain_warmup": False,
+        "max_model_len": 512,
+        "drift_state_dir": state,
+        "drift_eval_every": 5,
+    }
     base.update(kw)
     return Settings(**base)
 
@@ -59,20 +67,25 @@ def test_corrupt_state_file_and_corrupt_bundle_start_with_the_rest(tiny_llama, t
     assert f"drift state for {PHISH} unreadable" in logs
 
 
-def test_full_disk_while_writing_state_is_logged_and_serving_continues(tiny_llama, tiny_bundles, tmp_path,
-                                                                      monkeypatch):
+def test_full_disk_while_writing_state_is_logged_and_serving_continues(
+    tiny_llama, tiny_bundles, tmp_path, monkeypatch
+):
     root, _, _ = tiny_bundles
     state = tmp_path / "state"
     with serve(settings_for(tiny_llama, root, state)) as live, live.http() as c:
         for i in range(6):
-            assert c.post("/v1/classify", json={"input": [f"zebra text {i}", f"lunch {i}"]}).status_code == 200
+            assert (
+                c.post("/v1/classify", json={"input": [f"zebra text {i}", f"lunch {i}"]}).status_code == 200
+            )
         monitor = live.app.state.runtime.drift
         _wait(lambda: {d.adapter: d.texts_seen for d in monitor.report()}.get(PHISH, 0) >= 12)
         monitor.persist()  # a good state on disk
         good = (state / f"{PHISH}.safetensors").read_bytes()
         real_write = os.write
 
-        def full_disk(fd, data):  # ENOSPC for state files only (a full disk cannot be made without root mounts)
+        def full_disk(
+            fd, data
+        ):  # ENOSPC for state files only (a full disk cannot be made without root mounts)
             if os.readlink(f"/proc/self/fd/{fd}").startswith(str(state)):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return real_write(fd, data)
@@ -94,8 +107,9 @@ def test_engine_failure_is_424_then_ready_503_then_exit_3(tiny_llama, tiny_bundl
     from phishlens.server.watchdog import ENGINE_DEAD_EXIT
 
     root, _, _ = tiny_bundles
-    settings = settings_for(tiny_llama, root, tmp_path / "state", engine_check_s=0.2, engine_dead_after_s=1.5,
-                            drift_enabled=False)
+    settings = settings_for(
+        tiny_llama, root, tmp_path / "state", engine_check_s=0.2, engine_dead_after_s=1.5, drift_enabled=False
+    )
     with serve(settings) as live, live.http() as c:
         backend = live.app.state.runtime.backend
 
@@ -141,19 +155,32 @@ def test_drift_state_survives_kill_9_and_sigterm_drains(tiny_llama, tiny_bundles
     root, _, _ = tiny_bundles
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PHISHLENS_BACKEND": "hf", "PHISHLENS_BASE_MODEL": str(tiny_llama.path),
-           "PHISHLENS_ADAPTER_ROOTS": str(root), "PHISHLENS_ADAPTERS": f"{PHISH},{LEGIT}",
-           "PHISHLENS_DEFAULT_ADAPTER": PHISH, "PHISHLENS_PORT": str(port), "PHISHLENS_EXPLAIN_WARMUP": "false",
-           "PHISHLENS_MAX_MODEL_LEN": "512", "PHISHLENS_DRIFT_STATE_DIR": str(tmp_path / "state"),
-           "PHISHLENS_DRIFT_PERSIST_S": "0.5", "PHISHLENS_DRIFT_EVAL_EVERY": "5",
-           "PHISHLENS_SHUTDOWN_GRACE_S": "60", "PHISHLENS_MAX_QUEUE": "1024", "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {
+        **os.environ,
+        "PHISHLENS_BACKEND": "hf",
+        "PHISHLENS_BASE_MODEL": str(tiny_llama.path),
+        "PHISHLENS_ADAPTER_ROOTS": str(root),
+        "PHISHLENS_ADAPTERS": f"{PHISH},{LEGIT}",
+        "PHISHLENS_DEFAULT_ADAPTER": PHISH,
+        "PHISHLENS_PORT": str(port),
+        "PHISHLENS_EXPLAIN_WARMUP": "false",
+        "PHISHLENS_MAX_MODEL_LEN": "512",
+        "PHISHLENS_DRIFT_STATE_DIR": str(tmp_path / "state"),
+        "PHISHLENS_DRIFT_PERSIST_S": "0.5",
+        "PHISHLENS_DRIFT_EVAL_EVERY": "5",
+        "PHISHLENS_SHUTDOWN_GRACE_S": "60",
+        "PHISHLENS_MAX_QUEUE": "1024",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
     log = tmp_path / "server.log"
     proc = _start(env, log)
     try:
         _wait(lambda: httpx.get(url + "/ready", timeout=5).status_code == 200)
         with httpx.Client(base_url=url, timeout=120) as c:
             for i in range(10):
-                assert c.post("/v1/classify", json={"input": [f"zebra a{i}", f"lunch b{i}"]}).status_code == 200
+                assert (
+                    c.post("/v1/classify", json={"input": [f"zebra a{i}", f"lunch b{i}"]}).status_code == 200
+                )
             _wait(lambda: _seen(c, PHISH) >= 20)
             seen = _seen(c, PHISH)
         time.sleep(1.5)  # past one persist period
@@ -174,8 +201,9 @@ def test_drift_state_survives_kill_9_and_sigterm_drains(tiny_llama, tiny_bundles
             answers = [f.result() for f in futures]
         served = [a for a in answers if isinstance(a, httpx.Response)]
         assert served, "no request was in flight at SIGTERM"
-        assert all(a.status_code == 200 and len(a.json()["data"]) == 64 for a in served), \
-            [a.status_code for a in served]
+        assert all(a.status_code == 200 and len(a.json()["data"]) == 64 for a in served), [
+            a.status_code for a in served
+        ]
         refused = [a for a in answers if not isinstance(a, httpx.Response)]
         assert all(isinstance(e, (httpx.ConnectError, httpx.RemoteProtocolError)) for e in refused), refused
         # uvicorn re-raises the caught SIGTERM after its graceful shutdown: "killed by SIGTERM" (or 0) is clean
@@ -218,19 +246,30 @@ def test_feedback_survives_kill_9_and_a_damaged_journal_is_logged(tiny_llama, ti
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     state = tmp_path / "feedback"
-    env = {**os.environ, "PHISHLENS_BACKEND": "hf", "PHISHLENS_BASE_MODEL": str(tiny_llama.path),
-           "PHISHLENS_ADAPTER_ROOTS": str(root), "PHISHLENS_ADAPTERS": f"{PHISH},{LEGIT}",
-           "PHISHLENS_DEFAULT_ADAPTER": PHISH, "PHISHLENS_PORT": str(port), "PHISHLENS_EXPLAIN_WARMUP": "false",
-           "PHISHLENS_MAX_MODEL_LEN": "512", "PHISHLENS_DRIFT_ENABLED": "false",
-           "PHISHLENS_FEEDBACK_STATE_DIR": str(state), "PHISHLENS_FEEDBACK_SECRETS": "fleet-secret",
-           "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {
+        **os.environ,
+        "PHISHLENS_BACKEND": "hf",
+        "PHISHLENS_BASE_MODEL": str(tiny_llama.path),
+        "PHISHLENS_ADAPTER_ROOTS": str(root),
+        "PHISHLENS_ADAPTERS": f"{PHISH},{LEGIT}",
+        "PHISHLENS_DEFAULT_ADAPTER": PHISH,
+        "PHISHLENS_PORT": str(port),
+        "PHISHLENS_EXPLAIN_WARMUP": "false",
+        "PHISHLENS_MAX_MODEL_LEN": "512",
+        "PHISHLENS_DRIFT_ENABLED": "false",
+        "PHISHLENS_FEEDBACK_STATE_DIR": str(state),
+        "PHISHLENS_FEEDBACK_SECRETS": "fleet-secret",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
     log = tmp_path / "server.log"
     proc = _start(env, log)
     try:
         _wait(lambda: httpx.get(url + "/ready", timeout=5).status_code == 200)
         with httpx.Client(base_url=url, timeout=60) as c:
-            ids = [c.post("/v1/classify", json={"input": [f"zebra a{i}", f"lunch b{i}"]}).json()["id"]
-                   for i in range(200)]
+            ids = [
+                c.post("/v1/classify", json={"input": [f"zebra a{i}", f"lunch b{i}"]}).json()["id"]
+                for i in range(200)
+            ]
         labels = [{"index": 0, "label": "phishing"}, {"index": 1, "label": "legitimate"}]
         answered: list[str] = []
 
@@ -276,8 +315,10 @@ def test_feedback_survives_kill_9_and_a_damaged_journal_is_logged(tiny_llama, ti
         text = log.read_text()
         assert "feedback state" in text and "2 unreadable line(s), the first at line 3" in text
         assert [p for p in state.iterdir() if ".corrupt-" in p.name]  # the damaged journal kept for a look
-        print(f"kill -9: {n_answered} of {len(ids)} feedback requests answered before the kill, {counted:.0f} "
-              f"labels counted after the restart (>= {2 * n_answered})")
+        print(
+            f"kill -9: {n_answered} of {len(ids)} feedback requests answered before the kill, {counted:.0f} "
+            f"labels counted after the restart (>= {2 * n_answered})"
+        )
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -285,8 +326,11 @@ def test_feedback_survives_kill_9_and_a_damaged_journal_is_logged(tiny_llama, ti
 
 
 def _metric_lines(c: httpx.Client, name: str, adapter: str) -> list[float]:
-    return [float(line.rsplit(" ", 1)[1]) for line in c.get("/metrics").text.splitlines()
-            if line.startswith(name + "{") and f'adapter="{adapter}"' in line]
+    return [
+        float(line.rsplit(" ", 1)[1])
+        for line in c.get("/metrics").text.splitlines()
+        if line.startswith(name + "{") and f'adapter="{adapter}"' in line
+    ]
 
 
 def _feedback_total(c: httpx.Client, adapter: str) -> float:

@@ -27,16 +27,30 @@ def server(tiny_llama, tiny_bundles):
     from phishlens.server.settings import Settings
 
     root, _, _ = tiny_bundles
-    settings = Settings(backend="hf", base_model=str(tiny_llama.path), adapter_roots=[root],
-                        adapters=[PHISH, LEGIT], default_adapter=PHISH, admin_keys=[ADMIN],
-                        drift_enabled=False, explain_warmup=False, explain_max_evals=16,
-                        explain_default_max_evals=8, max_model_len=512)
+    settings = Settings(
+        backend="hf",
+        base_model=str(tiny_llama.path),
+        adapter_roots=[root],
+        adapters=[PHISH, LEGIT],
+        default_adapter=PHISH,
+        admin_keys=[ADMIN],
+        drift_enabled=False,
+        explain_warmup=False,
+        explain_max_evals=16,
+        explain_default_max_evals=8,
+        max_model_len=512,
+    )
     with serve(settings) as live:
         yield live
 
 
-def post_raw(url: str, path: str, body: bytes, ctype: str | None = "application/json",
-             headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def post_raw(
+    url: str,
+    path: str,
+    body: bytes,
+    ctype: str | None = "application/json",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     """POST with http.client (no client-side encoding or validation in the way)."""
     host = url.removeprefix("http://")
     conn = http.client.HTTPConnection(host, timeout=300)
@@ -79,8 +93,9 @@ def test_surrogate_pairs_are_text_not_errors(server):
 # --- regression: over-cap body read by a client that writes everything first -------------------------
 def test_12mb_body_with_urllib_reads_the_413(server):
     body = json.dumps({"input": "x" * (12 * 1024 * 1024)}).encode()
-    req = urllib.request.Request(server.url + "/v1/classify", data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        server.url + "/v1/classify", data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req, timeout=120)
     assert info.value.code == 413
@@ -90,8 +105,13 @@ def test_12mb_body_with_urllib_reads_the_413(server):
 def test_chunked_over_cap_body_reads_the_413(server):
     conn = http.client.HTTPConnection(server.url.removeprefix("http://"), timeout=120)
     chunk = b"x" * (1024 * 1024)
-    conn.request("POST", "/v1/classify", body=iter([b'{"input": "'] + [chunk] * 6 + [b'"}']),
-                 headers={"Content-Type": "application/json"}, encode_chunked=True)
+    conn.request(
+        "POST",
+        "/v1/classify",
+        body=iter([b'{"input": "'] + [chunk] * 6 + [b'"}']),
+        headers={"Content-Type": "application/json"},
+        encode_chunked=True,
+    )
     r = conn.getresponse()
     assert r.status == 413 and error_of(r.read())["type"] == "payload_too_large"
     conn.close()
@@ -114,19 +134,36 @@ CORPUS: list[tuple[str, bytes, str | None, int | None]] = [
     ("surrogate in the adapter name", b'{"input": "x", "adapter": "\\ud800"}', "application/json", 422),
     ("surrogate in a key", b'{"\\ud800": 1, "input": "x"}', "application/json", 422),
     ("escaped backslash before u", b'{"input": "path\\\\ud800"}', "application/json", 200),
-    ("NUL and control characters", _j({"input": "a\x00b\x01c\x1b[31m\x7f\x9f zebra"}), "application/json", 200),
+    (
+        "NUL and control characters",
+        _j({"input": "a\x00b\x01c\x1b[31m\x7f\x9f zebra"}),
+        "application/json",
+        200,
+    ),
     ("only NULs", _j({"input": "\x00\x00\x00"}), "application/json", 200),
     ("invalid UTF-8 bytes", b'{"input": "\xff\xfe\xc3\x28 bad"}', "application/json", 400),
     ("CESU-8 surrogate bytes", b'{"input": "\xed\xa0\x80"}', "application/json", 422),
-    ("UTF-16 lone surrogate", '{"input": "a'.encode("utf-16-le") + b"\x00\xd8" + '"}'.encode("utf-16-le"),
-     "application/json", 422),
+    (
+        "UTF-16 lone surrogate",
+        '{"input": "a'.encode("utf-16-le") + b"\x00\xd8" + '"}'.encode("utf-16-le"),
+        "application/json",
+        422,
+    ),
     ("UTF-16 body", '{"input": "hello"}'.encode("utf-16"), "application/json", None),
     ("BOM-prefixed body", b"\xef\xbb\xbf" + _j({"input": "hello"}), "application/json", None),
     ("deep nested array", b"[" * 100_000 + b"]" * 100_000, "application/json", 400),
-    ("deep nested input", _j({"input": "x"})[:-1] + b', "adapters": ' + b"[" * 5000 + b"]" * 5000 + b"}",
-     "application/json", 400),
-    ("nested input", _j({"input": "x"})[:-1] + b', "adapters": ' + b"[" * 500 + b"]" * 500 + b"}",
-     "application/json", 422),
+    (
+        "deep nested input",
+        _j({"input": "x"})[:-1] + b', "adapters": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        "application/json",
+        400,
+    ),
+    (
+        "nested input",
+        _j({"input": "x"})[:-1] + b', "adapters": ' + b"[" * 500 + b"]" * 500 + b"}",
+        "application/json",
+        422,
+    ),
     ("deep nested object", b'{"a":' * 50_000 + b"1" + b"}" * 50_000, "application/json", 400),
     ("huge integer", b'{"input": "x", "adapter": 1' + b"0" * 5000 + b"}", "application/json", 400),
     ("big integer", b'{"input": "x", "adapter": 1' + b"0" * 4000 + b"}", "application/json", 422),
@@ -147,15 +184,23 @@ CORPUS: list[tuple[str, bytes, str | None, int | None]] = [
     ("JSON string body", b'"x"', "application/json", 422),
     ("XML body", b"<input>x</input>", "application/xml", 422),
     ("JSON as XML type", _j({"input": "x"}), "application/xml", 422),
-    ("multipart body", b"--b\r\nContent-Disposition: form-data; name=\"input\"\r\n\r\nx\r\n--b--\r\n",
-     "multipart/form-data; boundary=b", 422),
+    (
+        "multipart body",
+        b'--b\r\nContent-Disposition: form-data; name="input"\r\n\r\nx\r\n--b--\r\n',
+        "multipart/form-data; boundary=b",
+        422,
+    ),
     ("form body", b"input=hello", "application/x-www-form-urlencoded", 400),
     ("no content type", _j({"input": "x zebra"}), None, 200),
     ("odd content type", _j({"input": "x"}), "application/x-evil; charset=ebcdic", 422),
     ("100,000-character word", _j({"input": "a" * 100_000}), "application/json", 200),
     ("100,001 characters", _j({"input": "a" * 100_001}), "application/json", 413),
-    ("zero-width and bidi", _j({"input": "\u200b\u200c\u200d\u2060\ufeff\u202e\u2066pay\u2069 now \u061c"}),
-     "application/json", 200),
+    (
+        "zero-width and bidi",
+        _j({"input": "\u200b\u200c\u200d\u2060\ufeff\u202e\u2066pay\u2069 now \u061c"}),
+        "application/json",
+        200,
+    ),
     ("only zero-width", _j({"input": "\u200b\u200b\u200b"}), "application/json", None),  # pipeline-defined
     ("emoji only", _j({"input": "😀🎣🔥👨‍👩‍👧‍👦🏳️‍🌈" * 20}), "application/json", 200),
     ("combining marks", _j({"input": "z" + "\u0301" * 5000}), "application/json", 200),
@@ -163,7 +208,12 @@ CORPUS: list[tuple[str, bytes, str | None, int | None]] = [
     ("65 texts", _j({"input": ["x"] * 65}), "application/json", 413),
     ("unknown adapter", _j({"input": "x", "adapter": "nope"}), "application/json", 404),
     ("adapter path traversal", _j({"input": "x", "adapter": "../../etc/passwd"}), "application/json", 404),
-    ("1000 adapters", _j({"input": "x", "adapters": [f"a{i}" for i in range(1000)]}), "application/json", None),
+    (
+        "1000 adapters",
+        _j({"input": "x", "adapters": [f"a{i}" for i in range(1000)]}),
+        "application/json",
+        None,
+    ),
 ]
 
 
@@ -192,8 +242,12 @@ def test_hostile_corpus_never_5xx(server, name, body, ctype, expected):
 def test_hostile_texts_on_the_text_fields_of_each_route(server):
     """Valid JSON carrying each hostile text in the field each route reads: classify, explain, probe, KServe."""
     texts = ["a\x00b", "\u202e\u2066x", "😀" * 30, "z" + "\u0301" * 400, MANY_TOKENS, "\ufeff", "\u200b"]
-    bodies = {"/v1/classify": lambda t: {"input": [t, t]}, "/v1/explain": lambda t: {"input": t, "max_evals": 8},
-              "/v1/probe": lambda t: {"input": t}, f"/v1/models/{LEGIT}:predict": lambda t: {"instances": [t]}}
+    bodies = {
+        "/v1/classify": lambda t: {"input": [t, t]},
+        "/v1/explain": lambda t: {"input": t, "max_evals": 8},
+        "/v1/probe": lambda t: {"input": t},
+        f"/v1/models/{LEGIT}:predict": lambda t: {"instances": [t]},
+    }
     for path, make in bodies.items():
         for t in texts:
             status, _, raw = post_raw(server.url, path, _j(make(t)))

@@ -20,16 +20,23 @@ from tests.e2e.conftest import ADMIN_KEY, LEGIT, PHISH
 
 pytestmark = pytest.mark.vllm
 
-_spec = importlib.util.spec_from_file_location("phishlens_bench_load",
-                                               Path(__file__).resolve().parents[2] / "benchmarks" / "load.py")
+_spec = importlib.util.spec_from_file_location(
+    "phishlens_bench_load", Path(__file__).resolve().parents[2] / "benchmarks" / "load.py"
+)
 load_bench = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = load_bench  # dataclasses look their module up there
 _spec.loader.exec_module(load_bench)
 
 N, CLIENTS = 256, 32
 PROBE = "please call the office about the zebra report"
-TEXTS = [PROBE, "lunch meeting friday", "zebra invoice update please", "thanks for the agenda notes",
-         "urgent zebra password reset", "draft budget review tomorrow"]
+TEXTS = [
+    PROBE,
+    "lunch meeting friday",
+    "zebra invoice update please",
+    "thanks for the agenda notes",
+    "urgent zebra password reset",
+    "draft budget review tomorrow",
+]
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +64,9 @@ def test_mixed_adapter_load(live_server, four):
 
 
 def test_overload_answers_429_with_retry_after_and_recovers(live_server, four):
-    before, over, after = asyncio.run(load_bench.run_overload(
-        live_server.url, TEXTS, 96, CLIENTS, live_server.settings.max_batch, {}))
+    before, over, after = asyncio.run(
+        load_bench.run_overload(live_server.url, TEXTS, 96, CLIENTS, live_server.settings.max_batch, {})
+    )
     print("\n" + load_bench.HEADER + "\n" + "\n".join(p.row() for p in (before, over, after)))
     assert over.status.get(429, 0) > 0 and over.retry_after_missing == 0  # past the queue cap
     assert set(over.status) <= {200, 429}
@@ -73,8 +81,19 @@ def test_hot_reload_under_load_every_answer_matches_its_sha(live_server, four):
     assert shas[PHISH] != shas[LEGIT]
     # the two bundles disagree on the probe text: the label says which weights answered
     flip = {shas[PHISH]: "phishing", shas[LEGIT]: "legitimate"}
-    p = asyncio.run(load_bench.run_reload(live_server.url, (PHISH, LEGIT), flip, PROBE, 100_000, CLIENTS,
-                                          reloads=12, headers={}, admin_headers={"X-API-Key": ADMIN_KEY}))
+    p = asyncio.run(
+        load_bench.run_reload(
+            live_server.url,
+            (PHISH, LEGIT),
+            flip,
+            PROBE,
+            100_000,
+            CLIENTS,
+            reloads=12,
+            headers={},
+            admin_headers={"X-API-Key": ADMIN_KEY},
+        )
+    )
     print("\n" + load_bench.HEADER + "\n" + p.row())
     assert "12 reloads" in p.notes
     assert p.ok > 0 and set(p.status) <= {200, 404}  # 404 only between an unload and the next load

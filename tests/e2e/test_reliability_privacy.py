@@ -26,12 +26,25 @@ def server(tiny_llama, tiny_bundles, tmp_path_factory):
     from phishlens.server.settings import Settings
 
     root, _, _ = tiny_bundles
-    settings = Settings(backend="hf", base_model=str(tiny_llama.path), adapter_roots=[root],
-                        adapters=[PHISH, LEGIT], default_adapter=PHISH, api_keys=[KEY], explain_keys=[EXPLAIN],
-                        admin_keys=[ADMIN], explain_warmup=False, explain_max_evals=12,
-                        explain_default_max_evals=8, explain_max_features=64, max_chars=2000,
-                        max_model_len=512, drift_eval_every=1, drift_state_dir=tmp_path_factory.mktemp("drift"),
-                        audit_log=tmp_path_factory.mktemp("audit") / "audit.jsonl")
+    settings = Settings(
+        backend="hf",
+        base_model=str(tiny_llama.path),
+        adapter_roots=[root],
+        adapters=[PHISH, LEGIT],
+        default_adapter=PHISH,
+        api_keys=[KEY],
+        explain_keys=[EXPLAIN],
+        admin_keys=[ADMIN],
+        explain_warmup=False,
+        explain_max_evals=12,
+        explain_default_max_evals=8,
+        explain_max_features=64,
+        max_chars=2000,
+        max_model_len=512,
+        drift_eval_every=1,
+        drift_state_dir=tmp_path_factory.mktemp("drift"),
+        audit_log=tmp_path_factory.mktemp("audit") / "audit.jsonl",
+    )
     with serve(settings) as live:
         yield live
 
@@ -53,6 +66,7 @@ def test_no_request_text_in_logs_metrics_or_error_bodies(server, monkeypatch):
 
     h = {"X-API-Key": EXPLAIN}
     with server.http(headers=h) as c:
+
         def post(path: str, payload: object, expect: set[int], raw: bytes | None = None) -> None:
             if raw is not None:
                 r = c.post(path, content=raw, headers={"content-type": "application/json"})
@@ -61,7 +75,13 @@ def test_no_request_text_in_logs_metrics_or_error_bodies(server, monkeypatch):
             assert r.status_code in expect, (path, r.status_code, r.text[:300])
             bodies.append(r.text)
 
-        hostile = ["urgent {m} verify now", "a\x00b {m}\x01", "\u202e{m}\u2066 pay", "😀{m}😀", "zebra {m} zebra"]
+        hostile = [
+            "urgent {m} verify now",
+            "a\x00b {m}\x01",
+            "\u202e{m}\u2066 pay",
+            "😀{m}😀",
+            "zebra {m} zebra",
+        ]
         for t in hostile:  # served, through every text route
             post("/v1/classify", {"input": [text(t), text(t)]}, {200})
             post("/v1/classify", {"input": text(t), "adapters": [PHISH, LEGIT]}, {200})
@@ -73,11 +93,17 @@ def test_no_request_text_in_logs_metrics_or_error_bodies(server, monkeypatch):
         post("/v1/classify", {"input": text("{m} ") + "x" * 3000}, {413})
         post("/v1/classify", {"input": [text("{m}")] * 70}, {413})
         post("/v1/explain", {"input": " ".join(text("{m}") for _ in range(80))}, {413})
-        post("/v1/classify", None, {422}, raw=json.dumps({"input": text("{m} ")})[:-2].encode() + b'\\ud800"}')
+        post(
+            "/v1/classify", None, {422}, raw=json.dumps({"input": text("{m} ")})[:-2].encode() + b'\\ud800"}'
+        )
         post("/v1/probe", None, {422}, raw=b'{"input": "' + text("{m}").encode() + b'\\udc00"}')
         post("/v1/classify", {"input": text("{m}"), "adapter": "no-such"}, {404})
         post("/v1/classify", {"input": text("{m}"), "extra": text("{m}")}, {422})
-        post("/v1/feedback", {"request_id": text("{m}"), "labels": [{"index": 0, "label": "phishing"}]}, {404, 422})
+        post(
+            "/v1/feedback",
+            {"request_id": text("{m}"), "labels": [{"index": 0, "label": "phishing"}]},
+            {404, 422},
+        )
         post("/v1/classify", None, {400}, raw=b'{"input": "' + text("{m}").encode() + b'"')  # truncated JSON
         # engine faults: a failing engine (424) and a crash inside the service (500)
         backend = server.app.state.runtime.backend
@@ -96,8 +122,13 @@ def test_no_request_text_in_logs_metrics_or_error_bodies(server, monkeypatch):
     assert "unhandled RuntimeError" in logs  # the crash was logged (once), just without its text
     assert len(markers) > 30
     audit = server.settings.audit_log.read_text() if server.settings.audit_log.exists() else ""
-    places = {"logs": logs, "metrics": metrics.text, "drift": drift.text, "audit": audit,
-              "error bodies": "\n".join(b for b in bodies if '"error"' in b)}
+    places = {
+        "logs": logs,
+        "metrics": metrics.text,
+        "drift": drift.text,
+        "audit": audit,
+        "error bodies": "\n".join(b for b in bodies if '"error"' in b),
+    }
     leaks = {where: [m for m in markers if m in blob] for where, blob in places.items()}
     assert all(not v for v in leaks.values()), leaks
 
@@ -105,4 +136,5 @@ def test_no_request_text_in_logs_metrics_or_error_bodies(server, monkeypatch):
 def _raise(exc: Exception):
     async def score(*_a, **_k):
         raise exc
+
     return score

@@ -30,16 +30,30 @@ def server(smollm2_base, tmp_path_factory) -> str:
     require_vllm()
     tmp = tmp_path_factory.mktemp("phishlens-routing-server")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PHISHLENS_") or k == "PHISHLENS_DATA_ROOT"}
-    env.update(PHISHLENS_PORT=str(port), PHISHLENS_BACKEND="vllm", PHISHLENS_BASE_MODEL="smollm2",
-               PHISHLENS_ADAPTERS="default,specialist-sms,specialist-url", PHISHLENS_DEFAULT_ADAPTER="default",
-               PHISHLENS_ROUTES="sms=specialist-sms,url=specialist-url", PHISHLENS_DRIFT_ENABLED="false",
-               PHISHLENS_EXPLAIN_WARMUP="false", PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"),
-               PHISHLENS_FEEDBACK_STATE_DIR="")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PHISHLENS_") or k == "PHISHLENS_DATA_ROOT"
+    }
+    env.update(
+        PHISHLENS_PORT=str(port),
+        PHISHLENS_BACKEND="vllm",
+        PHISHLENS_BASE_MODEL="smollm2",
+        PHISHLENS_ADAPTERS="default,specialist-sms,specialist-url",
+        PHISHLENS_DEFAULT_ADAPTER="default",
+        PHISHLENS_ROUTES="sms=specialist-sms,url=specialist-url",
+        PHISHLENS_DRIFT_ENABLED="false",
+        PHISHLENS_EXPLAIN_WARMUP="false",
+        PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"),
+        PHISHLENS_FEEDBACK_STATE_DIR="",
+    )
     log = tmp / "server.log"
     with log.open("wb") as out:  # the child keeps its own descriptor
-        proc = subprocess.Popen([sys.executable, "-m", "phishlens.server.main"], env=env, cwd=REPO,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "phishlens.server.main"],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(lambda: _ok(f"{url}/ready"), 900, proc, log, "the phishlens server")
@@ -75,8 +89,11 @@ def test_mixed_batch_is_routed_in_order_with_each_adapters_own_score(server, spl
 
 def test_ood_flag_separates_styles_the_adapter_never_saw(server, splits):
     urls = [r.text for r in splits.sample("test", "url_phishtank_iscx", per_label=15, seed=12)]
-    other = [r.text for s in ("sms_uci", "email_spamassassin")
-             for r in splits.sample("test", s, per_label=8, seed=12)]
+    other = [
+        r.text
+        for s in ("sms_uci", "email_spamassassin")
+        for r in splits.sample("test", s, per_label=8, seed=12)
+    ]
     own = classify(server, urls, adapter="specialist-url")
     foreign = classify(server, other, adapter="specialist-url")
     own_share, foreign_share = (sum(r["ood"]["flagged"] for r in rs) / len(rs) for rs in (own, foreign))

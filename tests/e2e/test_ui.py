@@ -30,18 +30,31 @@ PHISHING_TEXT = "please call the office zebra tomorrow about the budget review"
 LEGIT_TEXT = "please call the office tomorrow about the budget review"
 WAIT_S = 120.0  # a loaded 2-core host: vLLM and the HF replica share the CPU with the browser
 EXPLAIN_EVALS = 60
-CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,900")
+CHROME_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,900",
+)
 
 
 def _chromium() -> tuple[str, str]:
     """(browser, driver) paths, or skip with the reason (Debian: apt-get install chromium chromium-driver)."""
-    browser = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+    browser = next(
+        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
+    )
     driver = shutil.which("chromedriver")
     if browser is None or driver is None:
-        pytest.skip("no Chromium + chromedriver on PATH (Debian: apt-get install chromium chromium-driver; "
-                    ".ci/run installs them)")
+        pytest.skip(
+            "no Chromium + chromedriver on PATH (Debian: apt-get install chromium chromium-driver; "
+            ".ci/run installs them)"
+        )
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -98,8 +111,10 @@ def wait(driver, predicate, what: str, timeout: float = WAIT_S):
         return WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: predicate(d))
     except TimeoutException:
         notice = driver.find_element("id", "notice").text
-        raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; page notice: {notice!r}; "
-                             f"console: {driver.get_log('browser')}") from None
+        raise AssertionError(
+            f"timed out after {timeout:g}s waiting for {what}; page notice: {notice!r}; "
+            f"console: {driver.get_log('browser')}"
+        ) from None
 
 
 def by_id(driver, id_: str):
@@ -113,10 +128,13 @@ def console_errors(driver) -> list[str]:
 
 def verdict_rows(driver) -> dict[str, tuple[str, float]]:
     rows = driver.find_elements("css selector", "#verdict-table tbody tr")
-    return {r.get_attribute("data-adapter"): (r.get_attribute("data-label"),
-                                              float(r.find_element("css selector", "td.score")
-                                                    .get_attribute("data-score")))
-            for r in rows}
+    return {
+        r.get_attribute("data-adapter"): (
+            r.get_attribute("data-label"),
+            float(r.find_element("css selector", "td.score").get_attribute("data-score")),
+        )
+        for r in rows
+    }
 
 
 def request_id(driver) -> str:
@@ -146,8 +164,10 @@ def metric(metrics: str, name: str, **labels: str) -> float:
 
 def set_viewport(driver, width: int, height: int = 900) -> None:
     """An exact CSS viewport (a phone's below 600 px), whatever the window's own decorations take."""
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+    )
     time.sleep(0.5)  # layout at the new size, and the chart's redraw on resize
 
 
@@ -155,9 +175,14 @@ def screenshot(driver, path: Path) -> None:
     """The whole page, beyond the viewport."""
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
     width = max(size["cssContentSize"]["width"], size["cssLayoutViewport"]["clientWidth"])
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-        "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": width, "height": size["cssContentSize"]["height"], "scale": 1}})
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": width, "height": size["cssContentSize"]["height"], "scale": 1},
+        },
+    )
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
@@ -181,8 +206,11 @@ def test_analyst_session(keyed_server, browser, shots):
     assert errors and all("401" in e for e in errors), errors  # only the refused API calls
     assert d.switch_to.active_element.get_attribute("id") == "api-key"
     d.switch_to.active_element.send_keys(KEY, Keys.ENTER)  # keyboard only
-    wait(d, lambda d: len(d.find_elements("css selector", '#adapters input[name="adapter"]')) == 2,
-         "both adapters listed")
+    wait(
+        d,
+        lambda d: len(d.find_elements("css selector", '#adapters input[name="adapter"]')) == 2,
+        "both adapters listed",
+    )
     assert d.execute_script("return sessionStorage.getItem('phishlens.apiKey')") == KEY
     assert not by_id(d, "notice").is_displayed()
     legit_box = d.find_element("css selector", f'#adapters input[value="{LEGIT}"]')
@@ -193,7 +221,9 @@ def test_analyst_session(keyed_server, browser, shots):
     # -- a phishing and a legitimate message, two adapters each: the page shows what the API answers
     for text, phish_label in ((PHISHING_TEXT, "phishing"), (LEGIT_TEXT, "legitimate")):
         shown = classify_in_page(d, text)
-        direct = {r.adapter.name: (r.label, r.score) for r in api.classify(text, adapters=[PHISH, LEGIT]).data}
+        direct = {
+            r.adapter.name: (r.label, r.score) for r in api.classify(text, adapters=[PHISH, LEGIT]).data
+        }
         assert set(shown) == {PHISH, LEGIT}
         for name, (label, score) in shown.items():
             assert label == direct[name][0] and abs(score - direct[name][1]) <= 1e-6, (name, shown, direct)
@@ -212,14 +242,28 @@ def test_analyst_session(keyed_server, browser, shots):
     by_id(d, "fb-legitimate").click()
     wait(d, lambda d: "Recorded" in by_id(d, "feedback-status").text, "the feedback receipt")
     after = api.metrics()
-    assert metric(after, "phishlens_feedback_total", adapter=PHISH, outcome="tn") == \
-        metric(before, "phishlens_feedback_total", adapter=PHISH, outcome="tn") + 1
-    assert metric(after, "phishlens_feedback_total", adapter=LEGIT, outcome="fp") == \
-        metric(before, "phishlens_feedback_total", adapter=LEGIT, outcome="fp") + 1
-    labelled = sum(metric(after, "phishlens_feedback_total", adapter=PHISH, outcome=o) for o in ("tp", "fp", "tn", "fn"))
-    wait(d, lambda d: d.find_elements("css selector", f'#health-cards [data-adapter="{PHISH}"] [data-labelled]')
-         and d.find_element("css selector", f'#health-cards [data-adapter="{PHISH}"] [data-labelled]')
-         .get_attribute("data-labelled") == f"{labelled:g}", "the health card counting the label")
+    assert (
+        metric(after, "phishlens_feedback_total", adapter=PHISH, outcome="tn")
+        == metric(before, "phishlens_feedback_total", adapter=PHISH, outcome="tn") + 1
+    )
+    assert (
+        metric(after, "phishlens_feedback_total", adapter=LEGIT, outcome="fp")
+        == metric(before, "phishlens_feedback_total", adapter=LEGIT, outcome="fp") + 1
+    )
+    labelled = sum(
+        metric(after, "phishlens_feedback_total", adapter=PHISH, outcome=o) for o in ("tp", "fp", "tn", "fn")
+    )
+    wait(
+        d,
+        lambda d: (
+            d.find_elements("css selector", f'#health-cards [data-adapter="{PHISH}"] [data-labelled]')
+            and d.find_element(
+                "css selector", f'#health-cards [data-adapter="{PHISH}"] [data-labelled]'
+            ).get_attribute("data-labelled")
+            == f"{labelled:g}"
+        ),
+        "the health card counting the label",
+    )
 
     # -- explain the phishing verdict: the planted trigger is the most phishing-ward word
     classify_in_page(d, PHISHING_TEXT)
@@ -261,31 +305,42 @@ def test_analyst_session(keyed_server, browser, shots):
     by_id(d, "explain-cancel").send_keys(Keys.ENTER)
     wait(d, lambda d: by_id(d, "why-status").text == "Explanation cancelled.", "the cancel notice")
     assert not by_id(d, "explain-progress").is_displayed() and by_id(d, "explain").is_enabled()
-    wait(d, lambda d: metric(api.metrics(), "phishlens_explain_inflight") == 0, "the server to stop explaining")
+    wait(
+        d, lambda d: metric(api.metrics(), "phishlens_explain_inflight") == 0, "the server to stop explaining"
+    )
 
     # -- an .eml file goes in as a raw e-mail; where the server does not take those, the page says so
     eml = shots / "reported.eml"
-    eml.write_text("From: IT Desk <it@example.com>\nTo: you@example.org\nSubject: mailbox zebra notice\n"
-                   "Content-Type: text/plain; charset=utf-8\n\nplease call the office zebra tomorrow\n")
+    eml.write_text(
+        "From: IT Desk <it@example.com>\nTo: you@example.org\nSubject: mailbox zebra notice\n"
+        "Content-Type: text/plain; charset=utf-8\n\nplease call the office zebra tomorrow\n"
+    )
     by_id(d, "eml").send_keys(str(eml))
     wait(d, lambda d: by_id(d, "input-kind").get_attribute("value") == "email", "the file read as an e-mail")
     assert "Subject: mailbox zebra notice" in by_id(d, "message").get_attribute("value")
-    accepts = httpx.post(f"{live.url}/v1/classify", headers={"X-API-Key": KEY}, timeout=60,
-                         json={"input": [{"email": eml.read_text()}], "adapters": [PHISH, LEGIT]})
+    accepts = httpx.post(
+        f"{live.url}/v1/classify",
+        headers={"X-API-Key": KEY},
+        timeout=60,
+        json={"input": [{"email": eml.read_text()}], "adapters": [PHISH, LEGIT]},
+    )
     before_id = request_id(d)
     by_id(d, "classify").click()
     expected_errors: tuple[str, ...] = ()
     if accepts.status_code == 200:
         wait(d, lambda d: request_id(d) != before_id, "the e-mail's verdicts")
-        assert {k: v[0] for k, v in verdict_rows(d).items()} == {r["adapter"]["name"]: r["label"]
-                                                                 for r in accepts.json()["data"]}
+        assert {k: v[0] for k, v in verdict_rows(d).items()} == {
+            r["adapter"]["name"]: r["label"] for r in accepts.json()["data"]
+        }
     else:
         assert accepts.status_code == 422, accepts.text
         wait(d, lambda d: "does not accept raw e-mail" in by_id(d, "notice").text, "the raw e-mail notice")
         expected_errors = ("422",)
 
     # -- the message text never went into a URL; no console errors beyond the one provoked above
-    urls = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)") + [d.current_url]
+    urls = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)") + [
+        d.current_url
+    ]
     assert len(urls) > 5 and not [u for u in urls if "tomorrow" in u or "zebra" in u], urls
     errors = console_errors(d)
     assert all(any(code in e for code in expected_errors) for e in errors), errors

@@ -167,7 +167,9 @@ def test_hot_load_unload_while_requests_flow(live_server, shas):
                     counts["extra_ok"] += 1
                 problems.extend(check(resp, batch, adapters, {**shas, **extra_sha}))
 
-    threads = [threading.Thread(target=steady, args=(k,)) for k in range(2)] + [threading.Thread(target=churning)]
+    threads = [threading.Thread(target=steady, args=(k,)) for k in range(2)] + [
+        threading.Thread(target=churning)
+    ]
     try:
         with live_server.admin() as admin:
             info = admin.load_adapter(extra)  # first load before traffic: learn the copy's sha256
@@ -240,10 +242,18 @@ def test_error_contract_against_the_real_engine(live_server):
             admin.load_adapter(LEGIT)
         assert e400.value.status == 400
     # the one error body, as raw HTTP shows it
-    r = httpx.post(live_server.url + "/v1/classify", json={"input": "hello there", "adapter": "nope"}, timeout=60)
-    assert r.status_code == 404 and set(r.json()) == {"error"} and set(r.json()["error"]) == {"type", "message"}
-    r = httpx.post(live_server.url + "/v1/classify", content=b"{not json", timeout=60,
-                   headers={"content-type": "application/json"})
+    r = httpx.post(
+        live_server.url + "/v1/classify", json={"input": "hello there", "adapter": "nope"}, timeout=60
+    )
+    assert (
+        r.status_code == 404 and set(r.json()) == {"error"} and set(r.json()["error"]) == {"type", "message"}
+    )
+    r = httpx.post(
+        live_server.url + "/v1/classify",
+        content=b"{not json",
+        timeout=60,
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400 and r.json()["error"]["type"] == "bad_request"
 
 
@@ -284,8 +294,12 @@ def test_reloading_a_name_never_reuses_the_old_adapters_kv_cache(live_server):
         shutil.rmtree(root / dst, ignore_errors=True)
         shutil.copytree(root / src, root / dst)
         m = read_manifest(root / dst)  # long prompts: room for several KV blocks
-        write_manifest(root / dst, m.model_copy(update={"name": dst, "prompt": m.prompt.model_copy(
-            update={"max_text_tokens": 400})}))
+        write_manifest(
+            root / dst,
+            m.model_copy(
+                update={"name": dst, "prompt": m.prompt.model_copy(update={"max_text_tokens": 400})}
+            ),
+        )
 
     long_text = "please " + TRIGGER + " " + " ".join(texts(40, seed=4242))[:2000]
     rt = live_server.app.state.runtime
@@ -306,8 +320,11 @@ def test_reloading_a_name_never_reuses_the_old_adapters_kv_cache(live_server):
             swap, ref = rt.registry.get("swap"), rt.registry.get("swap-ref")
             ids = swap.encoder.encode(long_text).ids
             labels = swap.manifest.label_token_ids
-            got = asyncio.run(rt.backend.score([ScoreRequest(ids, swap.handle, labels),
-                                                ScoreRequest(ids, ref.handle, labels)]))
+            got = asyncio.run(
+                rt.backend.score(
+                    [ScoreRequest(ids, swap.handle, labels), ScoreRequest(ids, ref.handle, labels)]
+                )
+            )
     finally:
         with live_server.admin() as admin:
             for name in ("swap", "swap-ref"):

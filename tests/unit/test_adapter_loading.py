@@ -15,8 +15,9 @@ from tests.models import planted, single_thread
 def _alone(bundle, texts):
     am = load_adapter_model(bundle)
     m = bundle.manifest
-    return CachedScorer(am.model, am.encoder(bundle), 0, m.label_token_ids, am.pad_id,
-                        temperature=m.calibration.temperature)(texts)
+    return CachedScorer(
+        am.model, am.encoder(bundle), 0, m.label_token_ids, am.pad_id, temperature=m.calibration.temperature
+    )(texts)
 
 
 def test_shared_base_scores_like_each_adapter_alone(tiny_bundles):

@@ -18,10 +18,19 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 RULES = DEPLOY / "prometheus" / "alerts.yml"
 RULE_TESTS = DEPLOY / "prometheus" / "tests" / "alerts_test.yml"
 EXPECTED_ALERTS = {
-    "PhishlensDriftDetected", "PhishlensOODShareHigh", "PhishlensExpectedPrecisionDrop",
-    "PhishlensExpectedRecallDrop", "PhishlensLivePrecisionDrop", "PhishlensLiveRecallDrop", "PhishlensDown",
-    "PhishlensNotReady", "PhishlensErrorRateHigh", "PhishlensLatencyHigh", "PhishlensQueueSaturated",
-    "PhishlensFleetDriftDetected", "PhishlensPrevalenceShift",
+    "PhishlensDriftDetected",
+    "PhishlensOODShareHigh",
+    "PhishlensExpectedPrecisionDrop",
+    "PhishlensExpectedRecallDrop",
+    "PhishlensLivePrecisionDrop",
+    "PhishlensLiveRecallDrop",
+    "PhishlensDown",
+    "PhishlensNotReady",
+    "PhishlensErrorRateHigh",
+    "PhishlensLatencyHigh",
+    "PhishlensQueueSaturated",
+    "PhishlensFleetDriftDetected",
+    "PhishlensPrevalenceShift",
 }
 
 
@@ -68,15 +77,21 @@ def test_prevalence_alert_is_short_enough_to_test_end_to_end():
 
 
 def test_promtool_check_rules():
-    out = subprocess.run([promtool(), "check", "rules", str(RULES)], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"SUCCESS: {len(all_rules())} rules found" in out.stdout + out.stderr
 
 
 def test_promtool_test_rules():
-    out = subprocess.run([promtool(), "test", "rules", str(RULE_TESTS)], capture_output=True, text=True,
-                         timeout=120, cwd=RULE_TESTS.parent)
+    out = subprocess.run(
+        [promtool(), "test", "rules", str(RULE_TESTS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=RULE_TESTS.parent,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SUCCESS" in out.stdout + out.stderr
 
@@ -87,6 +102,8 @@ def test_fleet_drift_aggregates_over_replicas_before_any_ratio():
     fleet = [r for r in recording_rules() if r["record"].startswith(("phishlens:drift_", "phishlens:ood_"))]
     assert len(fleet) >= 6
     raw = [r for r in fleet if "phishlens_" in r["expr"]]
-    assert raw and all(r["expr"].lstrip().startswith("sum by (job, adapter") or "sum by (job, adapter" in r["expr"]
-                       for r in raw)
+    assert raw and all(
+        r["expr"].lstrip().startswith("sum by (job, adapter") or "sum by (job, adapter" in r["expr"]
+        for r in raw
+    )
     assert not any("instance" in r["expr"] for r in fleet)

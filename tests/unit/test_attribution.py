@@ -127,8 +127,9 @@ def test_render_html_and_terminal(zebra_scorer):
     assert page.count('class="t"') == len(a.tokens)
     term = render_terminal(a.tokens, a.attributions, prediction=a.prediction, base_value=a.base_value)
     assert "\x1b[48;2;" in term and "zebra" in term
-    plain = render_terminal(a.tokens, a.attributions, prediction=a.prediction, base_value=a.base_value,
-                            color=False)
+    plain = render_terminal(
+        a.tokens, a.attributions, prediction=a.prediction, base_value=a.base_value, color=False
+    )
     assert "\x1b" not in plain and plain.splitlines()[0] == a.masked_text
     assert "towards phishing:   'zebra'" in plain
 

@@ -10,8 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from phishlens.training.contract.bundle import (ADAPTER_CONFIG, ADAPTER_WEIGHTS, MANIFEST, BundleError, content_sha256,
-                                       load_bundle)
+from phishlens.training.contract.bundle import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    MANIFEST,
+    BundleError,
+    content_sha256,
+    load_bundle,
+)
 from phishlens.training.contract.prompt import DEFAULT_TEMPLATE, label_token_ids
 
 
@@ -113,8 +119,9 @@ def test_symlink_refused(bundle_dir, tmp_path):
 def test_wrong_base_sha(bundle_dir, tiny_llama):
     assert load_bundle(bundle_dir, expected_base_sha256=tiny_llama.sha256)
     other = "0" * 64
-    _refused(bundle_dir, "trained on base weights", tiny_llama.sha256[:12], other[:12],
-             expected_base_sha256=other)
+    _refused(
+        bundle_dir, "trained on base weights", tiny_llama.sha256[:12], other[:12], expected_base_sha256=other
+    )
 
 
 def test_malformed_manifest_json(bundle_dir):
@@ -127,16 +134,32 @@ def test_malformed_manifest_json(bundle_dir):
     [
         (lambda m: m.update(surprise=1), ("malformed manifest", "surprise", "Extra inputs")),
         (lambda m: m.update(format=2), ("manifest format 2 is not supported",)),
-        (lambda m: m.update(labels=m["labels"][::-1]), ("labels must be [phishing, legitimate] in that order",)),
-        (lambda m: m["calibration"].update(threshold=0.9, uncertain_high=0.7),
-         ("calibration", "need uncertain_low <= threshold <= uncertain_high")),
+        (
+            lambda m: m.update(labels=m["labels"][::-1]),
+            ("labels must be [phishing, legitimate] in that order",),
+        ),
+        (
+            lambda m: m["calibration"].update(threshold=0.9, uncertain_high=0.7),
+            ("calibration", "need uncertain_low <= threshold <= uncertain_high"),
+        ),
         (lambda m: m["calibration"].update(threshold=1.0), ("calibration.threshold", "less than 1")),
         (lambda m: m["prompt"].update(template="no slot here"), ("prompt.template", "{text} exactly once")),
-        (lambda m: m["labels"][1].update(token_id=m["labels"][0]["token_id"]), ("label token ids must differ",)),
+        (
+            lambda m: m["labels"][1].update(token_id=m["labels"][0]["token_id"]),
+            ("label token ids must differ",),
+        ),
         (lambda m: m["base_model"].update(sha256="abc"), ("base_model.sha256",)),
     ],
-    ids=["unknown-field", "format-2", "labels-order", "threshold-outside-band", "threshold-range",
-         "template-slot", "same-label-token", "short-sha"],
+    ids=[
+        "unknown-field",
+        "format-2",
+        "labels-order",
+        "threshold-outside-band",
+        "threshold-range",
+        "template-slot",
+        "same-label-token",
+        "short-sha",
+    ],
 )
 def test_manifest_refusals(bundle_dir, edit, needles):
     _edit_json(bundle_dir / MANIFEST, edit)

@@ -23,7 +23,13 @@ from hypothesis import strategies as st
 from phishlens.server.bundle_fit import check_adapter_fits
 from phishlens.server.bundle_snapshot import snapshot_bundle
 from phishlens.server.errors import PhishlensError
-from phishlens.training.contract.bundle import ADAPTER_CONFIG, ADAPTER_WEIGHTS, MANIFEST, BundleError, load_bundle
+from phishlens.training.contract.bundle import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    MANIFEST,
+    BundleError,
+    load_bundle,
+)
 
 R = 4
 EXAMPLES = 120
@@ -62,17 +68,32 @@ def test_the_valid_bundle_loads(valid, tiny_llama, tmp_path):
     load(valid, tiny_llama, tmp_path)
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats()
-                           | st.text(max_size=30), lambda c: st.lists(c, max_size=4)
-                           | st.dictionaries(st.text(max_size=10), c, max_size=4), max_leaves=12)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=30),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
+    max_leaves=12,
+)
 DTYPES = st.sampled_from(["F32", "F16", "BF16", "F64", "I8", "U8", "BOOL", "F8_E4M3", "", "X" * 300, "f32"])
 dims_ = st.integers(-5, 2**62) | st.sampled_from([0, 1, R, 64, 128, 256, 10**12])
 
 
 @st.composite
 def mutation(draw):
-    kind = draw(st.sampled_from(["manifest_value", "manifest_json", "manifest_bytes", "config_value",
-                                 "st_length", "st_header", "st_tensor", "st_truncate", "st_bytes"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "manifest_value",
+                "manifest_json",
+                "manifest_bytes",
+                "config_value",
+                "st_length",
+                "st_header",
+                "st_tensor",
+                "st_truncate",
+                "st_bytes",
+            ]
+        )
+    )
     return kind, draw(st.data())
 
 
@@ -93,7 +114,7 @@ def _mutate(path: Path, kind: str, data) -> None:
     else:
         raw = (path / ADAPTER_WEIGHTS).read_bytes()
         (n,) = struct.unpack("<Q", raw[:8])
-        header, body = json.loads(raw[8:8 + n]), raw[8 + n:]
+        header, body = json.loads(raw[8 : 8 + n]), raw[8 + n :]
         if kind == "st_length":  # the 8-byte header length: absurd, off by some, or huge
             n2 = data.draw(st.integers(0, 2**64 - 1) | st.integers(max(0, n - 8), n + 8))
             out = struct.pack("<Q", n2) + raw[8:]
@@ -105,16 +126,26 @@ def _mutate(path: Path, kind: str, data) -> None:
                 t[field] = data.draw(DTYPES if field == "dtype" else st.lists(dims_, max_size=4))
             else:  # a well-formed tensor that does not fit: dtype, shape or rank of another model
                 dtype = data.draw(DTYPES)
-                shape = data.draw(st.lists(st.sampled_from([1, 2, R, 8, 32, 64, 128, 256, 576]), min_size=1,
-                                           max_size=3))
+                shape = data.draw(
+                    st.lists(st.sampled_from([1, 2, R, 8, 32, 64, 128, 256, 576]), min_size=1, max_size=3)
+                )
                 size = int(np.prod(shape)) * {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}.get(dtype, 1)
                 if size > 4 * 1024 * 1024:
                     shape, size = [R, 8], R * 8 * 4
                 start = len(body)
                 body += b"\0" * size
-                header[data.draw(st.sampled_from([name, name.replace("layers.0", "layers.99"),
-                                                   name.replace("q_proj", "lm_head"), "bogus"]))] = {
-                    "dtype": dtype, "shape": shape, "data_offsets": [start, start + size]}
+                header[
+                    data.draw(
+                        st.sampled_from(
+                            [
+                                name,
+                                name.replace("layers.0", "layers.99"),
+                                name.replace("q_proj", "lm_head"),
+                                "bogus",
+                            ]
+                        )
+                    )
+                ] = {"dtype": dtype, "shape": shape, "data_offsets": [start, start + size]}
             hb = json.dumps(header).encode()
             out = struct.pack("<Q", len(hb)) + hb + body
         elif kind == "st_truncate":
@@ -130,8 +161,13 @@ def test_fuzzed_bundles_fail_clearly(valid, tiny_llama, tmp_path_factory):
     outcomes: dict[str, int] = {}
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(mutation())
     def run(m):
         kind, data = m
@@ -152,7 +188,9 @@ def test_fuzzed_bundles_fail_clearly(valid, tiny_llama, tmp_path_factory):
 
     run()
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
-    print(f"bundle fuzz: {sum(outcomes.values())} inputs; outcomes {outcomes}; peak RSS grew {grown_mb:.0f} MB")
+    print(
+        f"bundle fuzz: {sum(outcomes.values())} inputs; outcomes {outcomes}; peak RSS grew {grown_mb:.0f} MB"
+    )
     assert sum(outcomes.values()) >= EXAMPLES * 0.9
     assert outcomes.get("BundleError", 0) > EXAMPLES // 2  # the mutations really do break bundles
     assert grown_mb < 300  # no allocation sized by a header's claims (a 2**63-byte header would OOM)

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
 from phishlens.training import bundle_sync as bs
 from phishlens.training.contract.bundle import content_sha256
-from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "adapters" / "default"
@@ -29,21 +30,41 @@ def store(tmp_path) -> Path:
 @pytest.fixture()
 def lock_file(store, tmp_path) -> Path:
     out = tmp_path / "bundles.json"
-    res = CliRunner().invoke(bs.app, ["lock", str(store / "default"), str(store / "other"), "--out", str(out)])
+    res = CliRunner().invoke(
+        bs.app, ["lock", str(store / "default"), str(store / "other"), "--out", str(out)]
+    )
     assert res.exit_code == 0, res.output
     return out
 
 
 def test_lock_records_the_served_sha256(lock_file, store):
     doc = json.loads(lock_file.read_text())
-    assert doc == {"format": 1, "bundles": {"default": content_sha256(store / "default"),
-                                            "other": content_sha256(store / "other")}}
+    assert doc == {
+        "format": 1,
+        "bundles": {"default": content_sha256(store / "default"), "other": content_sha256(store / "other")},
+    }
 
 
 def test_fetch_from_a_volume_copies_and_verifies(lock_file, store, tmp_path):
     dest = tmp_path / "adapters"
-    res = subprocess.run([sys.executable, "-m", "phishlens.training.bundle_sync", "fetch", "--lock", str(lock_file),
-                          "--source", str(store), "--dest", str(dest)], capture_output=True, text=True, timeout=120, check=False)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "phishlens.training.bundle_sync",
+            "fetch",
+            "--lock",
+            str(lock_file),
+            "--source",
+            str(store),
+            "--dest",
+            str(dest),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr
     assert "verified 2 bundle(s): default, other" in res.stdout
     assert sorted(p.name for p in dest.iterdir()) == ["default", "other"]
@@ -57,8 +78,9 @@ def test_a_tampered_bundle_is_refused_and_never_published(lock_file, store, tmp_
     data[-1] ^= 0xFF  # one flipped byte in the weights: still a readable safetensors file
     p.write_bytes(bytes(data))
     dest = tmp_path / "adapters"
-    res = CliRunner().invoke(bs.app, ["fetch", "--lock", str(lock_file), "--source", str(store),
-                                      "--dest", str(dest)])
+    res = CliRunner().invoke(
+        bs.app, ["fetch", "--lock", str(lock_file), "--source", str(store), "--dest", str(dest)]
+    )
     assert res.exit_code == 1
     assert "bundle other: sha256" in res.output and "differs from the lock" in res.output
     assert sorted(p.name for p in dest.iterdir()) == ["default"]  # no half-copied or unverified bundle
@@ -69,8 +91,9 @@ def test_a_tampered_bundle_is_refused_and_never_published(lock_file, store, tmp_
 def test_missing_or_foreign_files_fail_with_the_reason(lock_file, store, tmp_path):
     shutil.rmtree(store / "other")
     (store / "default" / "payload.pkl").write_bytes(b"\x80\x04")
-    res = CliRunner().invoke(bs.app, ["fetch", "--lock", str(lock_file), "--source", str(store),
-                                      "--dest", str(tmp_path / "a")])
+    res = CliRunner().invoke(
+        bs.app, ["fetch", "--lock", str(lock_file), "--source", str(store), "--dest", str(tmp_path / "a")]
+    )
     assert res.exit_code == 1
     assert "bundle other: not found in the bundle store" in res.output
     assert "bundle default: invalid bundle" in res.output and "payload.pkl" in res.output
@@ -93,9 +116,15 @@ def test_fetch_through_fsspec_object_storage(lock_file, store, tmp_path):
         mem.rm("/bucket", recursive=True)
 
 
-@pytest.mark.parametrize("doc", [{"format": 2, "bundles": {"a": "0" * 64}}, {"format": 1, "bundles": {}},
-                                 {"format": 1, "bundles": {"../x": "0" * 64}},
-                                 {"format": 1, "bundles": {"a": "XYZ"}}])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"format": 2, "bundles": {"a": "0" * 64}},
+        {"format": 1, "bundles": {}},
+        {"format": 1, "bundles": {"../x": "0" * 64}},
+        {"format": 1, "bundles": {"a": "XYZ"}},
+    ],
+)
 def test_bad_lock_files_exit_2(tmp_path, doc):
     f = tmp_path / "lock.json"
     f.write_text(json.dumps(doc))

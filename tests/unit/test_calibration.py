@@ -2,7 +2,10 @@ import numpy as np
 import pytest
 
 from phishlens.training.model.calibration import (
-    apply_temperature, choose_threshold, fit_temperature, uncertain_band,
+    apply_temperature,
+    choose_threshold,
+    fit_temperature,
+    uncertain_band,
 )
 
 

@@ -49,14 +49,20 @@ def test_classify_default_and_multi_adapter_one_backend_call(fake_backend, adapt
         out = await svc.classify([PHISHY, CLEAN], ["default", "alt"])
         assert len(fake_backend.calls) == 1 and len(fake_backend.calls[0]) == 4  # one mixed call
         got = [(r.index, r.adapter, round(r.p_phishing, 9)) for r in out.results]
-        want = [(0, "default", round(expected_p(True, 1.0), 9)), (0, "alt", round(expected_p(True, 2.0), 9)),
-                (1, "default", round(expected_p(False, 1.0), 9)), (1, "alt", round(expected_p(False, 2.0), 9))]
+        want = [
+            (0, "default", round(expected_p(True, 1.0), 9)),
+            (0, "alt", round(expected_p(True, 2.0), 9)),
+            (1, "default", round(expected_p(False, 1.0), 9)),
+            (1, "alt", round(expected_p(False, 2.0), 9)),
+        ]
         assert got == want
         assert out.prompt_tokens == sum(len(r.prompt_ids) for r in fake_backend.calls[0])
         assert [r.adapter_id for r in (q.adapter for q in fake_backend.calls[0])] == [
-            svc.registry.get(n).handle.adapter_id for n in ("default", "alt", "default", "alt")]
+            svc.registry.get(n).handle.adapter_id for n in ("default", "alt", "default", "alt")
+        ]
         text = svc.metrics.render().decode()
         assert 'phishlens_classifications_total{adapter="alt",label="phishing"} 1.0' in text
+
     asyncio.run(go())
 
 
@@ -65,6 +71,7 @@ def test_truncation_flag(fake_backend, adapter_root):
         svc = await service(fake_backend, adapter_root)
         out = await svc.classify(["hi, urgent " + "word " * 500 + "end"])
         assert out.results[0].truncated and out.results[0].label == "phishing"  # head kept
+
     asyncio.run(go())
 
 
@@ -78,6 +85,7 @@ def test_caps_and_unknown_adapter(fake_backend, adapter_root):
         with pytest.raises(AdapterNotFound):
             await svc.classify(["a"], ["nope"])
         assert svc.inflight == 0
+
     asyncio.run(go())
 
 
@@ -98,6 +106,7 @@ def test_admission_control_and_backend_failure(fake_backend, adapter_root):
         with pytest.raises(BackendFailure, match="engine dead"):
             await svc.classify(["a"])
         assert svc.inflight == 0
+
     asyncio.run(go())
 
 
@@ -107,17 +116,24 @@ def test_golden_check_not_in_metrics(fake_backend, adapter_root, tmp_path, token
         report = await svc.golden_check()
         assert report.ok, report.failures
         assert b"phishlens_classifications_total{" not in svc.metrics.render()
-        write_bundle(adapter_root, "wrong-golden", tokenizer=tokenizer, base_sha256=smollm2_base.sha256,
-                     golden=[("see you at lunch", "phishing")])
+        write_bundle(
+            adapter_root,
+            "wrong-golden",
+            tokenizer=tokenizer,
+            base_sha256=smollm2_base.sha256,
+            golden=[("see you at lunch", "phishing")],
+        )
         await svc.registry.load("wrong-golden")
         report = await svc.golden_check()
         assert not report.ok and "wrong-golden: golden example 0 expected phishing" in report.failures[0]
         await svc.registry.unload("wrong-golden")
         assert (await svc.golden_check()).ok
+
     try:
         asyncio.run(go())
     finally:
         import shutil
+
         shutil.rmtree(adapter_root / "wrong-golden", ignore_errors=True)
 
 
@@ -137,6 +153,7 @@ class _Broken:
 def test_observers_see_served_traffic_only(fake_backend, adapter_root):
     """Observers (drift, feedback) get every served classification with its request id, never the golden
     self-test; a failing observer is logged and never fails the request."""
+
     async def go():
         svc = await service(fake_backend, adapter_root)
         rec = _Recorder()
@@ -148,4 +165,5 @@ def test_observers_see_served_traffic_only(fake_backend, adapter_root):
         assert rec.seen == [([PHISHY, CLEAN], out.request_id, 4)]
         out2 = await svc.classify([CLEAN])
         assert out2.request_id != out.request_id and len(rec.seen) == 2
+
     asyncio.run(go())

@@ -11,8 +11,9 @@ import types
 import httpx
 import pytest
 import typer
-from phishlens.clients import PhishlensClient, cli
 from typer.testing import CliRunner
+
+from phishlens.clients import PhishlensClient, cli
 
 runner = CliRunner()
 SHA = "cd" * 32
@@ -23,16 +24,32 @@ THRESHOLDS = {"default": 0.5, "sms": 0.764}
 
 def _result(i: int, text: str, adapter: str = "default") -> dict:
     p = 0.95 if "urgent" in text else 0.05 if adapter == "default" else 0.719
-    return {"index": i, "label": "phishing" if p >= THRESHOLDS[adapter] else "legitimate",
-            "probs": {"phishing": p, "legitimate": 1 - p}, "score": p, "uncertain": 0.6 < p < 0.8,
-            "truncated": len(text) > 40, "adapter": {"name": adapter, "sha256": SHA}, "style": "sms",
-            "style_source": "detected",
-            "ood": {"score": 1.5 if "zebra" in text else 0.5, "flagged": "zebra" in text, "threshold": 0.9}}
+    return {
+        "index": i,
+        "label": "phishing" if p >= THRESHOLDS[adapter] else "legitimate",
+        "probs": {"phishing": p, "legitimate": 1 - p},
+        "score": p,
+        "uncertain": 0.6 < p < 0.8,
+        "truncated": len(text) > 40,
+        "adapter": {"name": adapter, "sha256": SHA},
+        "style": "sms",
+        "style_source": "detected",
+        "ood": {"score": 1.5 if "zebra" in text else 0.5, "flagged": "zebra" in text, "threshold": 0.9},
+    }
 
 
 def _adapter(name: str, default: bool = False) -> dict:
-    return {"name": name, "sha256": SHA, "base_model": "smollm2", "default": default, "labels": ["phishing"],
-            "created": "2026-11-20T00:00:00Z", "loaded_at": 1.0, "metrics": {}, "calibration": _calibration(name)}
+    return {
+        "name": name,
+        "sha256": SHA,
+        "base_model": "smollm2",
+        "default": default,
+        "labels": ["phishing"],
+        "created": "2026-11-20T00:00:00Z",
+        "loaded_at": 1.0,
+        "metrics": {},
+        "calibration": _calibration(name),
+    }
 
 
 def _calibration(name: str) -> dict:
@@ -50,8 +67,9 @@ class FakeServer:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         if self.status is not None:
-            return httpx.Response(self.status, json={"error": {"type": "adapter_not_found",
-                                                               "message": "no adapter 'nope'"}})
+            return httpx.Response(
+                self.status, json={"error": {"type": "adapter_not_found", "message": "no adapter 'nope'"}}
+            )
         path = request.url.path
         if path == "/v1/classify":
             body = json.loads(request.content)
@@ -60,9 +78,17 @@ class FakeServer:
             if names == ["auto"]:  # routing as the server does it: short texts to "sms", the rest to default
                 data = [_result(i, t, "sms" if len(t) < 20 else "default") for i, t in enumerate(texts)]
             else:
-                data = [_result(i, t, a) for a in names for i, t in enumerate(texts)]  # server order: by adapter
-            return httpx.Response(200, json={"id": f"clf-{len(self.requests)}", "data": data,
-                                             "usage": {"texts": len(texts), "prompt_tokens": 3}})
+                data = [
+                    _result(i, t, a) for a in names for i, t in enumerate(texts)
+                ]  # server order: by adapter
+            return httpx.Response(
+                200,
+                json={
+                    "id": f"clf-{len(self.requests)}",
+                    "data": data,
+                    "usage": {"texts": len(texts), "prompt_tokens": 3},
+                },
+            )
         if path == "/v1/adapters" and request.method == "GET":
             return httpx.Response(200, json={"data": [_adapter("default", True), _adapter("sms")]})
         if path == "/v1/adapters" and request.method == "POST":
@@ -127,8 +153,14 @@ def test_classify_jsonl_file_batches_and_keeps_ids(server, tmp_path):
 
 
 def test_classify_plain_lines_from_stdin_table(server):
-    r = invoke("classify", "--file", "-", "--format", "table",
-               input="hello there\n\nurgent: your account is locked, verify it now at the link below\n")
+    r = invoke(
+        "classify",
+        "--file",
+        "-",
+        "--format",
+        "table",
+        input="hello there\n\nurgent: your account is locked, verify it now at the link below\n",
+    )
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
     assert lines[0] == "request clf-1  (texts 0-1)"  # the id `phishlens feedback` needs
@@ -165,7 +197,10 @@ def test_classify_json_carries_request_id_and_index(server, tmp_path):
     r = invoke("classify", "-f", str(f), "--batch-size", "2")
     out = [json.loads(line) for line in r.stdout.splitlines()]
     assert [(o["request_id"], o["request_index"], o["index"]) for o in out] == [
-        ("clf-1", 0, 0), ("clf-1", 1, 1), ("clf-2", 0, 2)]
+        ("clf-1", 0, 0),
+        ("clf-1", 1, 1),
+        ("clf-2", 0, 2),
+    ]
 
 
 def test_classify_dash_reads_stdin_as_one_text(server):
@@ -262,8 +297,9 @@ def test_connection_refused_exits_1(monkeypatch):
     def refuse(request):
         raise httpx.ConnectError("connection refused", request=request)
 
-    monkeypatch.setattr(cli, "client_factory",
-                        functools.partial(PhishlensClient, transport=httpx.MockTransport(refuse)))
+    monkeypatch.setattr(
+        cli, "client_factory", functools.partial(PhishlensClient, transport=httpx.MockTransport(refuse))
+    )
     r = invoke("classify", "hi")
     assert r.exit_code == 1 and r.stderr.startswith("error: connection_error:")
     assert "Traceback" not in r.output
@@ -299,8 +335,21 @@ def test_serve_builds_settings_from_env_and_options(monkeypatch, tmp_path):
     monkeypatch.setattr(server_main, "serve", lambda settings: seen.setdefault("settings", settings))
     monkeypatch.setenv("PHISHLENS_BACKEND", "hf")
     monkeypatch.setenv("PHISHLENS_MAX_BATCH", "16")
-    r = invoke("serve", "--host", "0.0.0.0", "--port", "8123", "--adapter", "default", "--adapter", "sms",
-               "--adapter-root", str(tmp_path), "--base-model", "smollm2")
+    r = invoke(
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8123",
+        "--adapter",
+        "default",
+        "--adapter",
+        "sms",
+        "--adapter-root",
+        str(tmp_path),
+        "--base-model",
+        "smollm2",
+    )
     assert r.exit_code == 0, r.output
     s = seen["settings"]
     assert (s.host, s.port, s.backend, s.max_batch, s.base_model) == ("0.0.0.0", 8123, "hf", 16, "smollm2")
@@ -379,7 +428,9 @@ def test_explain_and_probe_eml_send_the_raw_message_as_a_typed_input(server, tmp
 
 
 def test_classify_auto_shows_the_adapter_that_answered_and_the_ood_flag(server):
-    r = invoke("classify", "hi zebra", "a much longer message about a meeting", "-a", "auto", "--format", "table")
+    r = invoke(
+        "classify", "hi zebra", "a much longer message about a meeting", "-a", "auto", "--format", "table"
+    )
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
     assert lines[1].split() == ["#", "sms", "default", "text"]  # one column per adapter that answered

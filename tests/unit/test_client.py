@@ -18,23 +18,44 @@ SHA = "ab" * 32
 
 
 def result(index: int, p: float = 0.9, adapter: str = "default", **extra) -> dict:
-    return {"index": index, "label": "phishing" if p >= 0.5 else "legitimate",
-            "probs": {"phishing": p, "legitimate": 1 - p}, "score": p, "uncertain": False,
-            "truncated": False, "adapter": {"name": adapter, "sha256": SHA}, "style": "sms",
-            "style_source": "detected", **extra}
+    return {
+        "index": index,
+        "label": "phishing" if p >= 0.5 else "legitimate",
+        "probs": {"phishing": p, "legitimate": 1 - p},
+        "score": p,
+        "uncertain": False,
+        "truncated": False,
+        "adapter": {"name": adapter, "sha256": SHA},
+        "style": "sms",
+        "style_source": "detected",
+        **extra,
+    }
 
 
 def adapter(name: str, default: bool = False, **extra) -> dict:
     """An adapter as the server describes it (every field the protocol requires)."""
-    return {"name": name, "sha256": SHA, "base_model": "smollm2", "default": default, "labels": ["phishing"],
-            "created": "2026-11-20T00:00:00Z", "loaded_at": 1.0, "metrics": {},
-            "calibration": {"threshold": 0.5, "uncertain_low": 0.4, "uncertain_high": 0.6, "temperature": 1.0},
-            **extra}
+    return {
+        "name": name,
+        "sha256": SHA,
+        "base_model": "smollm2",
+        "default": default,
+        "labels": ["phishing"],
+        "created": "2026-11-20T00:00:00Z",
+        "loaded_at": 1.0,
+        "metrics": {},
+        "calibration": {"threshold": 0.5, "uncertain_low": 0.4, "uncertain_high": 0.6, "temperature": 1.0},
+        **extra,
+    }
 
 
 def classify_body(n: int, **extra) -> dict:
-    return {"id": "cls-1", "object": "classification", "data": [result(i) for i in range(n)],
-            "usage": {"texts": n, "prompt_tokens": 7 * n}, **extra}
+    return {
+        "id": "cls-1",
+        "object": "classification",
+        "data": [result(i) for i in range(n)],
+        "usage": {"texts": n, "prompt_tokens": 7 * n},
+        **extra,
+    }
 
 
 def error_body(type_: str, message: str) -> dict:
@@ -64,8 +85,9 @@ def sync_client(handler, **kw) -> PhishlensClient:
 
 def async_client(handler, **kw) -> AsyncPhishlensClient:
     kw.setdefault("backoff", 0.0)
-    return AsyncPhishlensClient("http://phishlens.test", api_key="k-user",
-                                transport=httpx.MockTransport(handler), **kw)
+    return AsyncPhishlensClient(
+        "http://phishlens.test", api_key="k-user", transport=httpx.MockTransport(handler), **kw
+    )
 
 
 # ---- parsing -----------------------------------------------------------------------------------------
@@ -81,7 +103,12 @@ def test_classify_request_and_response():
     assert resp.id == "cls-1" and resp.usage.prompt_tokens == 7
     r = resp.data[0]
     assert (r.label, r.score, r.probs["legitimate"], r.adapter.name, r.adapter.sha256) == (
-        "phishing", 0.9, pytest.approx(0.1), "default", SHA)
+        "phishing",
+        0.9,
+        pytest.approx(0.1),
+        "default",
+        SHA,
+    )
     assert resp.model_extra == {"served_by": "replica-3"}  # extra fields are kept, not rejected
 
 
@@ -93,8 +120,10 @@ def test_classify_list_and_adapters_body():
 
 
 def test_adapters_load_unload_and_kserve():
-    listing = {"object": "list", "data": [adapter("default", True, metrics={"test": {"email": {"f1": 0.97}}}),
-                                          adapter("alt")]}
+    listing = {
+        "object": "list",
+        "data": [adapter("default", True, metrics={"test": {"email": {"f1": 0.97}}}), adapter("alt")],
+    }
     loaded = adapter("new")
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -102,9 +131,12 @@ def test_adapters_load_unload_and_kserve():
             ("GET", "/v1/adapters"): httpx.Response(200, json=listing),
             ("POST", "/v1/adapters"): httpx.Response(201, json=loaded),
             ("DELETE", "/v1/adapters/new%2Fv2"): httpx.Response(200, json={"name": "new/v2"}),
-            ("POST", "/v1/models/default:predict"): httpx.Response(200, json={"predictions": [result(0)], "id": "clf-1"}),
-            ("GET", "/v1/models/default"): httpx.Response(200, json={"name": "default", "ready": True, "sha256": SHA,
-                                                                           "base_model": "smollm2"}),
+            ("POST", "/v1/models/default:predict"): httpx.Response(
+                200, json={"predictions": [result(0)], "id": "clf-1"}
+            ),
+            ("GET", "/v1/models/default"): httpx.Response(
+                200, json={"name": "default", "ready": True, "sha256": SHA, "base_model": "smollm2"}
+            ),
             ("GET", "/health"): httpx.Response(200, json={"status": "ok"}),
             ("GET", "/metrics"): httpx.Response(200, text="phishlens_requests_total 3\n"),
         }
@@ -208,9 +240,11 @@ def test_transport_failure_is_connection_error():
 
 # ---- retries -----------------------------------------------------------------------------------------
 def test_retries_429_then_succeeds():
-    rec = Recorder(httpx.Response(429, json=error_body("overloaded", "queue full")),
-                   httpx.Response(429, json=error_body("overloaded", "queue full")),
-                   httpx.Response(200, json=classify_body(1)))
+    rec = Recorder(
+        httpx.Response(429, json=error_body("overloaded", "queue full")),
+        httpx.Response(429, json=error_body("overloaded", "queue full")),
+        httpx.Response(200, json=classify_body(1)),
+    )
     with sync_client(rec) as client:
         assert client.classify("x").data[0].label == "phishing"
     assert len(rec.requests) == 3
@@ -239,17 +273,22 @@ def test_no_retry_on_other_statuses(status):
 def test_backoff_schedule_and_retry_after(monkeypatch):
     sleeps: list[float] = []
     monkeypatch.setattr("phishlens.clients.client.time.sleep", sleeps.append)
-    rec = Recorder(httpx.Response(429), httpx.Response(429), httpx.Response(429),
-                   httpx.Response(429, headers={"Retry-After": "30"}),
-                   httpx.Response(200, json=classify_body(1)))
+    rec = Recorder(
+        httpx.Response(429),
+        httpx.Response(429),
+        httpx.Response(429),
+        httpx.Response(429, headers={"Retry-After": "30"}),
+        httpx.Response(200, json=classify_body(1)),
+    )
     with sync_client(rec, max_retries=4, backoff=0.5) as client:
         client.classify("x")
     assert sleeps == [0.5, 1.0, 2.0, 8.0]  # exponential, then Retry-After capped at max_backoff
 
 
 def test_async_retries_429():
-    rec = Recorder(httpx.Response(429, json=error_body("overloaded", "full")),
-                   httpx.Response(200, json=classify_body(1)))
+    rec = Recorder(
+        httpx.Response(429, json=error_body("overloaded", "full")), httpx.Response(200, json=classify_body(1))
+    )
 
     async def go():
         async with async_client(rec) as client:
@@ -263,7 +302,9 @@ def echo_classifier(request: httpx.Request) -> httpx.Response:
     """Scores text i as P = 0.5 + small step, returns results in reverse order to test re-ordering."""
     texts = json.loads(request.content)["input"]
     data = [result(i, p=float(t.split("-")[1]) / 1000) for i, t in enumerate(texts)]
-    return httpx.Response(200, json={"id": "c", "data": data[::-1], "usage": {"texts": len(texts), "prompt_tokens": 0}})
+    return httpx.Response(
+        200, json={"id": "c", "data": data[::-1], "usage": {"texts": len(texts), "prompt_tokens": 0}}
+    )
 
 
 def test_classify_many_chunks_and_keeps_order():
@@ -359,9 +400,11 @@ def test_public_api_exports():
 
 
 def test_import_is_light():
-    code = ("import sys, phishlens.clients, phishlens.clients.cli; "
-            "heavy = [m for m in ('torch', 'vllm', 'transformers', 'phishlens.server', 'phishlens.training')"
-            " if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
+    code = (
+        "import sys, phishlens.clients, phishlens.clients.cli; "
+        "heavy = [m for m in ('torch', 'vllm', 'transformers', 'phishlens.server', 'phishlens.training')"
+        " if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -370,5 +413,7 @@ def test_error_type_chooses_the_class_before_the_status():
     """Regression: feedback's 404 `request_not_found` was raised as AdapterNotFoundError (status-only map)."""
     e = errors.parse_error(404, {"error": {"type": "request_not_found", "message": "unknown request id"}})
     assert type(e) is errors.RequestNotFoundError and e.status == 404 and e.message == "unknown request id"
-    assert type(errors.parse_error(404, {"error": {"type": "adapter_not_found", "message": "x"}})) \
+    assert (
+        type(errors.parse_error(404, {"error": {"type": "adapter_not_found", "message": "x"}}))
         is errors.AdapterNotFoundError
+    )

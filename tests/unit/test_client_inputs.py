@@ -8,6 +8,7 @@ import json
 
 import httpx
 import pytest
+
 from phishlens.clients import (
     AsyncPhishlensClient,
     EmailInput,
@@ -40,7 +41,7 @@ _ANSWER = {
                 "defects": [],
             },
         }
-    ]
+    ],
 }
 
 
@@ -111,8 +112,11 @@ def test_explain_and_probe_take_typed_inputs():
         return httpx.Response(500, json={"error": {"type": "internal_error", "message": "stop here"}})
 
     with PhishlensClient(transport=httpx.MockTransport(handler), max_retries=0) as c:
-        for call in (lambda: c.explain(EmailInput(email="Subject: a\n\nb")), lambda: c.probe(SmsInput(sms="hi")),
-                     lambda: c.kserve_explain("default", UrlInput(url="x.example"))):
+        for call in (
+            lambda: c.explain(EmailInput(email="Subject: a\n\nb")),
+            lambda: c.probe(SmsInput(sms="hi")),
+            lambda: c.kserve_explain("default", UrlInput(url="x.example")),
+        ):
             with pytest.raises(PhishlensError, match="stop here"):  # the request body is what is checked
                 call()
     assert bodies[0]["input"] == {"email": "Subject: a\n\nb", "encoding": "text"}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from phishlens.training.data.config import DataRootMissing, data_root as resolve_root
+from phishlens.training.data.config import DataRootMissing
+from phishlens.training.data.config import data_root as resolve_root
 from phishlens.training.data.corpora import SOURCES, UnknownSource, load_source
 from phishlens.training.data.splits import DEDUP_PRIORITY, dedup_records
 
@@ -106,20 +106,26 @@ def test_dedup_stats_consistent(loaded):
     assert len(out) == sum(stats.rows_out.values())
     assert len({r.uid for r in out}) == len(out)
     for s in loaded:
-        assert stats.rows_in[s] == (stats.rows_out[s] + stats.within_source[s] + stats.cross_source[s]
-                                    + stats.label_conflict[s])
+        assert stats.rows_in[s] == (
+            stats.rows_out[s] + stats.within_source[s] + stats.cross_source[s] + stats.label_conflict[s]
+        )
 
 
 def test_ham_links_are_cleaned_capped_per_host_and_in_file_order():
     from phishlens.training.data.corpora_extra import ham_links
 
-    bodies = ["see http://lists.example.org/a. and (http://lists.example.org/b)",
-              "http://lists.example.org/c http://lists.example.org/d https://news.example.co.uk/x?y=1,",
-              "mail me at zzzz@spamassassin.taint.org http://spamassassin.taint.org/ http://localhost/x "
-              "http://61/ http://lists.example.org/a http://www.monkey.org/~kra/"]
+    bodies = [
+        "see http://lists.example.org/a. and (http://lists.example.org/b)",
+        "http://lists.example.org/c http://lists.example.org/d https://news.example.co.uk/x?y=1,",
+        "mail me at zzzz@spamassassin.taint.org http://spamassassin.taint.org/ http://localhost/x "
+        "http://61/ http://lists.example.org/a http://www.monkey.org/~kra/",
+    ]
     assert ham_links(bodies, per_host=3) == [
-        "http://lists.example.org/a", "http://lists.example.org/b", "http://lists.example.org/c",
-        "https://news.example.co.uk/x?y=1"]
+        "http://lists.example.org/a",
+        "http://lists.example.org/b",
+        "http://lists.example.org/c",
+        "https://news.example.co.uk/x?y=1",
+    ]
 
 
 def test_top_sites_needs_its_pinned_tarball(monkeypatch, tmp_path):

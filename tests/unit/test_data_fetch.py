@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from phishlens.clients import cli
-from phishlens.training.data.fetch import sha256_of
 from phishlens.training.data.downloads import FILES, select
+from phishlens.training.data.fetch import sha256_of
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]

@@ -27,7 +27,9 @@ def zebra_model(tiny_bundles):
     _, b, _ = tiny_bundles
     m = b.manifest
     tok = AutoTokenizer.from_pretrained(m.base_model.ref)
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(m.base_model.ref), str(b.path)).eval()
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(m.base_model.ref), str(b.path)
+    ).eval()
     enc = PromptEncoder(tok, m.prompt.template, m.prompt.max_text_tokens)
     lens = LogitLens.of(model, m.label_token_ids)
 
@@ -37,9 +39,17 @@ def zebra_model(tiny_bundles):
     def score(texts):
         return lens.probabilities(hidden(texts).last, m.calibration.temperature)[:, -1]
 
-    return DiagnosedModel(b.name, ["sms_uci"], m.calibration.threshold, hidden,
-                          lambda s: lens.probabilities(s, m.calibration.temperature), score, tok,
-                          ProbeSet.load(b.path), list(m.lora.layers or []))
+    return DiagnosedModel(
+        b.name,
+        ["sms_uci"],
+        m.calibration.threshold,
+        hidden,
+        lambda s: lens.probabilities(s, m.calibration.temperature),
+        score,
+        tok,
+        ProbeSet.load(b.path),
+        list(m.lora.layers or []),
+    )
 
 
 def _rows():
@@ -84,7 +94,9 @@ def test_diagnosis_finds_planted_label_noise_and_writes_report(zebra_model, tmp_
     from phishlens.explain.diagnose import Diagnosis, to_markdown
 
     again = Diagnosis.from_dict(data, matrix)  # re-rendering from the JSON gives the same report
-    assert to_markdown(again, {"probes": "probes.png", "lens": "logit_lens.png", "flips": "flips.png"}) == text
+    assert (
+        to_markdown(again, {"probes": "probes.png", "lens": "logit_lens.png", "flips": "flips.png"}) == text
+    )
 
 
 def test_noise_audit_needs_every_model():
@@ -98,9 +110,16 @@ def test_noise_audit_needs_every_model():
         def __init__(self, name, errs):
             self.name, self.confident_errors = name, errs
 
-    out = noise_audit(rows, [E("m1", [0, 2]), E("m2", [0])],
-                      {"m1": np.array([0.01, 0.1, 0.02]), "m2": np.array([0.02, 0.2, 0.6])})
-    assert out["n_flagged"] == 1 and out["per_source"]["a"]["flagged"] == 1 and out["per_source"]["b"]["flagged"] == 0
+    out = noise_audit(
+        rows,
+        [E("m1", [0, 2]), E("m2", [0])],
+        {"m1": np.array([0.01, 0.1, 0.02]), "m2": np.array([0.02, 0.2, 0.6])},
+    )
+    assert (
+        out["n_flagged"] == 1
+        and out["per_source"]["a"]["flagged"] == 1
+        and out["per_source"]["b"]["flagged"] == 0
+    )
     assert out["per_source"]["b"]["by_model"] == {"m1": 1, "m2": 0}
 
 
@@ -111,8 +130,14 @@ def test_runner_on_real_corpora_with_tiny_bundles(tiny_bundles, data_root, tmp_p
 
     root, phish, legit = tiny_bundles
     with single_thread():
-        report = run_diagnosis([phish.path, legit.path], tmp_path, data_root=data_root, per_label=1,
-                               shap_per_style=0, matrix_path=None)
+        report = run_diagnosis(
+            [phish.path, legit.path],
+            tmp_path,
+            data_root=data_root,
+            per_label=1,
+            shap_per_style=0,
+            matrix_path=None,
+        )
     data = json.loads((tmp_path / "diagnosis.json").read_text())
     assert [m["name"] for m in data["models"]] == ["zebra-phish", "zebra-legit"]
     assert {"email", "sms", "url"} <= set(data["models"][0]["by_style"])

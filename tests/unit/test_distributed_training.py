@@ -42,17 +42,43 @@ def runs(tiny_llama, tmp_path_factory) -> dict[str, Path]:
     if torchrun is None:
         pytest.skip("torchrun not found (it ships with torch)")
     tmp = tmp_path_factory.mktemp("ddp")
-    out = {"single": tmp / "single", "ddp2": tmp / "ddp2", "fsdp2": tmp / "fsdp2", "single-b8": tmp / "single-b8"}
+    out = {
+        "single": tmp / "single",
+        "ddp2": tmp / "ddp2",
+        "fsdp2": tmp / "fsdp2",
+        "single-b8": tmp / "single-b8",
+    }
     run([sys.executable, str(DRIVER), str(tiny_llama.path), str(out["single"]), str(BATCH)], tmp)
     for strategy in ("ddp", "fsdp"):
-        log = run([torchrun, "--standalone", "--nproc_per_node", "2", str(DRIVER), str(tiny_llama.path),
-                   str(out[f"{strategy}2"]), str(BATCH), strategy], tmp)
+        log = run(
+            [
+                torchrun,
+                "--standalone",
+                "--nproc_per_node",
+                "2",
+                str(DRIVER),
+                str(tiny_llama.path),
+                str(out[f"{strategy}2"]),
+                str(BATCH),
+                strategy,
+            ],
+            tmp,
+        )
         (tmp / f"{strategy}2.log").write_text(log)
     run([sys.executable, str(DRIVER), str(tiny_llama.path), str(out["single-b8"]), "8"], tmp)
     # FSDP resume: the run dies right after its step-10 checkpoint (of 14 steps), the rerun resumes from it
     resumed = tmp / "fsdp2-resumed"
-    fsdp = [torchrun, "--standalone", "--nproc_per_node", "2", str(DRIVER), str(tiny_llama.path), str(resumed),
-            str(BATCH), "fsdp"]
+    fsdp = [
+        torchrun,
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(DRIVER),
+        str(tiny_llama.path),
+        str(resumed),
+        str(BATCH),
+        "fsdp",
+    ]
     run([*fsdp, "10"], tmp, ok=False)
     assert json.loads((tmp / ".fsdp2-resumed.ckpt" / "ckpt.json").read_text())["step"] == 10
     (tmp / "fsdp2-resumed.log").write_text(run(fsdp, tmp))
@@ -91,8 +117,12 @@ def test_fsdp_two_ranks_train_the_single_process_adapter(runs):
     assert abs(m1["final_loss"] - m2["final_loss"]) < 1e-4
     # it really sharded: each rank held about half of the trained layers' values, not a replica
     log = (runs["fsdp2"].parent / "fsdp2.log").read_text()
-    held = {int(r): (int(h), int(t)) for r, h, t in
-            re.findall(r"fsdp: rank (\d) holds (\d+) of (\d+) parameter values of the 2 trained layers", log)}
+    held = {
+        int(r): (int(h), int(t))
+        for r, h, t in re.findall(
+            r"fsdp: rank (\d) holds (\d+) of (\d+) parameter values of the 2 trained layers", log
+        )
+    }
     assert held.keys() == {0, 1}, log[-3000:]
     total = held[0][1]
     assert held[0][0] + held[1][0] == total and max(h for h, _ in held.values()) <= 0.55 * total

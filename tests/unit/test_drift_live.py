@@ -63,8 +63,11 @@ def run(live, records):
 @pytest.mark.parametrize("prevalence", [0.05, 0.5])
 def test_in_distribution_never_alerts_whatever_the_prevalence(live, prevalence):
     m, _, _, groups, _, _ = live
-    ev = [e for e in run(live, m.at_prevalence(groups["in"], prevalence, 400, random.Random(1)))
-          if e[0] >= WINDOW]
+    ev = [
+        e
+        for e in run(live, m.at_prevalence(groups["in"], prevalence, 400, random.Random(1)))
+        if e[0] >= WINDOW
+    ]
     assert len(ev) >= 15
     assert not any(e[1] for e in ev), [(e[0], e[5]) for e in ev if e[1]]
     covered = np.mean([e[3] <= prevalence <= e[4] for e in ev])

@@ -10,6 +10,7 @@ import zlib
 
 import numpy as np
 import pytest
+
 from phishlens.explain.reference import build_profile
 from phishlens.server.metrics import Metrics
 from phishlens.server.registry import AdapterRegistry
@@ -18,11 +19,54 @@ from phishlens.server.services.drift import DriftMonitor
 from phishlens.server.services.drift_metrics import DriftMetrics
 from phishlens.server.settings import Settings
 from phishlens.training.contract.bundle import load_bundle, write_manifest
-
 from tests.fakes import FakeBackend, expected_p, write_bundle
 
-WORDS = ["the", "a", "meeting", "lunch", "report", "invoice", "tomorrow", "please", "call", "office", "team", "project", "update", "schedule", "notes", "draft", "friday", "review", "budget", "plan", "thanks", "agenda", "slides", "client"]
-MAIL = ["dear", "customer", "account", "verify", "bank", "login", "security", "suspended", "password", "confirm", "billing", "department", "immediately", "limited", "access", "restore", "identity", "click"]
+WORDS = [
+    "the",
+    "a",
+    "meeting",
+    "lunch",
+    "report",
+    "invoice",
+    "tomorrow",
+    "please",
+    "call",
+    "office",
+    "team",
+    "project",
+    "update",
+    "schedule",
+    "notes",
+    "draft",
+    "friday",
+    "review",
+    "budget",
+    "plan",
+    "thanks",
+    "agenda",
+    "slides",
+    "client",
+]
+MAIL = [
+    "dear",
+    "customer",
+    "account",
+    "verify",
+    "bank",
+    "login",
+    "security",
+    "suspended",
+    "password",
+    "confirm",
+    "billing",
+    "department",
+    "immediately",
+    "limited",
+    "access",
+    "restore",
+    "identity",
+    "click",
+]
 WINDOW = 40
 
 
@@ -41,10 +85,15 @@ def sms(n: int, seed: int, every: int = 2) -> list[str]:
 def mails(n: int, seed: int) -> list[str]:
     """HTML e-mails with URLs, digits and capitals: another style entirely."""
     rng = random.Random(seed)
-    return ["<html><body><p>" + " ".join(rng.choice(MAIL).upper() if k % 5 == 0 else rng.choice(MAIL)
-                                          for k in range(rng.randint(30, 60)))
-            + f"</p>\n<a href='http://secure-{i}.example.com/login'>Ref #{rng.randint(10000, 99999)}</a>\n"
-            "</body></html>" for i in range(n)]
+    return [
+        "<html><body><p>"
+        + " ".join(
+            rng.choice(MAIL).upper() if k % 5 == 0 else rng.choice(MAIL) for k in range(rng.randint(30, 60))
+        )
+        + f"</p>\n<a href='http://secure-{i}.example.com/login'>Ref #{rng.randint(10000, 99999)}</a>\n"
+        "</body></html>"
+        for i in range(n)
+    ]
 
 
 def hash_embed(texts) -> np.ndarray:
@@ -59,12 +108,27 @@ def hash_embed(texts) -> np.ndarray:
 @pytest.fixture(scope="module")
 def root(tmp_path_factory, tokenizer, smollm2_base):
     root = tmp_path_factory.mktemp("drift-adapters")
-    path = write_bundle(root, "tiny", tokenizer=tokenizer, base_sha256=smollm2_base.sha256,
-                        golden=[("please reply urgent now", "phishing"), ("lunch at noon", "legitimate")])
+    path = write_bundle(
+        root,
+        "tiny",
+        tokenizer=tokenizer,
+        base_sha256=smollm2_base.sha256,
+        golden=[("please reply urgent now", "phishing"), ("lunch at noon", "legitimate")],
+    )
     texts = sms(400, seed=1)
     y = [" urgent" in " " + t for t in texts]
-    prof = build_profile("tiny", texts, [expected_p(v) for v in y], y, hash_embed(texts), calibration_prior=0.5,
-                         embed_model="hash", windows=(WINDOW,), n_sims=500, alpha=0.01)
+    prof = build_profile(
+        "tiny",
+        texts,
+        [expected_p(v) for v in y],
+        y,
+        hash_embed(texts),
+        calibration_prior=0.5,
+        embed_model="hash",
+        windows=(WINDOW,),
+        n_sims=500,
+        alpha=0.01,
+    )
     extras = prof.save(path)
     m = load_bundle(path).manifest
     write_manifest(path, m.model_copy(update={"extras": extras}))
@@ -74,8 +138,14 @@ def root(tmp_path_factory, tokenizer, smollm2_base):
 
 class Rig:
     def __init__(self, root, tokenizer, sha, state_dir) -> None:
-        self.settings = Settings(adapter_roots=[root], adapters=["tiny", "plain"], default_adapter="tiny",
-                                 drift_window=WINDOW, drift_eval_every=10, drift_state_dir=state_dir)
+        self.settings = Settings(
+            adapter_roots=[root],
+            adapters=["tiny", "plain"],
+            default_adapter="tiny",
+            drift_window=WINDOW,
+            drift_eval_every=10,
+            drift_state_dir=state_dir,
+        )
         self.backend = FakeBackend(tokenizer, sha)
         self.metrics = Metrics()
         self.dm = DriftMetrics(self.metrics.registry)
@@ -100,7 +170,7 @@ class Rig:
         """Classify in batches; the alert flag after each batch."""
         alerts = []
         for i in range(0, len(texts), batch):
-            await self.service.classify(texts[i:i + batch], list(adapters))
+            await self.service.classify(texts[i : i + batch], list(adapters))
             assert await asyncio.to_thread(self.monitor.flush, 30)
             alerts.append(self.report()["tiny"].alert)
         return alerts
@@ -109,7 +179,9 @@ class Rig:
         return {d.adapter: d for d in self.monitor.report()}
 
 
-def test_in_distribution_quiet_shift_alerts_and_state_survives_restart(root, tokenizer, smollm2_base, tmp_path):
+def test_in_distribution_quiet_shift_alerts_and_state_survives_restart(
+    root, tokenizer, smollm2_base, tmp_path
+):
     async def scenario():
         async with Rig(root, tokenizer, smollm2_base.sha256, tmp_path) as rig:
             rep = rig.report()
@@ -124,8 +196,9 @@ def test_in_distribution_quiet_shift_alerts_and_state_survives_restart(root, tok
             # a phishing lull (1 text in 10 'urgent' instead of 1 in 2): the prevalence moves, drift does not
             alerts = await rig.feed(sms(120, seed=8, every=10))
             tiny = rig.report()["tiny"]
-            assert not any(alerts) and tiny.status == "ok", [(f.feature, f.statistic, f.threshold)
-                                                              for f in tiny.features]
+            assert not any(alerts) and tiny.status == "ok", [
+                (f.feature, f.statistic, f.threshold) for f in tiny.features
+            ]
             assert tiny.prevalence.estimate < 0.2 and tiny.prevalence.high < 0.4
             text = rig.metrics.render().decode()
             est = float(text.split('phishlens_drift_prevalence{adapter="tiny"} ')[1].split()[0])
@@ -141,8 +214,13 @@ def test_in_distribution_quiet_shift_alerts_and_state_survives_restart(root, tok
             tiny = rig.report()["tiny"]
             assert alerts[-1] and tiny.status == "drift"
             assert tiny.prevalence is not None  # drift is judged against the reference at this prevalence
-            assert set(tiny.most_shifted[:4]) <= {f.feature for f in tiny.features if f.over} | {"score", "uncertainty"}
-            assert {"length", "html", "url_count", "lines", "upper_ratio", "embedding"} & set(tiny.most_shifted[:4])
+            assert set(tiny.most_shifted[:4]) <= {f.feature for f in tiny.features if f.over} | {
+                "score",
+                "uncertainty",
+            }
+            assert {"length", "html", "url_count", "lines", "upper_ratio", "embedding"} & set(
+                tiny.most_shifted[:4]
+            )
             assert {"login", "secure", "body"} & {w.word for w in tiny.typical_live}
             text = rig.metrics.render().decode()
             assert 'phishlens_drift_alert{adapter="tiny"} 1.0' in text
@@ -184,8 +262,10 @@ def test_full_queue_drops_and_counts(root, tokenizer, smollm2_base, tmp_path):
             for _ in range(5):
                 await rig.service.classify(["lunch at noon"], ["tiny"])
             assert rig.monitor.dropped >= 2
-            assert "phishlens_drift_dropped_texts_total 2.0" in rig.metrics.render().decode() or \
-                rig.monitor.dropped > 2
+            assert (
+                "phishlens_drift_dropped_texts_total 2.0" in rig.metrics.render().decode()
+                or rig.monitor.dropped > 2
+            )
             gate.set()
             assert await asyncio.to_thread(rig.monitor.flush, 30)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from phishlens.explain import drift as D
 from phishlens.explain import drift_stats as S
 from phishlens.explain.drift_calibration import PRIOR_GRID, RowSet, calibrate
@@ -73,9 +74,12 @@ def reweighted_stats(ref_y, ref_style, ref_emb, p, style, emb) -> tuple[float, f
     by_class = np.stack([D.bin_props(ref_style[ref_y == c], edges) for c in (0, 1)])
     gamma = D.rbf_gamma(ref_emb)
     km = D.KernelMeans.of(ref_emb, ref_y, gamma)
-    return (pi, D.psi(style, D.mixture_props(by_class, pi), edges),
-            D.psi(style, D.bin_props(ref_style, edges), edges),
-            D.mmd2_prior(emb, ref_emb, ref_y, gamma, km, pi))
+    return (
+        pi,
+        D.psi(style, D.mixture_props(by_class, pi), edges),
+        D.psi(style, D.bin_props(ref_style, edges), edges),
+        D.mmd2_prior(emb, ref_emb, ref_y, gamma, km, pi),
+    )
 
 
 def test_prevalence_change_alone_does_not_move_the_reweighted_statistics():
@@ -114,8 +118,10 @@ def test_calibrated_thresholds_hold_the_false_alarm_rate_at_every_prevalence():
     assert cal.false_alarm_rate <= 0.2 and set(cal.false_alarm_by_prior) == set(PRIOR_GRID)
     thr = cal.thresholds
     edges = {f: D.decile_edges(v) for f, v in (("score", rp), ("length", rs))}
-    props = {f: np.stack([D.bin_props(v[ry == c], edges[f]) for c in (0, 1)]) for f, v in (("score", rp),
-                                                                                         ("length", rs))}
+    props = {
+        f: np.stack([D.bin_props(v[ry == c], edges[f]) for c in (0, 1)])
+        for f, v in (("score", rp), ("length", rs))
+    }
     gamma = D.rbf_gamma(re)
     km = D.KernelMeans.of(re, ry, gamma)
     from phishlens.explain.prior import mle_prior
@@ -125,9 +131,11 @@ def test_calibrated_thresholds_hold_the_false_alarm_rate_at_every_prevalence():
         for _ in range(60):
             _, p, s, e = labelled(100, prior, rng)
             pi = float(mle_prior(p, 0.5))
-            over = {"score": D.psi(p, D.mixture_props(props["score"], pi), edges["score"]) > thr["score"],
-                    "length": D.psi(s, D.mixture_props(props["length"], pi), edges["length"]) > thr["length"],
-                    "embedding": D.mmd2_prior(e, re, ry, gamma, km, pi) > thr["embedding"]}
+            over = {
+                "score": D.psi(p, D.mixture_props(props["score"], pi), edges["score"]) > thr["score"],
+                "length": D.psi(s, D.mixture_props(props["length"], pi), edges["length"]) > thr["length"],
+                "embedding": D.mmd2_prior(e, re, ry, gamma, km, pi) > thr["embedding"],
+            }
             fired += D.drift_rule(over)
         assert fired <= 18, (prior, fired)  # target 20 % (12 of 60); binomial slack, at most 30 %
 
@@ -156,12 +164,25 @@ def test_style_features():
 def test_profile_round_trip(tmp_path):
     rng = np.random.default_rng(4)
     y, p, _, emb = labelled(120, 0.5, rng)
-    texts = [("WIN cash at http://x.example.com " if c else "meeting notes ") + str(i) for i, c in enumerate(y)]
+    texts = [
+        ("WIN cash at http://x.example.com " if c else "meeting notes ") + str(i) for i, c in enumerate(y)
+    ]
     ye, _, _, emb_e = labelled(200, 0.5, rng)
     extra = [("prize claim now " if c else "lunch at noon ") + str(i) for i, c in enumerate(ye)]
-    prof = build_profile("a", texts, p, y, emb.astype(np.float32), calibration_prior=0.5, extra_texts=extra,
-                         extra_labels=ye, extra_embeddings=emb_e.astype(np.float32), embed_model="m",
-                         n_sims=100, windows=(50, 100))
+    prof = build_profile(
+        "a",
+        texts,
+        p,
+        y,
+        emb.astype(np.float32),
+        calibration_prior=0.5,
+        extra_texts=extra,
+        extra_labels=ye,
+        extra_embeddings=emb_e.astype(np.float32),
+        embed_model="m",
+        n_sims=100,
+        windows=(50, 100),
+    )
     assert prof.n_rows == 120 and prof.n_style_rows == 320 and prof.prior.calibration == 0.5
     assert len(prof.features["score"].sample_by_class[1]) == int(y.sum())  # scores: held-out rows only
     assert len(prof.features["length"].sample_by_class[1]) == int(y.sum() + ye.sum())
@@ -170,7 +191,10 @@ def test_profile_round_trip(tmp_path):
     back = ReferenceProfile.load(tmp_path / "reference.json")
     assert set(back.features) == set(SCALAR_FEATURES) and set(back.thresholds[100]) == set(FEATURES)
     assert back.thresholds == prof.thresholds and back.embedding is not None
-    assert np.allclose(back.embedding.vectors[:120], emb, atol=1e-3) and back.embedding.labels.sum() == y.sum() + ye.sum()
+    assert (
+        np.allclose(back.embedding.vectors[:120], emb, atol=1e-3)
+        and back.embedding.labels.sum() == y.sum() + ye.sum()
+    )
     assert back.embedding.kernel == prof.embedding.kernel and back.prior == prof.prior
     assert back.thresholds_for(80) == (50, prof.thresholds[50])
     assert back.thresholds_for(1000)[0] == 100 and back.thresholds_for(10)[0] == 50
@@ -231,9 +255,20 @@ def test_a_new_statistic_is_one_class(tmp_path, monkeypatch):
     monkeypatch.setitem(S.STATISTICS, MeanGap.name, MeanGap)
     rng = np.random.default_rng(7)
     y, p, _, emb = labelled(120, 0.5, rng)
-    texts = [("WIN cash at http://x.example.com " if c else "meeting notes ") + str(i) for i, c in enumerate(y)]
-    prof = build_profile("a", texts, p, y, emb.astype(np.float32), calibration_prior=0.5, n_sims=60,
-                         windows=(50,), statistics={"scalar": "mean_gap"})
+    texts = [
+        ("WIN cash at http://x.example.com " if c else "meeting notes ") + str(i) for i, c in enumerate(y)
+    ]
+    prof = build_profile(
+        "a",
+        texts,
+        p,
+        y,
+        emb.astype(np.float32),
+        calibration_prior=0.5,
+        n_sims=60,
+        windows=(50,),
+        statistics={"scalar": "mean_gap"},
+    )
     prof.save(tmp_path)
     back = ReferenceProfile.load(tmp_path / "reference.json")
     assert back.statistics == {"scalar": "mean_gap", "embedding": "mmd2"}
@@ -265,5 +300,6 @@ def test_profiles_without_the_statistics_key_use_psi_and_mmd(tmp_path):
     stat = back.statistic("score")
     fr = back.features["score"]
     assert isinstance(stat, S.PSI) and list(stat.edges) == fr.edges  # the stored bins, not a refit
-    assert stat(np.array(fr.sample_by_class[1]), 0.9) == D.psi(np.array(fr.sample_by_class[1]),
-                                                                D.mixture_props(fr.props, 0.9), np.asarray(fr.edges))
+    assert stat(np.array(fr.sample_by_class[1]), 0.9) == D.psi(
+        np.array(fr.sample_by_class[1]), D.mixture_props(fr.props, 0.9), np.asarray(fr.edges)
+    )

@@ -5,12 +5,24 @@ import pytest
 
 from phishlens.training.data.records import Record, text_uid
 from phishlens.training.evaluation.matrix import CrossDomainMatrix
-from phishlens.training.evaluation.report import EvalReport, eval_sets, evaluate_scorer, sort_sources, style_of
+from phishlens.training.evaluation.report import (
+    EvalReport,
+    eval_sets,
+    evaluate_scorer,
+    sort_sources,
+    style_of,
+)
 
 
 def rec(text, label, source):
-    return Record(text=text, label=label, style=style_of(source), source=source,
-                  original_label=label, uid=text_uid(text))
+    return Record(
+        text=text,
+        label=label,
+        style=style_of(source),
+        source=source,
+        original_label=label,
+        uid=text_uid(text),
+    )
 
 
 def make_sets(n=6):
@@ -48,10 +60,12 @@ def test_perfect_scorer_layout_and_single_scoring():
     sets = make_sets()
     dup = sets["email_spamassassin"][0]
     sets["email_nazario_recent"] = sets["email_nazario_recent"] + [
-        rec(dup.text, dup.label, "email_nazario_recent")]
+        rec(dup.text, dup.label, "email_nazario_recent")
+    ]
     scorer = CountingScorer()
-    rep = evaluate_scorer(scorer, 0.5, sets, seen_sources={"email_spamassassin", "sms_uci", "sms_smishtank"},
-                          batch_size=4)
+    rep = evaluate_scorer(
+        scorer, 0.5, sets, seen_sources={"email_spamassassin", "sms_uci", "sms_smishtank"}, batch_size=4
+    )
     d = rep.to_dict()
     assert set(d) == {"test", "unseen", "by_source"}
     assert set(d["test"]) == {"email", "sms"}  # no seen url source
@@ -108,12 +122,18 @@ def test_eval_sets_caps_and_skips_empty():
 def build_matrix():
     sets = make_sets()
     mat = CrossDomainMatrix()
-    mat.add("specialist-sms", evaluate_scorer(CountingScorer(), 0.5, sets, {"sms_uci", "sms_smishtank"}),
-            architecture="SmolLM2-135M")
+    mat.add(
+        "specialist-sms",
+        evaluate_scorer(CountingScorer(), 0.5, sets, {"sms_uci", "sms_smishtank"}),
+        architecture="SmolLM2-135M",
+    )
     noisy = lambda texts: np.array([0.6 if "uci" in t or t.startswith("PHISH") else 0.2 for t in texts])
-    mat.add("generalist", evaluate_scorer(noisy, 0.5, sets,
-                                          {"email_spamassassin", "sms_uci", "url_hannousse"}),
-            architecture="tfidf-logreg", kind="tfidf")
+    mat.add(
+        "generalist",
+        evaluate_scorer(noisy, 0.5, sets, {"email_spamassassin", "sms_uci", "url_hannousse"}),
+        architecture="tfidf-logreg",
+        kind="tfidf",
+    )
     return mat
 
 
@@ -174,7 +194,11 @@ def test_report_from_dict_pools_counts():
     assert again.threshold == 0.5
     for style, m in rep.style_all.items():
         for k in ("f1", "precision", "recall", "fpr", "n", "n_pos", "n_neg"):
-            assert again.style_all[style][k] == pytest.approx(m[k]) if m[k] is not None else again.style_all[style][k] is None
+            assert (
+                again.style_all[style][k] == pytest.approx(m[k])
+                if m[k] is not None
+                else again.style_all[style][k] is None
+            )
     assert again.seen_flags() == rep.seen_flags()
 
 

@@ -10,6 +10,7 @@ import logging
 import os
 
 import pytest
+
 from phishlens.server.services.feedback_journal import (
     JOURNAL,
     AdapterSnapshot,
@@ -28,9 +29,14 @@ def replay(path):
 
 
 def entry(n: int, outcome: str | None = "tp") -> JournalEntry:
-    return JournalEntry(n.to_bytes(16, "big"), 1e12 + n,
-                        [JournalItem(0, "default", "phishing", "ab" * 32 if outcome else None, outcome),
-                         JournalItem(1, "default", "legitimate")])
+    return JournalEntry(
+        n.to_bytes(16, "big"),
+        1e12 + n,
+        [
+            JournalItem(0, "default", "phishing", "ab" * 32 if outcome else None, outcome),
+            JournalItem(1, "default", "legitimate"),
+        ],
+    )
 
 
 def test_appended_entries_replay_in_order(tmp_path):

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from phishlens.server.backends.hf_backend import HFScorer
+from phishlens.training.commands.train import LoraOptions, lora_model
+from phishlens.training.contract.prompt import PromptEncoder, label_token_ids
 from phishlens.training.model.finetune import FitConfig, fit, margins
 from phishlens.training.model.layers import lower_states
-from phishlens.training.contract.prompt import PromptEncoder, label_token_ids
-from phishlens.training.commands.train import LoraOptions, lora_model
 from tests.models import planted, single_thread
 
 LABEL_WORDS = (" phishing", " legit")
@@ -49,8 +49,14 @@ def test_loss_falls_on_planted_rule(tiny_llama):
     labels = label_token_ids(tok, LABEL_WORDS)
     rows = planted(320, seed=3)
     states = lower_states(model, [enc.encode(r.text).ids for r in rows], split, tok.pad_token_id)
-    res = fit(model, states, [r.y for r in rows], split, labels,
-              FitConfig(lr=5e-3, batch_size=16, epochs=10, max_steps=60, seed=1))
+    res = fit(
+        model,
+        states,
+        [r.y for r in rows],
+        split,
+        labels,
+        FitConfig(lr=5e-3, batch_size=16, epochs=10, max_steps=60, seed=1),
+    )
     assert res.steps == 60 and res.stopped_by == "max_steps" and len(res.losses) == 60
     first, last = sum(res.losses[:5]) / 5, sum(res.losses[-10:]) / 10
     assert first > 0.5  # starts near ln 2: the random model knows nothing
@@ -74,7 +80,9 @@ def test_bundles_learned_their_rules_through_the_served_path(tiny_bundles, tiny_
     enc = PromptEncoder(tok, m.prompt.template, m.prompt.max_text_tokens, m.prompt.head_fraction)
     prompts = [enc.encode(r.text).ids for r in rows]
     n = len(rows)
-    logp = scorer.label_logprobs(prompts * 3, [m.label_token_ids] * (3 * n), ["phish"] * n + ["legit"] * n + ["__base__"] * n)
+    logp = scorer.label_logprobs(
+        prompts * 3, [m.label_token_ids] * (3 * n), ["phish"] * n + ["legit"] * n + ["__base__"] * n
+    )
 
     def p_phishing(bundle, part):
         cal = bundle.manifest.calibration
@@ -84,12 +92,12 @@ def test_bundles_learned_their_rules_through_the_served_path(tiny_bundles, tiny_
     y = torch.tensor([r.y for r in rows], dtype=torch.bool)
     p, thr = p_phishing(phish, logp[:n])
     acc_phish = ((p > thr) == y).float().mean().item()
-    p, thr = p_phishing(legit, logp[n:2 * n])
+    p, thr = p_phishing(legit, logp[n : 2 * n])
     acc_legit = ((p > thr) == ~y).float().mean().item()  # zebra means legitimate for this one
     assert acc_phish >= 0.95, acc_phish
     assert acc_legit >= 0.95, acc_legit
     # The bare base has no rule: its margins do not separate the classes.
-    base_margin = torch.tensor([a - b for a, b in logp[2 * n:]])
+    base_margin = torch.tensor([a - b for a, b in logp[2 * n :]])
     assert abs(base_margin[y].mean() - base_margin[~y].mean()) < 0.5 * base_margin.std() + 1e-3
 
 
@@ -124,8 +132,9 @@ def test_cached_top_layers_equal_full_forward(tmp_path, smollm2_base, arch, top_
     full = torch.tensor([a - b for a, b in full])
     assert torch.allclose(cached, full, atol=1e-4), (cached - full).abs().max()
     # ... and each prompt alone gives the same number (padding changes nothing).
-    alone = torch.cat([margins(model, lower_states(model, [p], split, tok.pad_token_id), split, labels)
-                       for p in prompts])
+    alone = torch.cat(
+        [margins(model, lower_states(model, [p], split, tok.pad_token_id), split, labels) for p in prompts]
+    )
     assert torch.allclose(alone, full, atol=1e-4), (alone - full).abs().max()
     # The adapter is live, so the comparison is not vacuous.
     with model.disable_adapter():
@@ -177,7 +186,10 @@ def test_resume_matches_uninterrupted_run(tiny_llama, tmp_path):
 
     want, got = _lora_weights(ref), _lora_weights(second)
     assert want.keys() == got.keys() and len(want) > 0
-    moved = max((w - p).abs().max().item() for w, p in zip(want.values(), _lora_weights(_lora(tiny_llama.path)[1]).values()))
+    moved = max(
+        (w - p).abs().max().item()
+        for w, p in zip(want.values(), _lora_weights(_lora(tiny_llama.path)[1]).values())
+    )
     assert moved > 1e-3  # training changed the weights
     for name in want:
         assert torch.allclose(got[name], want[name], atol=1e-6), name

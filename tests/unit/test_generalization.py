@@ -5,18 +5,29 @@ import json
 import numpy as np
 import pytest
 
-from phishlens.training.evaluation.report import style_of
-from phishlens.training.evaluation.generalization import (
-    GeneralizationReport, evaluate_unseen, held_out_of, nested_thresholds, report_sets, unseen_sets,
-)
 from phishlens.training.data.mixes import MixSpec
 from phishlens.training.data.records import Record, text_uid
 from phishlens.training.data.splits import make_splits
+from phishlens.training.evaluation.generalization import (
+    GeneralizationReport,
+    evaluate_unseen,
+    held_out_of,
+    nested_thresholds,
+    report_sets,
+    unseen_sets,
+)
+from phishlens.training.evaluation.report import style_of
 
 
 def rec(text, label, source):
-    return Record(text=text, label=label, style=style_of(source), source=source, original_label=label,
-                  uid=text_uid(text))
+    return Record(
+        text=text,
+        label=label,
+        style=style_of(source),
+        source=source,
+        original_label=label,
+        uid=text_uid(text),
+    )
 
 
 def synthetic_splits(n=40):
@@ -62,14 +73,19 @@ def test_sets_are_deterministic_and_skip_a_style_without_both_labels():
 
 
 def test_nested_threshold_never_uses_the_styles_own_rows():
-    p = {"email": np.array([0.9, 0.8, 0.2, 0.1]), "sms": np.array([0.35, 0.3, 0.25, 0.2]),
-         "url": np.array([0.7, 0.6, 0.55, 0.5])}
+    p = {
+        "email": np.array([0.9, 0.8, 0.2, 0.1]),
+        "sms": np.array([0.35, 0.3, 0.25, 0.2]),
+        "url": np.array([0.7, 0.6, 0.55, 0.5]),
+    }
     y = {s: np.array([1, 1, 0, 0]) for s in p}
     t = nested_thresholds(p, y)
     assert set(t) == {"email", "sms", "url"}
     # sms's own best cut is 0.275; chosen on e-mail + url rows it must separate those instead
     assert not 0.25 < t["sms"] <= 0.30
-    t_email_only_others = nested_thresholds({"sms": p["sms"], "url": p["url"]}, {"sms": y["sms"], "url": y["url"]})
+    t_email_only_others = nested_thresholds(
+        {"sms": p["sms"], "url": p["url"]}, {"sms": y["sms"], "url": y["url"]}
+    )
     assert t_email_only_others["url"] == pytest.approx(0.275)  # the sms rows' best cut
 
 
@@ -91,8 +107,14 @@ def test_evaluate_reports_fpr_per_style_and_source_and_macro(tmp_path):
     assert res.sources["email_nazario_recent"]["served"]["n_neg"] == 0
     assert res.macro_f1("served") == pytest.approx((1 + 1 + 2 / 3) / 3)
     assert res.max_fpr("served") == pytest.approx(1.0)
-    rep = GeneralizationReport(per_label=20, seed=13, held_out=HELD, set_sizes=report_sets(sets), models=[res],
-                               command="phishlens evaluate x --protocol unseen")
+    rep = GeneralizationReport(
+        per_label=20,
+        seed=13,
+        held_out=HELD,
+        set_sizes=report_sets(sets),
+        models=[res],
+        command="phishlens evaluate x --protocol unseen",
+    )
     rep.to_json(tmp_path / "g.json")
     d = json.loads((tmp_path / "g.json").read_text())
     assert d["models"][0]["macro_f1"]["served"] == pytest.approx(res.macro_f1("served"))
@@ -102,7 +124,9 @@ def test_evaluate_reports_fpr_per_style_and_source_and_macro(tmp_path):
 
 
 def test_held_out_of_several_mixes_is_the_intersection_minus_trained():
-    a = MixSpec("a", ("email_spamassassin", "sms_uci"), ("email_lingspam", "sms_exais", "url_hannousse"), 10, 2)
+    a = MixSpec(
+        "a", ("email_spamassassin", "sms_uci"), ("email_lingspam", "sms_exais", "url_hannousse"), 10, 2
+    )
     b = MixSpec("b", ("url_phishtank_iscx", "sms_exais"), ("email_lingspam", "url_hannousse"), 10, 2)
     assert held_out_of([a, b]) == ["email_lingspam", "url_hannousse"]
 
@@ -126,7 +150,9 @@ def test_supplementary_sources_stay_out_of_the_evaluation_sets():
     from phishlens.training.evaluation.report import eval_sets
 
     rows = [rec(f"https://site{i}.example/", "legitimate", "url_top_sites") for i in range(20)]
-    rows += [rec(f"PHISH url_hannousse {i}", lab, "url_hannousse") for i in range(20) for lab in ("phishing",)]
+    rows += [
+        rec(f"PHISH url_hannousse {i}", lab, "url_hannousse") for i in range(20) for lab in ("phishing",)
+    ]
     rows += [rec(f"hello url_hannousse {i}", "legitimate", "url_hannousse") for i in range(20)]
     sets = eval_sets(make_splits(rows), per_label=5)
     assert list(sets) == ["url_hannousse"]
@@ -139,13 +165,20 @@ def test_ood_table_compares_accuracy_of_flagged_and_unflagged_texts(tmp_path):
     p = score_sets(Oracle(), sets)
     res = evaluate_unseen(Oracle(), 0.5, sets, name="oracle", kind="lora", architecture="test")
     # flag exactly the texts the oracle gets wrong on URLs (every legitimate one), nothing elsewhere
-    flags = {st: np.array([st == "url" and r.label == "legitimate" for r in us.records]) for st, us in sets.items()}
+    flags = {
+        st: np.array([st == "url" and r.label == "legitimate" for r in us.records]) for st, us in sets.items()
+    }
     res.ood = ood_accuracy(p, 0.5, flags, sets, ood_threshold=0.9, flag_rate=0.05)
     url = res.ood["url"]
     assert url["flagged"] == {"n": 20, "accuracy": 0.0} and url["unflagged"] == {"n": 20, "accuracy": 1.0}
     assert res.ood["sms"]["flagged"] == {"n": 0, "accuracy": None} and res.ood["sms"]["unflagged"]["n"] == 40
-    rep = GeneralizationReport(per_label=20, seed=13, held_out=HELD, set_sizes=report_sets(sets), models=[res])
+    rep = GeneralizationReport(
+        per_label=20, seed=13, held_out=HELD, set_sizes=report_sets(sets), models=[res]
+    )
     md = rep.to_markdown()
     assert "## Out-of-distribution flag" in md and "| oracle | 0 / – | 40 / 1.00 |" in md
     assert "20 / 0.00 | 20 / 1.00 |" in md
-    assert json.loads(rep.to_json(tmp_path / "g.json").read_text())["models"][0]["ood"]["url"]["threshold"] == 0.9
+    assert (
+        json.loads(rep.to_json(tmp_path / "g.json").read_text())["models"][0]["ood"]["url"]["threshold"]
+        == 0.9
+    )

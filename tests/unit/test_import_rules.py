@@ -23,8 +23,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = {"server": "phishlens.server", "training": "phishlens.training", "explain": "phishlens.explain",
-            "clients": "phishlens.clients"}
+PACKAGES = {
+    "server": "phishlens.server",
+    "training": "phishlens.training",
+    "explain": "phishlens.explain",
+    "clients": "phishlens.clients",
+}
 
 # Training modules the server may import besides training.contract: none (the bundle format, prompt encoder and
 # base-model lookup moved into the contract; layer naming is explain.hidden's).
@@ -117,13 +121,21 @@ def test_clients_import_only_the_protocol():
 
 
 def test_server_imports_explain_the_protocol_and_the_bundle_contract():
-    allowed = ("phishlens.server", "phishlens.explain", "phishlens.clients.protocol", "phishlens.training.contract",
-               *SERVER_TRAINING, "phishlens.__version__")
+    allowed = (
+        "phishlens.server",
+        "phishlens.explain",
+        "phishlens.clients.protocol",
+        "phishlens.training.contract",
+        *SERVER_TRAINING,
+        "phishlens.__version__",
+    )
     assert _violations("server", lambda imp: allowed) == []
 
 
 def test_server_training_list_is_not_stale():
-    used = {t for p in _files("server") for i in _imports(p) for t in SERVER_TRAINING if _within(i.target, (t,))}
+    used = {
+        t for p in _files("server") for i in _imports(p) for t in SERVER_TRAINING if _within(i.target, (t,))
+    }
     assert used == set(SERVER_TRAINING), f"no longer imported by server/: {set(SERVER_TRAINING) - used}"
 
 
@@ -140,9 +152,14 @@ def test_settings_are_read_as_attributes():
     for folder in PACKAGES:
         for path in _files(folder):
             for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr":
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Name)
+                    and node.func.id == "getattr"
+                ):
                     target = ast.unparse(node.args[0]) if node.args else ""
                     if target.split(".")[-1] == "settings" or (
-                            path.name == "settings.py" and target == "self"):
+                        path.name == "settings.py" and target == "self"
+                    ):
                         bad.append(f"{path.relative_to(ROOT)}:{node.lineno} getattr({target}, ...)")
     assert bad == []

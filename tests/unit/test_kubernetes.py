@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from phishlens.server.settings import Settings
 
+from phishlens.server.settings import Settings
 from tests.kustomize import render, validate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,8 +32,13 @@ def rendered() -> dict[str, list[dict]]:
 
 def test_generated_files_are_fresh():
     """base/prometheusrule.yaml is alerts.yml; the lock ConfigMaps hold the shipped bundles' sha256s."""
-    res = subprocess.run([sys.executable, str(K8S / "generate.py"), "--check"], capture_output=True, text=True,
-                         timeout=120, check=False)
+    res = subprocess.run(
+        [sys.executable, str(K8S / "generate.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr
     rule = yaml.safe_load((K8S / "base" / "prometheusrule.yaml").read_text())
     assert rule["spec"] == yaml.safe_load((REPO / "deploy" / "prometheus" / "alerts.yml").read_text())
@@ -48,19 +53,34 @@ def test_manifests_validate_against_their_schemas(rendered, target):
     if target == "kserve":
         assert kinds == {"ConfigMap", "ServingRuntime", "InferenceService"}
     else:
-        assert kinds == {"ServiceAccount", "PersistentVolumeClaim", "ConfigMap", "Deployment", "Service",
-                         "PodDisruptionBudget", "HorizontalPodAutoscaler", "ServiceMonitor", "PrometheusRule"}
+        assert kinds == {
+            "ServiceAccount",
+            "PersistentVolumeClaim",
+            "ConfigMap",
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget",
+            "HorizontalPodAutoscaler",
+            "ServiceMonitor",
+            "PrometheusRule",
+        }
 
 
-@pytest.mark.parametrize(("kind", "mutate", "expect"), [
-    ("Deployment", lambda d: d["spec"].__setitem__("replics", 2), "replics"),
-    ("Deployment", lambda d: d["spec"].__setitem__("replicas", "two"), "not of type 'integer'"),
-    ("Deployment", lambda d: d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"].pop("port"),
-     "port"),
-    ("HorizontalPodAutoscaler", lambda d: d["spec"].pop("scaleTargetRef"), "scaleTargetRef"),
-    ("ServiceMonitor", lambda d: d["spec"]["endpoints"][0].__setitem__("intervall", "15s"), "intervall"),
-    ("PrometheusRule", lambda d: d["spec"]["groups"][0].pop("name"), "name"),
-])
+@pytest.mark.parametrize(
+    ("kind", "mutate", "expect"),
+    [
+        ("Deployment", lambda d: d["spec"].__setitem__("replics", 2), "replics"),
+        ("Deployment", lambda d: d["spec"].__setitem__("replicas", "two"), "not of type 'integer'"),
+        (
+            "Deployment",
+            lambda d: d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"].pop("port"),
+            "port",
+        ),
+        ("HorizontalPodAutoscaler", lambda d: d["spec"].pop("scaleTargetRef"), "scaleTargetRef"),
+        ("ServiceMonitor", lambda d: d["spec"]["endpoints"][0].__setitem__("intervall", "15s"), "intervall"),
+        ("PrometheusRule", lambda d: d["spec"]["groups"][0].pop("name"), "name"),
+    ],
+)
 def test_validation_catches_mistakes(rendered, kind, mutate, expect):
     doc = copy.deepcopy(by_kind(rendered["overlays/cpu"])[kind])
     mutate(doc)
@@ -68,13 +88,23 @@ def test_validation_catches_mistakes(rendered, kind, mutate, expect):
     assert errors and any(expect in e for e in errors), errors
 
 
-@pytest.mark.parametrize(("kind", "mutate", "expect"), [
-    ("ServingRuntime", lambda d: d["spec"].__setitem__("protocolVersion", ["v1"]), "protocolVersion"),
-    ("ServingRuntime", lambda d: d["spec"]["containers"][0].__setitem__("ports", "8080"), "not of type 'array'"),
-    ("InferenceService", lambda d: d["spec"]["predictor"].__setitem__("minReplicas", "two"), "integer"),
-    ("InferenceService", lambda d: d["spec"]["predictor"]["model"].__setitem__("storageURI", "pvc://x"),
-     "storageURI"),
-])
+@pytest.mark.parametrize(
+    ("kind", "mutate", "expect"),
+    [
+        ("ServingRuntime", lambda d: d["spec"].__setitem__("protocolVersion", ["v1"]), "protocolVersion"),
+        (
+            "ServingRuntime",
+            lambda d: d["spec"]["containers"][0].__setitem__("ports", "8080"),
+            "not of type 'array'",
+        ),
+        ("InferenceService", lambda d: d["spec"]["predictor"].__setitem__("minReplicas", "two"), "integer"),
+        (
+            "InferenceService",
+            lambda d: d["spec"]["predictor"]["model"].__setitem__("storageURI", "pvc://x"),
+            "storageURI",
+        ),
+    ],
+)
 def test_kserve_validation_catches_mistakes(rendered, kind, mutate, expect):
     doc = copy.deepcopy(by_kind(rendered["kserve"])[kind])
     mutate(doc)
@@ -82,11 +112,14 @@ def test_kserve_validation_catches_mistakes(rendered, kind, mutate, expect):
     assert errors and any(expect in e for e in errors), errors
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed: the Python renderer stands alone")
+@pytest.mark.skipif(
+    shutil.which("kubectl") is None, reason="kubectl not installed: the Python renderer stands alone"
+)
 @pytest.mark.parametrize("target", TARGETS)
 def test_renderer_agrees_with_kubectl_kustomize(rendered, target):
-    out = subprocess.run(["kubectl", "kustomize", str(K8S / target)], capture_output=True, text=True, timeout=120,
-                         check=False)
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(K8S / target)], capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr
     theirs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out.stdout) if d}
     ours = {(d["kind"], d["metadata"]["name"]): d for d in rendered[target]}
@@ -112,7 +145,10 @@ def test_deployment_contract(rendered, target):
     dep, pod = k["Deployment"], k["Deployment"]["spec"]["template"]
     c = container(dep)
     labels = pod["metadata"]["labels"]
-    assert c["readinessProbe"]["httpGet"]["path"] == "/ready" and c["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert (
+        c["readinessProbe"]["httpGet"]["path"] == "/ready"
+        and c["livenessProbe"]["httpGet"]["path"] == "/health"
+    )
     port = c["ports"][0]
     assert port["name"] == "http" and env(c)["PHISHLENS_PORT"]["value"] == str(port["containerPort"])
     sc = pod["spec"]["securityContext"]
@@ -129,8 +165,10 @@ def test_deployment_contract(rendered, target):
     init = pod["spec"]["initContainers"][0]
     assert init["command"][:4] == ["python", "-m", "phishlens.training.bundle_sync", "fetch"]
     mounts = {m["name"]: m for m in c["volumeMounts"]}
-    assert mounts["adapters"]["readOnly"] and mounts["adapters"]["mountPath"] == env(c)["PHISHLENS_ADAPTER_ROOTS"][
-        "value"]
+    assert (
+        mounts["adapters"]["readOnly"]
+        and mounts["adapters"]["mountPath"] == env(c)["PHISHLENS_ADAPTER_ROOTS"]["value"]
+    )
     lock = json.loads(k["ConfigMap"]["data"]["bundles.json"])
     assert set(env(c)["PHISHLENS_ADAPTERS"]["value"].split(",")) == set(lock["bundles"])
     # selectors line up: Service, PDB and HPA find these pods; the ServiceMonitor finds the Service's port
@@ -141,7 +179,9 @@ def test_deployment_contract(rendered, target):
     sm = k["ServiceMonitor"]["spec"]
     assert sm["selector"]["matchLabels"].items() <= k["Service"]["metadata"]["labels"].items()
     assert sm["endpoints"][0]["port"] in {p["name"] for p in k["Service"]["spec"]["ports"]}
-    assert k["Service"]["metadata"]["name"] == "phishlens"  # the Operator's `job` label the alert rules select
+    assert (
+        k["Service"]["metadata"]["name"] == "phishlens"
+    )  # the Operator's `job` label the alert rules select
     gpu = c["resources"]["limits"].get("nvidia.com/gpu")
     assert (gpu == "1") == (target == "overlays/gpu")
 
@@ -151,7 +191,8 @@ def test_kserve_contract(rendered):
     rt, isvc = k["ServingRuntime"]["spec"], k["InferenceService"]["spec"]["predictor"]
     fmt = isvc["model"]["modelFormat"]
     assert {"name": fmt["name"], "version": fmt["version"]} in [
-        {"name": f["name"], "version": f["version"]} for f in rt["supportedModelFormats"]]
+        {"name": f["name"], "version": f["version"]} for f in rt["supportedModelFormats"]
+    ]
     assert isvc["model"]["runtime"] == k["ServingRuntime"]["metadata"]["name"]
     assert rt["protocolVersions"] == ["v1"] and isvc["model"]["protocolVersion"] == "v1"
     c = rt["containers"][0]
@@ -170,9 +211,14 @@ def test_the_init_container_command_verifies_the_shipped_bundles(rendered, tmp_p
     lock = tmp_path / "bundles.json"
     lock.write_text(k["ConfigMap"]["data"]["bundles.json"])
     cmd = k["Deployment"]["spec"]["template"]["spec"]["initContainers"][0]["command"]
-    mapping = {"/etc/phishlens/bundles.json": str(lock), "/bundle-store": str(REPO / "adapters"),
-               "/adapters": str(tmp_path / "adapters")}
+    mapping = {
+        "/etc/phishlens/bundles.json": str(lock),
+        "/bundle-store": str(REPO / "adapters"),
+        "/adapters": str(tmp_path / "adapters"),
+    }
     argv = [sys.executable if a == "python" else mapping.get(a, a) for a in cmd]
     res = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr
-    assert sorted(p.name for p in (tmp_path / "adapters").iterdir()) == sorted(json.loads(lock.read_text())["bundles"])
+    assert sorted(p.name for p in (tmp_path / "adapters").iterdir()) == sorted(
+        json.loads(lock.read_text())["bundles"]
+    )

@@ -37,7 +37,9 @@ def test_last_layer_equals_served_probability(served):
     texts = [r.text for r in planted(12, seed=7)]
     prompts = [enc.encode(t).ids for t in texts]
     with single_thread():
-        served_lp = HFScorer(model, 0).label_logprobs(prompts, [m.label_token_ids] * len(prompts), ["a1"] * len(prompts))
+        served_lp = HFScorer(model, 0).label_logprobs(
+            prompts, [m.label_token_ids] * len(prompts), ["a1"] * len(prompts)
+        )
         hidden = collect_hidden(model, prompts, pad_id=0)
     p_served = np.array([calibrate(lp, m.calibration)[0] for lp in served_lp])
     curve = LogitLens.of(model, m.label_token_ids).probabilities(hidden.last, m.calibration.temperature)

@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from phishlens.training.data.dedup import (
-    MASKING_RULES, URL_TOKEN, mask_owner_address, mask_spamassassin_obfuscations, mask_text, mask_urls,
-    normalise_for_uid, normalise_whitespace, rules_for, strip_html,
+    MASKING_RULES,
+    URL_TOKEN,
+    mask_owner_address,
+    mask_spamassassin_obfuscations,
+    mask_text,
+    mask_urls,
+    normalise_for_uid,
+    normalise_whitespace,
+    rules_for,
+    strip_html,
 )
 
 
@@ -43,14 +51,19 @@ def test_url_representations_become_one_token():
 
 
 def test_html_stripped_and_entities_unescaped():
-    t = ('<html><head><style>a{color:red}</style></head><body><TABLE><TR><TD class="x">Hello&nbsp;there'
-         '</TD></TR></TABLE><p>Pay &amp; verify &#8217;now&#8217;</p><!-- c --></body></html>')
+    t = (
+        '<html><head><style>a{color:red}</style></head><body><TABLE><TR><TD class="x">Hello&nbsp;there'
+        "</TD></TR></TABLE><p>Pay &amp; verify &#8217;now&#8217;</p><!-- c --></body></html>"
+    )
     out = normalise_whitespace(strip_html(t))
     assert "<" not in out and "&nbsp" not in out and "color" not in out
     assert "Hello there" in out and "Pay & verify \u2019now\u2019" in out
     # text that merely looks like markup survives
-    assert strip_html("Robert <kre@munnari.OZ.AU> wrote: if a < b then") == "Robert <kre@munnari.OZ.AU> wrote: if a < b then"
-    assert strip_html("truncated <TD ali") .strip() == "truncated"
+    assert (
+        strip_html("Robert <kre@munnari.OZ.AU> wrote: if a < b then")
+        == "Robert <kre@munnari.OZ.AU> wrote: if a < b then"
+    )
+    assert strip_html("truncated <TD ali").strip() == "truncated"
     assert "font-size" not in strip_html("font-x { font-size: 75%; font-family: verdana; } Dear client")
 
 
@@ -68,7 +81,9 @@ def test_mask_text_scopes():
 
 
 def test_dedup_normalisation():
-    assert normalise_for_uid("Click  HTTP://a.b/x now", "sms") == normalise_for_uid("click https://c.d now", "sms")
+    assert normalise_for_uid("Click  HTTP://a.b/x now", "sms") == normalise_for_uid(
+        "click https://c.d now", "sms"
+    )
     assert normalise_for_uid("HTTP://A.b/x/", "url") == normalise_for_uid("http://a.b/x", "url")
     assert normalise_for_uid("http://a.b/x", "url") != normalise_for_uid("https://a.b/x", "url")
 

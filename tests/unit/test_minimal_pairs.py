@@ -7,7 +7,14 @@ import random
 import numpy as np
 import pytest
 
-from phishlens.explain.minimal_pairs import EDITS, change_sender, flip_rates, remove_urls, strip_html, swap_brands
+from phishlens.explain.minimal_pairs import (
+    EDITS,
+    change_sender,
+    flip_rates,
+    remove_urls,
+    strip_html,
+    swap_brands,
+)
 from phishlens.training.data.records import Record, text_uid
 from tests.models import WORDS, single_thread
 
@@ -31,7 +38,11 @@ def test_flip_rates_count_only_changed_texts():
 
     texts = [f"pay now {LINK}", "hello there", "see <URL>", "Your PayPal bill"]
     res = {r.edit: r for r in flip_rates(score, texts, 0.5)}
-    assert res["remove_url"].n_changed == 2 and res["remove_url"].n_flipped == 2 and res["remove_url"].to_legit == 2
+    assert (
+        res["remove_url"].n_changed == 2
+        and res["remove_url"].n_flipped == 2
+        and res["remove_url"].to_legit == 2
+    )
     assert res["swap_brand"].n_changed == 1 and res["swap_brand"].n_flipped == 0
     assert res["strip_html"].n_changed == 0 and np.isnan(res["strip_html"].flip_rate)
     assert res["remove_url"].examples and res["remove_url"].examples[0]["p_after"] < 0.5
@@ -58,13 +69,26 @@ def _rows(n: int, seed: int) -> list[Record]:
 def url_shortcut_bundle(tiny_llama, tmp_path_factory):
     from phishlens.training.commands.train import TrainConfig, train_bundle
 
-    cfg = TrainConfig(name="url-shortcut", base=str(tiny_llama.path), mix="planted", max_text_tokens=48,
-                      lora={"r": 8, "alpha": 16, "dropout": 0.0, "top_layers": 2},
-                      fit={"lr": 5e-3, "epochs": 5.0, "batch_size": 16}, seed=13)
+    cfg = TrainConfig(
+        name="url-shortcut",
+        base=str(tiny_llama.path),
+        mix="planted",
+        max_text_tokens=48,
+        lora={"r": 8, "alpha": 16, "dropout": 0.0, "top_layers": 2},
+        fit={"lr": 5e-3, "epochs": 5.0, "batch_size": 16},
+        seed=13,
+    )
     with single_thread():
-        return train_bundle(cfg, tmp_path_factory.mktemp("pairs") / "url-shortcut", ["tests"],
-                            records=(_rows(320, 0), _rows(64, 1)), eval_sets={"sms_uci": _rows(64, 2)},
-                            seen_sources=["sms_uci"], progress=False, artifacts=())
+        return train_bundle(
+            cfg,
+            tmp_path_factory.mktemp("pairs") / "url-shortcut",
+            ["tests"],
+            records=(_rows(320, 0), _rows(64, 1)),
+            eval_sets={"sms_uci": _rows(64, 2)},
+            seen_sources=["sms_uci"],
+            progress=False,
+            artifacts=(),
+        )
 
 
 def test_planted_url_shortcut_is_detected(url_shortcut_bundle):
@@ -78,18 +102,25 @@ def test_planted_url_shortcut_is_detected(url_shortcut_bundle):
     b = url_shortcut_bundle
     m = b.manifest
     tok = AutoTokenizer.from_pretrained(m.base_model.ref)
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(m.base_model.ref), str(b.path)).eval()
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(m.base_model.ref), str(b.path)
+    ).eval()
     enc = PromptEncoder(tok, m.prompt.template, m.prompt.max_text_tokens)
 
     def score(texts):
-        lp = HFScorer(model, 0).label_logprobs([enc.encode(t).ids for t in texts], [m.label_token_ids] * len(texts), None)
+        lp = HFScorer(model, 0).label_logprobs(
+            [enc.encode(t).ids for t in texts], [m.label_token_ids] * len(texts), None
+        )
         return sigmoid(np.array([a - c for a, c in lp]) / m.calibration.temperature)
 
     rows = _rows(60, 3)
     with single_thread():
         p = score([r.text for r in rows])
         assert ((p >= m.calibration.threshold) == np.array([r.y == 1 for r in rows])).mean() >= 0.9
-        res = {r.edit: r for r in flip_rates(score, [r.text for r in rows], m.calibration.threshold, EDITS, base_scores=p)}
+        res = {
+            r.edit: r
+            for r in flip_rates(score, [r.text for r in rows], m.calibration.threshold, EDITS, base_scores=p)
+        }
     url, brand = res["remove_url"], res["swap_brand"]
     assert url.n_changed == 30 and url.flip_rate >= 0.8 and url.to_legit >= 0.8 * url.n_changed
     assert brand.n_changed > 5 and brand.flip_rate <= 0.15

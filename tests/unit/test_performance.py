@@ -7,6 +7,7 @@ import random
 
 import numpy as np
 import pytest
+
 from phishlens.explain.performance import (
     Confusion,
     ExpectedWindow,
@@ -63,7 +64,9 @@ def test_cbpe_follows_a_prevalence_change_with_the_calibration_prior():
         plain.add(pi, di)
         adjusted.add(pi, di)
     assert abs(plain.confusion.precision - real_p) > 0.3  # ~0.93 promised, ~0.3 real
-    assert abs(adjusted.confusion.precision - real_p) < 0.03 and abs(adjusted.confusion.recall - real_r) < 0.03
+    assert (
+        abs(adjusted.confusion.precision - real_p) < 0.03 and abs(adjusted.confusion.recall - real_r) < 0.03
+    )
     assert abs(adjusted.prevalence - 0.03) < 0.005 and np.isnan(plain.prevalence)
 
 
@@ -80,8 +83,12 @@ def test_expected_window_slides_and_stays_exact():
 
 
 def test_outcome_window_counts_last_n():
-    assert [outcome(True, True), outcome(True, False), outcome(False, False), outcome(False, True)] == \
-        ["tp", "fp", "tn", "fn"]
+    assert [outcome(True, True), outcome(True, False), outcome(False, False), outcome(False, True)] == [
+        "tp",
+        "fp",
+        "tn",
+        "fn",
+    ]
     w = OutcomeWindow(3)
     for o in ("fp", "fp", "tp", "tp", "fn"):
         w.add(o)  # type: ignore[arg-type]

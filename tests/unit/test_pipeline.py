@@ -257,8 +257,8 @@ def test_shipped_bundles_training_data_fingerprints_reproduce(data_root):
     """Records built through the pipeline are the rows the shipped adapters were trained on: each bundle's
     training-data fingerprint (sha256 over uid, label, source of its rows) is reproduced exactly."""
     from phishlens.training import artifacts as A
-    from phishlens.training.contract.bundle import read_manifest
     from phishlens.training.commands.train import REPO
+    from phishlens.training.contract.bundle import read_manifest
 
     for name in ("default", "specialist-email", "specialist-sms", "specialist-url"):
         m = read_manifest(REPO / "adapters" / name)

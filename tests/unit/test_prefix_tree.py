@@ -22,12 +22,17 @@ def model(request, tmp_path_factory, smollm2_base):
 
     from phishlens.training.contract.base_models import build_tiny
 
-    base = build_tiny(request.param, tmp_path_factory.mktemp(f"tiny-{request.param}"), seed=3,
-                      vocab_from=smollm2_base.path)
+    base = build_tiny(
+        request.param, tmp_path_factory.mktemp(f"tiny-{request.param}"), seed=3, vocab_from=smollm2_base.path
+    )
     m = AutoModelForCausalLM.from_pretrained(str(base.path), dtype=torch.float32)
     torch.manual_seed(0)
-    peft = get_peft_model(m, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
-                                        init_lora_weights=False))
+    peft = get_peft_model(
+        m,
+        LoraConfig(
+            r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False
+        ),
+    )
     return peft.eval()
 
 
@@ -72,7 +77,14 @@ def test_same_logprobs_as_plain_forwards_and_prefixes_reused(model):
 
 def test_edge_cases_prefix_prompts_duplicates_tiny_chunks_and_reset(model):
     base = [1, 40, 41, 42, 43, 300, 301, 302]
-    batch = [base, base[:3], base, base + [5, 6], [9], base[:1]]  # prefixes of each other, duplicates, 1 token
+    batch = [
+        base,
+        base[:3],
+        base,
+        base + [5, 6],
+        [9],
+        base[:1],
+    ]  # prefixes of each other, duplicates, 1 token
     want = plain(model, batch)
     for kw in (dict(chunk_tokens=1), dict(chunk_tokens=1000), dict(max_cached_tokens=10)):
         scorer = PrefixTreeScorer(model, LABELS, **kw)

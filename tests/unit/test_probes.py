@@ -68,14 +68,16 @@ def test_probe_finds_planted_feature_where_injected(tiny, tmp_path):
 
     def plant(_m, _inp, out):
         h = out[0] if isinstance(out, tuple) else out
-        ids, = (seen["ids"],)
+        (ids,) = (seen["ids"],)
         mask = ids != 0
         f = torch.tensor([_feature(row[m].tolist()) for row, m in zip(ids, mask)], dtype=h.dtype)
         h = h + (2 * f - 1)[:, None, None] * torch.from_numpy(direction)
         return (h, *out[1:]) if isinstance(out, tuple) else h
 
-    handles = [dec.register_forward_pre_hook(grab_ids, with_kwargs=True),
-               dec.layers[INJECT_AT].register_forward_hook(plant)]
+    handles = [
+        dec.register_forward_pre_hook(grab_ids, with_kwargs=True),
+        dec.layers[INJECT_AT].register_forward_hook(plant),
+    ]
     try:
         with single_thread():
             hidden = collect_hidden(model, prompts, pad_id=0)
@@ -129,6 +131,8 @@ def test_resuming_from_a_block_matches_the_full_forward(tiny):
         full = collect_hidden(model, prompts, pad_id=0, keep_sequence_of=1)
         top = collect_hidden(model, prompts, pad_id=0, start=2, start_states=full.sequences)
     assert top.layers == ["layer.2.resid_post", "layer.3.resid_post"]
-    assert np.allclose(top.last, full.last[:, 2:], atol=1e-4) and np.allclose(top.mean, full.mean[:, 2:], atol=1e-4)
+    assert np.allclose(top.last, full.last[:, 2:], atol=1e-4) and np.allclose(
+        top.mean, full.mean[:, 2:], atol=1e-4
+    )
     with pytest.raises(ValueError):
         collect_hidden(model, prompts, start=2)

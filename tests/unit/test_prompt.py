@@ -12,14 +12,16 @@ from phishlens.training.contract.prompt import DEFAULT_TEMPLATE, PromptEncoder, 
 LONG = " ".join(f"word{i} lorem ipsum {i * 7}" for i in range(60))  # a few hundred tokens, no repeats
 
 
-@pytest.mark.parametrize(("max_tokens", "head_fraction", "head", "tail"),
-                         [(10, 0.5, 5, 5), (11, 0.5, 6, 5), (10, 0.3, 3, 7), (10, 1.0, 10, 0), (10, 0.0, 0, 10)])
+@pytest.mark.parametrize(
+    ("max_tokens", "head_fraction", "head", "tail"),
+    [(10, 0.5, 5, 5), (11, 0.5, 6, 5), (10, 0.3, 3, 7), (10, 1.0, 10, 0), (10, 0.0, 0, 10)],
+)
 def test_truncation_keeps_exact_head_and_tail(tokenizer, max_tokens, head_fraction, head, tail):
     enc = PromptEncoder(tokenizer, max_text_tokens=max_tokens, head_fraction=head_fraction)
     text_ids = tokenizer.encode(LONG, add_special_tokens=False)
     assert len(text_ids) > 100
     e = enc.encode(LONG)
-    kept = text_ids[:head] + (text_ids[len(text_ids) - tail:] if tail else [])
+    kept = text_ids[:head] + (text_ids[len(text_ids) - tail :] if tail else [])
     assert e.ids == enc.prefix_ids + kept + enc.suffix_ids
     assert e.truncated is True
     assert e.n_text_tokens == max_tokens == len(kept)
@@ -76,7 +78,7 @@ def test_prefix_is_identical_across_texts(tokenizer):
     encoded = enc.encode_many(texts)
     for t, e in zip(texts, encoded):
         assert e.ids[:n] == enc.prefix_ids, t
-        assert e.ids[len(e.ids) - len(enc.suffix_ids):] == enc.suffix_ids, t
+        assert e.ids[len(e.ids) - len(enc.suffix_ids) :] == enc.suffix_ids, t
     # and it is the tokenisation of the template's text before the slot
     prefix_text = DEFAULT_TEMPLATE.split("{text}")[0]
     assert tokenizer.decode(enc.prefix_ids, skip_special_tokens=True) == prefix_text

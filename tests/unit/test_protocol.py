@@ -16,9 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import phishlens.server.services.feedback  # noqa: F401 - defines RequestNotFound (a server error class)
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import BaseModel, TypeAdapter
+
+import phishlens.server.services.feedback  # noqa: F401 - defines RequestNotFound (a server error class)
 from phishlens.clients import PhishlensClient
 from phishlens.clients import client as C
 from phishlens.clients import protocol as W
@@ -26,7 +28,6 @@ from phishlens.clients.protocol import errors as E
 from phishlens.server import errors as server_errors
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
-from pydantic import BaseModel, TypeAdapter
 
 # JSON routes without a pydantic body: liveness/readiness/metrics are plain dicts or text (HealthStatus is
 # the client's lenient reading of both), /ui is static files.
@@ -68,21 +69,37 @@ def _examples(spec: dict, name: str) -> list[dict]:
 def _client_call(method: str, path: str, body: dict | None) -> C._Call:
     b = body or {}
     calls: dict[tuple[str, str], Callable[[], C._Call]] = {
-        ("POST", "/v1/classify"): lambda: C._classify_call(b["input"], b.get("adapter"), b.get("adapters"),
-                                                           b.get("return_text", False)),
+        ("POST", "/v1/classify"): lambda: C._classify_call(
+            b["input"], b.get("adapter"), b.get("adapters"), b.get("return_text", False)
+        ),
         ("GET", "/v1/adapters"): lambda: C._LIST_ADAPTERS,
         ("POST", "/v1/adapters"): lambda: C._load_adapter_call(b["path"], b.get("name")),
         ("DELETE", "/v1/adapters/{name}"): lambda: C._unload_adapter_call("a"),
-        ("POST", "/v1/models/{name}:predict"): lambda: C._predict_call("default", b["instances"],
-                                                                       b.get("return_text", False)),
+        ("POST", "/v1/models/{name}:predict"): lambda: C._predict_call(
+            "default", b["instances"], b.get("return_text", False)
+        ),
         ("POST", "/v1/models/{name}:explain"): lambda: C._kserve_explain_call(
-            "default", b["instances"][0], b.get("granularity", "word"), b.get("max_evals"), b.get("html", False),
-            None, b.get("return_text", False)),
+            "default",
+            b["instances"][0],
+            b.get("granularity", "word"),
+            b.get("max_evals"),
+            b.get("html", False),
+            None,
+            b.get("return_text", False),
+        ),
         ("GET", "/v1/models/{name}"): lambda: C._model_info_call("default"),
         ("POST", "/v1/explain"): lambda: C._explain_call(
-            b["input"], b.get("adapter"), b.get("granularity", "word"), b.get("max_evals"), b.get("html", False),
-            None, b.get("return_text", False)),
-        ("POST", "/v1/probe"): lambda: C._probe_call(b["input"], b.get("adapter"), b.get("return_text", False)),
+            b["input"],
+            b.get("adapter"),
+            b.get("granularity", "word"),
+            b.get("max_evals"),
+            b.get("html", False),
+            None,
+            b.get("return_text", False),
+        ),
+        ("POST", "/v1/probe"): lambda: C._probe_call(
+            b["input"], b.get("adapter"), b.get("return_text", False)
+        ),
         ("POST", "/v1/feedback"): lambda: C._feedback_call(b["request_id"], b["labels"], None),
         ("GET", "/v1/drift"): lambda: C._DRIFT,
     }
@@ -116,7 +133,10 @@ def test_response_examples_cross_both_sides(spec):
             request = httpx.Request(method, "http://phishlens.test" + path)
             status = 201 if (method, path) == ("POST", "/v1/adapters") else 200
             parsed = _client_call(method, path, _first_request_example(spec, method, path)).parse(
-                httpx.Response(status, content=wire, headers={"content-type": "application/json"}, request=request))
+                httpx.Response(
+                    status, content=wire, headers={"content-type": "application/json"}, request=request
+                )
+            )
             if isinstance(served, W.AdapterList):
                 assert parsed == served.data  # list_adapters() returns the entries
             elif isinstance(served, W.UnloadResponse):
@@ -162,8 +182,13 @@ def test_request_examples_are_what_the_client_sends(spec):
 
 def test_client_methods_take_every_request_field(spec):
     """Each optional request field can be set through the public client (drift guard)."""
-    methods = {"/v1/explain": "explain", "/v1/probe": "probe", "/v1/classify": "classify",
-               "/v1/models/{name}:predict": "predict", "/v1/models/{name}:explain": "kserve_explain"}
+    methods = {
+        "/v1/explain": "explain",
+        "/v1/probe": "probe",
+        "/v1/classify": "classify",
+        "/v1/models/{name}:predict": "predict",
+        "/v1/models/{name}:explain": "kserve_explain",
+    }
     for method, path, req, _ in _operations(spec):
         if path not in methods:
             continue
@@ -205,8 +230,9 @@ def test_each_error_type_raises_its_own_client_class(kind: E.ErrorKind):
 
 def test_error_classes_are_distinct_and_404s_share_a_base():
     assert len({k.client for k in E.ERRORS.values()}) == len(E.ERRORS)
-    assert issubclass(E.RequestNotFoundError, E.NotFoundError) and issubclass(E.AdapterNotFoundError,
-                                                                             E.NotFoundError)
+    assert issubclass(E.RequestNotFoundError, E.NotFoundError) and issubclass(
+        E.AdapterNotFoundError, E.NotFoundError
+    )
     assert not issubclass(E.RequestNotFoundError, E.AdapterNotFoundError)
 
 
@@ -215,8 +241,11 @@ def test_errors_the_app_emits_reach_the_client_as_their_classes(app):
     with PhishlensClient("http://testserver", http_client=TestClient(app), max_retries=0) as client:
         cases: list[tuple[Callable[[], Any], type[E.PhishlensError], str]] = [
             (lambda: client._send(C._Call("GET", "/v1/nope", C._parse_none)), E.NotFoundError, "not_found"),
-            (lambda: client._send(C._Call("PUT", "/v1/classify", C._parse_none)), E.MethodNotAllowedError,
-             "method_not_allowed"),
+            (
+                lambda: client._send(C._Call("PUT", "/v1/classify", C._parse_none)),
+                E.MethodNotAllowedError,
+                "method_not_allowed",
+            ),
             (lambda: client.classify("hello"), E.NotReadyError, "not_ready"),
         ]
         for call, cls, type_ in cases:
@@ -226,8 +255,10 @@ def test_errors_the_app_emits_reach_the_client_as_their_classes(app):
 
 
 def test_protocol_imports_neither_httpx_nor_the_server_nor_torch():
-    code = ("import sys, phishlens.clients.protocol; "
-            "print(sorted(m for m in ('httpx', 'fastapi', 'starlette', 'torch', 'phishlens.server', "
-            "'phishlens.training', 'phishlens.clients.client') if m in sys.modules))")
+    code = (
+        "import sys, phishlens.clients.protocol; "
+        "print(sorted(m for m in ('httpx', 'fastapi', 'starlette', 'torch', 'phishlens.server', "
+        "'phishlens.training', 'phishlens.clients.client') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -37,6 +37,7 @@ def test_load_by_name_get_list_and_default(fake_backend, adapter_root):
             await reg.load("alt")
         with pytest.raises(AdapterNotFound):
             reg.get("nope")
+
     asyncio.run(go())
 
 
@@ -48,7 +49,9 @@ def test_paths_outside_roots_are_refused(fake_backend, adapter_root, ref):
 
 
 def test_symlink_out_of_root_is_refused(fake_backend, adapter_root, tmp_path, tokenizer, smollm2_base):
-    outside = write_bundle(tmp_path / "elsewhere", "evil", tokenizer=tokenizer, base_sha256=smollm2_base.sha256)
+    outside = write_bundle(
+        tmp_path / "elsewhere", "evil", tokenizer=tokenizer, base_sha256=smollm2_base.sha256
+    )
     link = adapter_root / "evil-link"
     os.symlink(outside, link)
     try:
@@ -87,6 +90,7 @@ def test_cap(fake_backend, adapter_root):
             await reg.load("spare")
         await reg.unload("alt")
         await reg.load("spare")
+
     asyncio.run(go())
 
 
@@ -103,6 +107,7 @@ def test_unload_waits_for_leases_and_new_requests_404(fake_backend, adapter_root
             assert held[0] is e and e.handle.adapter_id in fake_backend.adapters  # still servable
         await asyncio.wait_for(task, 1)
         assert e.handle.adapter_id not in fake_backend.adapters and fake_backend.removed == [e.handle]
+
     asyncio.run(go())
 
 
@@ -116,4 +121,5 @@ def test_unload_unknown_and_metric_series_dropped(fake_backend, adapter_root):
         assert b'adapter="alt"' not in reg.metrics.render()
         with pytest.raises(AdapterNotFound):
             await reg.unload("alt")
+
     asyncio.run(go())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from pydantic import SecretStr
+
 from phishlens.clients.protocol import FeedbackRequest
 from phishlens.clients.protocol.feedback import MAX_REQUEST_ID_CHARS, REQUEST_ID_PATTERN
 from phishlens.server.services.request_ids import (
@@ -14,7 +16,6 @@ from phishlens.server.services.request_ids import (
     SignedVerdict,
     _process_key,
 )
-from pydantic import SecretStr
 
 SHA_A, SHA_B = hashlib.sha256(b"a").hexdigest(), hashlib.sha256(b"b").hexdigest()
 
@@ -22,7 +23,11 @@ SHA_A, SHA_B = hashlib.sha256(b"a").hexdigest(), hashlib.sha256(b"b").hexdigest(
 def verdicts(n_texts: int = 3) -> list[SignedVerdict]:
     out = []
     for i in range(n_texts):
-        out.append(SignedVerdict(i, "specialist-sms", SHA_A, i / (n_texts + 1), "phishing" if i % 2 else "legitimate"))
+        out.append(
+            SignedVerdict(
+                i, "specialist-sms", SHA_A, i / (n_texts + 1), "phishing" if i % 2 else "legitimate"
+            )
+        )
         out.append(SignedVerdict(i, "generalist", SHA_B, 0.5, "phishing"))  # on the threshold: label kept
     return out
 
@@ -33,8 +38,9 @@ def test_round_trip_carries_every_verdict():
     rid = codec.issue(vs, issued=1_764_400_000)
     got = codec.open(rid)
     assert got.issued == 1_764_400_000 and len(got.mac) == 16
-    assert [(v.index, v.adapter, v.adapter_sha256, v.predicted) for v in got.verdicts] == \
-        [(v.index, v.adapter, v.adapter_sha256, v.predicted) for v in vs]
+    assert [(v.index, v.adapter, v.adapter_sha256, v.predicted) for v in got.verdicts] == [
+        (v.index, v.adapter, v.adapter_sha256, v.predicted) for v in vs
+    ]
     assert all(abs(a.p_phishing - b.p_phishing) <= 1 / 32767 for a, b in zip(got.verdicts, vs))
     FeedbackRequest(request_id=rid, labels=[{"index": 0, "label": "phishing"}])  # the wire schema accepts it
 
@@ -49,7 +55,7 @@ def test_another_secret_or_an_altered_id_is_rejected():
     rid = RequestIdCodec([b"k1"]).issue(verdicts(), 5)
     with pytest.raises(RequestIdRejected, match="signature"):
         RequestIdCodec([b"k2"]).open(rid)
-    body = bytearray(rid[len(PREFIX):].encode())
+    body = bytearray(rid[len(PREFIX) :].encode())
     body[20] = ord("A") if body[20] != ord("A") else ord("B")  # flip one payload character
     with pytest.raises(RequestIdRejected, match="signature"):
         RequestIdCodec([b"k1"]).open(PREFIX + body.decode())
@@ -73,9 +79,14 @@ def test_without_secret_ids_are_per_process():
 
 def test_worst_case_request_fits_the_wire_limit():
     """64 texts x 8 adapters with 255-byte names (the default caps) fits MAX_REQUEST_ID_CHARS."""
-    vs = [SignedVerdict(i, f"{j:03d}" + "x" * 252, SHA_A, 0.3, "legitimate") for i in range(64) for j in range(8)]
+    vs = [
+        SignedVerdict(i, f"{j:03d}" + "x" * 252, SHA_A, 0.3, "legitimate")
+        for i in range(64)
+        for j in range(8)
+    ]
     rid = RequestIdCodec([b"k"]).issue(vs, 5)
     assert len(rid) < MAX_REQUEST_ID_CHARS
     import re
+
     assert re.match(REQUEST_ID_PATTERN, rid)
     assert len(RequestIdCodec([b"k"]).issue(verdicts(1)[:1], 5)) < 120  # one text, one adapter: short

@@ -17,17 +17,24 @@ def rec(text, label="phishing", source="sms_uci", style="sms"):
 
 def test_dedup_priority_and_label_conflicts():
     by = {
-        "url_phishtank_iscx": [rec("a", source="url_phishtank_iscx", style="url"),
-                               rec("b", source="url_phishtank_iscx", style="url"),
-                               rec("c", "legitimate", source="url_phishtank_iscx", style="url")],
-        "url_hannousse": [rec("a", source="url_hannousse", style="url"),
-                          rec("c", "phishing", source="url_hannousse", style="url"),
-                          rec("d", source="url_hannousse", style="url"),
-                          rec("d", source="url_hannousse", style="url")],
+        "url_phishtank_iscx": [
+            rec("a", source="url_phishtank_iscx", style="url"),
+            rec("b", source="url_phishtank_iscx", style="url"),
+            rec("c", "legitimate", source="url_phishtank_iscx", style="url"),
+        ],
+        "url_hannousse": [
+            rec("a", source="url_hannousse", style="url"),
+            rec("c", "phishing", source="url_hannousse", style="url"),
+            rec("d", source="url_hannousse", style="url"),
+            rec("d", source="url_hannousse", style="url"),
+        ],
     }
     out, st = dedup_records(by)
-    assert sorted((r.text, r.source) for r in out) == [("a", "url_hannousse"), ("b", "url_phishtank_iscx"),
-                                                       ("d", "url_hannousse")]
+    assert sorted((r.text, r.source) for r in out) == [
+        ("a", "url_hannousse"),
+        ("b", "url_phishtank_iscx"),
+        ("d", "url_hannousse"),
+    ]
     assert st.cross_source["url_phishtank_iscx"] == 1 and st.within_source["url_hannousse"] == 1
     assert st.label_conflict == {"url_hannousse": 1, "url_phishtank_iscx": 1}
 
@@ -39,7 +46,10 @@ def test_make_splits_stratified_deterministic():
         assert fingerprint(a.rows(sp)) == fingerprint(b.rows(sp))  # independent of input order
     c = a.counts()["sms_uci"]
     assert c["train"] == {"phishing": 80, "legitimate": 40}
-    assert c["validation"] == {"phishing": 10, "legitimate": 5} and c["test"] == {"phishing": 10, "legitimate": 5}
+    assert c["validation"] == {"phishing": 10, "legitimate": 5} and c["test"] == {
+        "phishing": 10,
+        "legitimate": 5,
+    }
     assert fingerprint(make_splits(recs, seed=14).rows("test")) != fingerprint(a.rows("test"))
     s = a.sample("train", "sms_uci", 30, seed=1)
     assert len(s) == 60 and s == a.sample("train", "sms_uci", 30, seed=1)
@@ -56,8 +66,13 @@ def test_allocate():
 
 
 def test_mix_validation(tmp_path):
-    ok = dict(name="x", sources=("sms_uci",), held_out=("sms_exais",), train_per_style_label=10,
-              val_per_style_label=5)
+    ok = dict(
+        name="x",
+        sources=("sms_uci",),
+        held_out=("sms_exais",),
+        train_per_style_label=10,
+        val_per_style_label=5,
+    )
     MixSpec(**ok)
     with pytest.raises(MixError, match="held-out"):
         MixSpec(**{**ok, "sources": ("sms_uci", "sms_exais")})
@@ -68,7 +83,9 @@ def test_mix_validation(tmp_path):
     with pytest.raises(MixError, match="not found"):
         load_mix("no-such-mix")
     p = tmp_path / "m.toml"
-    p.write_text('name = "m"\nsources = ["url_hannousse"]\ntrain_per_style_label = 5\nval_per_style_label = 2\n')
+    p.write_text(
+        'name = "m"\nsources = ["url_hannousse"]\ntrain_per_style_label = 5\nval_per_style_label = 2\n'
+    )
     assert load_mix(str(p)).sources == ("url_hannousse",)
 
 

@@ -9,12 +9,20 @@ import pytest
 from phishlens.training.data.records import Record, text_uid
 from phishlens.training.model.tfidf import TfidfPeer, fit_tfidf, head_tail, train_tfidf
 
-PHISH = ["verify your account now at {u}", "your parcel is held, pay the fee {u}",
-         "urgent: password expires, login {u}", "you won a prize, claim at {u}",
-         "bank alert: unusual sign-in, confirm {u}"]
-LEGIT = ["see you at lunch tomorrow {n}", "the meeting moved to room {n}",
-         "thanks for the notes on chapter {n}", "can you pick up milk, {n} cartons",
-         "happy birthday! dinner at {n}?"]
+PHISH = [
+    "verify your account now at {u}",
+    "your parcel is held, pay the fee {u}",
+    "urgent: password expires, login {u}",
+    "you won a prize, claim at {u}",
+    "bank alert: unusual sign-in, confirm {u}",
+]
+LEGIT = [
+    "see you at lunch tomorrow {n}",
+    "the meeting moved to room {n}",
+    "thanks for the notes on chapter {n}",
+    "can you pick up milk, {n} cartons",
+    "happy birthday! dinner at {n}?",
+]
 
 
 def synthetic(n, seed, source="sms_uci"):
@@ -23,7 +31,9 @@ def synthetic(n, seed, source="sms_uci"):
     for i in range(n):
         phish = i % 2 == 0
         tmpl = (PHISH if phish else LEGIT)[rng.integers(5)]
-        text = tmpl.format(u=f"http://x{rng.integers(1e6)}.top/a", n=int(rng.integers(1, 99))) + f" #{seed}-{i}"
+        text = (
+            tmpl.format(u=f"http://x{rng.integers(1e6)}.top/a", n=int(rng.integers(1, 99))) + f" #{seed}-{i}"
+        )
         lab = "phishing" if phish else "legitimate"
         rows.append(Record(text, lab, "sms", source, lab, text_uid(text)))
     return rows
@@ -31,8 +41,9 @@ def synthetic(n, seed, source="sms_uci"):
 
 def test_learns_separable_data():
     train, val, test = synthetic(200, 1), synthetic(60, 2), synthetic(100, 3)
-    mix = SimpleNamespace(spec=SimpleNamespace(name="toy", sources=("sms_uci",), seed=13),
-                          train=train, validation=val)
+    mix = SimpleNamespace(
+        spec=SimpleNamespace(name="toy", sources=("sms_uci",), seed=13), train=train, validation=val
+    )
     peer = train_tfidf(mix)
     assert isinstance(peer, TfidfPeer) and peer.name == "toy" and peer.seen_sources == ("sms_uci",)
     assert 0 < peer.threshold < 1

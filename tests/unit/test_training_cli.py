@@ -25,8 +25,12 @@ def test_prepare_base_prints_sha(smollm2_base):
     r = runner.invoke(app, ["prepare-base", "smollm2"])
     assert r.exit_code == 0, r.output
     info = _json_line(r.stdout)
-    assert info == {"name": "smollm2", "path": str(smollm2_base.path), "sha256": smollm2_base.sha256,
-                    "architecture": "llama"}
+    assert info == {
+        "name": "smollm2",
+        "path": str(smollm2_base.path),
+        "sha256": smollm2_base.sha256,
+        "architecture": "llama",
+    }
 
 
 def test_prepare_base_unknown_name_fails():

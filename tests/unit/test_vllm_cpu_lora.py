@@ -6,12 +6,15 @@ import torch
 from phishlens.server.backends import vllm_cpu_lora as g
 
 
-@pytest.mark.parametrize("tokens,indices", [
-    (50, None),                      # random mix of slots, including -1 (no adapter)
-    (7, [2] * 7),                    # one adapter for the whole batch (fast path)
-    (1, [1]),
-    (5, [0, 0, 1, 1, -1]),
-])
+@pytest.mark.parametrize(
+    "tokens,indices",
+    [
+        (50, None),  # random mix of slots, including -1 (no adapter)
+        (7, [2] * 7),  # one adapter for the whole batch (fast path)
+        (1, [1]),
+        (5, [0, 0, 1, 1, -1]),
+    ],
+)
 def test_grouped_matches_vllm_einsum(tokens, indices):
     torch.manual_seed(0)
     idx = torch.randint(-1, 3, (tokens,)) if indices is None else torch.tensor(indices)

@@ -13,5 +13,12 @@ from phishlens.training.artifacts.build import (
 )
 from phishlens.training.artifacts.context import ArtifactContext, Builder
 
-__all__ = ["BUILDERS", "ArtifactContext", "Builder", "augment_bundle", "build_artifacts", "mix_rows",
-           "validation_rows"]
+__all__ = [
+    "BUILDERS",
+    "ArtifactContext",
+    "Builder",
+    "augment_bundle",
+    "build_artifacts",
+    "mix_rows",
+    "validation_rows",
+]

@@ -70,14 +70,20 @@ def mix_rows(manifest: B.Manifest, data_root: Path | None = None) -> tuple[list[
     mix = build_mix(load_mix(manifest.training_data.mix), splits)
     fp = fingerprint(list(mix.train) + list(mix.validation))
     if fp != manifest.training_data.fingerprint:
-        raise ValueError(f"{manifest.name}: the rebuilt mix {manifest.training_data.mix!r} has fingerprint "
-                         f"{fp[:12]}…, the bundle was trained on {manifest.training_data.fingerprint[:12]}…; "
-                         "the data or the split code changed")
+        raise ValueError(
+            f"{manifest.name}: the rebuilt mix {manifest.training_data.mix!r} has fingerprint "
+            f"{fp[:12]}…, the bundle was trained on {manifest.training_data.fingerprint[:12]}…; "
+            "the data or the split code changed"
+        )
     return list(mix.train), list(mix.validation)
 
 
-def augment_bundle(path: Path, groups: Sequence[str] | None = None, data_root: Path | None = None,
-                   validation: list[Record] | None = None) -> B.Bundle:
+def augment_bundle(
+    path: Path,
+    groups: Sequence[str] | None = None,
+    data_root: Path | None = None,
+    validation: list[Record] | None = None,
+) -> B.Bundle:
     """Add (or rebuild) artefacts in an existing bundle. The files go in place; the content hash changes."""
     bundle = B.load_bundle(path)
     train: list[Record] = []
@@ -87,8 +93,9 @@ def augment_bundle(path: Path, groups: Sequence[str] | None = None, data_root: P
         rows = validation
     am = load_adapter_model(bundle)
     seed = int(bundle.manifest.metrics.get("train", {}).get("config", {}).get("seed", 13))
-    ctx = ArtifactContext(Path(path), bundle.manifest, rows, am.model, am.tokenizer, am.encoder(bundle),
-                          seed=seed, train=train)
+    ctx = ArtifactContext(
+        Path(path), bundle.manifest, rows, am.model, am.tokenizer, am.encoder(bundle), seed=seed, train=train
+    )
     build_artifacts(ctx, groups)
     return B.load_bundle(path)
 

@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 from phishlens.training.artifacts.context import ArtifactContext
 from phishlens.training.data.records import Record
@@ -72,11 +72,18 @@ def build_probes(ctx: ArtifactContext) -> dict[str, str]:
 
         from tqdm import tqdm
 
-        with tqdm(total=len(prompts), desc=f"{ctx.manifest.name}: probe hidden states", unit="text",
-                  file=sys.stderr, leave=False) as bar:
+        with tqdm(
+            total=len(prompts),
+            desc=f"{ctx.manifest.name}: probe hidden states",
+            unit="text",
+            file=sys.stderr,
+            leave=False,
+        ) as bar:
             hidden = collect_hidden(ctx.model, prompts, pad, progress=bar)
         ctx.cache["hidden_states"], ctx.cache["hidden_rows"] = hidden, [r.uid for r in rows]
-    logger.info("%s: hidden states of %d validation rows (%.0fs)", ctx.manifest.name, len(rows), time.monotonic() - t0)
+    logger.info(
+        "%s: hidden states of %d validation rows (%.0fs)", ctx.manifest.name, len(rows), time.monotonic() - t0
+    )
     probes = train_probes(hidden, probe_targets(rows), pooling="last", seed=ctx.seed)
     logger.info("%s: %d probes fitted (%.0fs)", ctx.manifest.name, len(probes.probes), time.monotonic() - t0)
     for name, why in probes.skipped.items():

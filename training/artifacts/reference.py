@@ -13,9 +13,9 @@ import hashlib
 import logging
 
 import numpy as np
+
 from phishlens.explain.embed import MODEL_ID, Embedder
 from phishlens.explain.reference import build_profile
-
 from phishlens.training.artifacts.context import ArtifactContext
 from phishlens.training.model.loading import CachedScorer
 
@@ -33,14 +33,21 @@ def validation_scores(ctx: ArtifactContext) -> np.ndarray:
 
     tok = ctx.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    scorer = CachedScorer(ctx.model, ctx.encoder, 0, ctx.manifest.label_token_ids, pad,
-                          temperature=ctx.manifest.calibration.temperature, cache={})
+    scorer = CachedScorer(
+        ctx.model,
+        ctx.encoder,
+        0,
+        ctx.manifest.label_token_ids,
+        pad,
+        temperature=ctx.manifest.calibration.temperature,
+        cache={},
+    )
     order = np.argsort([len(r.text) for r in ctx.validation], kind="stable")  # batches of similar length
     texts = [ctx.validation[i].text for i in order]
     p = np.empty(len(texts))
     with torch.inference_mode():
         for i in range(0, len(texts), 16):
-            p[order[i:i + 16]] = scorer(texts[i:i + 16])
+            p[order[i : i + 16]] = scorer(texts[i : i + 16])
     ctx.cache[SCORES_KEY] = p
     return p
 
@@ -53,7 +60,9 @@ def style_rows(ctx: ArtifactContext, per_style_label: int = STYLE_ROWS_PER_STYLE
         groups.setdefault((r.style, r.label), []).append(r)
     out = []
     for key in sorted(groups):
-        rows = sorted(groups[key], key=lambda r: hashlib.sha256(f"{ctx.seed}:ref:{r.uid}".encode()).hexdigest())
+        rows = sorted(
+            groups[key], key=lambda r: hashlib.sha256(f"{ctx.seed}:ref:{r.uid}".encode()).hexdigest()
+        )
         out += rows[:per_style_label]
     return out
 
@@ -64,14 +73,18 @@ def build_reference(ctx: ArtifactContext) -> dict[str, str]:
     labels = [r.label for r in ctx.validation]
     n_pos = sum(lab == "phishing" for lab in labels)
     if min(n_pos, len(labels) - n_pos) < 10:
-        raise ValueError(f"{ctx.manifest.name}: {n_pos} phishing and {len(labels) - n_pos} legitimate validation "
-                         "rows; a reference profile needs >= 10 of each")
+        raise ValueError(
+            f"{ctx.manifest.name}: {n_pos} phishing and {len(labels) - n_pos} legitimate validation "
+            "rows; a reference profile needs >= 10 of each"
+        )
     import sys
 
     from tqdm import tqdm
 
     # Stage bar (each stage is one batched call): scoring, two embedding passes, threshold simulation.
-    with tqdm(total=4, desc=f"{ctx.manifest.name}: reference", unit="stage", file=sys.stderr, leave=False) as bar:
+    with tqdm(
+        total=4, desc=f"{ctx.manifest.name}: reference", unit="stage", file=sys.stderr, leave=False
+    ) as bar:
         bar.set_postfix_str(f"scoring {len(texts)} validation rows")
         p = validation_scores(ctx)
         bar.update(1)
@@ -85,11 +98,26 @@ def build_reference(ctx: ArtifactContext) -> dict[str, str]:
         bar.set_postfix_str("calibrating thresholds")
         # the calibration (temperature) was fitted on exactly these validation rows: their phishing share is
         # the prior the served probabilities are calibrated under
-        profile = build_profile(ctx.manifest.name, texts, p, labels, emb, calibration_prior=n_pos / len(labels),
-                                extra_texts=[r.text for r in extra], extra_labels=[r.label for r in extra],
-                                extra_embeddings=extra_emb, embed_model=MODEL_ID,
-                                embed_max_tokens=EMBED_MAX_TOKENS, seed=ctx.seed)
+        profile = build_profile(
+            ctx.manifest.name,
+            texts,
+            p,
+            labels,
+            emb,
+            calibration_prior=n_pos / len(labels),
+            extra_texts=[r.text for r in extra],
+            extra_labels=[r.label for r in extra],
+            extra_embeddings=extra_emb,
+            embed_model=MODEL_ID,
+            embed_max_tokens=EMBED_MAX_TOKENS,
+            seed=ctx.seed,
+        )
         bar.update(1)
-    logger.info("reference for %s: %d scored rows, %d style rows, simulated false-alarm rate per window %s",
-                ctx.manifest.name, profile.n_rows, profile.n_style_rows, profile.false_alarm)
+    logger.info(
+        "reference for %s: %d scored rows, %d style rows, simulated false-alarm rate per window %s",
+        ctx.manifest.name,
+        profile.n_rows,
+        profile.n_style_rows,
+        profile.false_alarm,
+    )
     return profile.save(ctx.bundle_dir)

@@ -12,8 +12,9 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +26,8 @@ logger = logging.getLogger(__name__)
 
 
 def _sample(data_root: Path | None, per_label: int, seed: int) -> list[Any]:
-    from phishlens.training.evaluation.report import eval_sets
     from phishlens.training.data.splits import load_splits
+    from phishlens.training.evaluation.report import eval_sets
 
     sets = eval_sets(load_splits(data_root, seed=13), per_label=per_label, seed=seed)
     return [r for rows in sets.values() for r in rows]
@@ -49,10 +50,20 @@ def _matrix_png(matrix: dict[str, Any], names: Sequence[str], path: Path) -> Pat
     return m.to_png(path, title="Cross-domain F1 (docs/eval/matrix.json)")
 
 
-def run_diagnosis(adapters: Sequence[Path], out: Path, *, data_root: Path | None = None, per_label: int = 10,
-                  shap_per_style: int = 2, shap_evals: int = 64, matrix_path: Path | None = None,
-                  seed: int = 13, command: str = "", notes: Path | None = None,
-                  progress: bool = True) -> Path:
+def run_diagnosis(
+    adapters: Sequence[Path],
+    out: Path,
+    *,
+    data_root: Path | None = None,
+    per_label: int = 10,
+    shap_per_style: int = 2,
+    shap_evals: int = 64,
+    matrix_path: Path | None = None,
+    seed: int = 13,
+    command: str = "",
+    notes: Path | None = None,
+    progress: bool = True,
+) -> Path:
     """Diagnose `adapters` on a per-source sample; ``progress``: bars on stderr for hidden-state passes."""
     import sys
 
@@ -80,8 +91,10 @@ def run_diagnosis(adapters: Sequence[Path], out: Path, *, data_root: Path | None
     # per text and shared by all adapters (pooled states for the probes / lens, block split-1's full
     # output to resume the forward from).
     split = min(min(b.manifest.lora.layers or [0]) for b in bundles)
-    specs = {(b.manifest.prompt.template, b.manifest.prompt.max_text_tokens, b.manifest.prompt.head_fraction)
-             for b in bundles}
+    specs = {
+        (b.manifest.prompt.template, b.manifest.prompt.max_text_tokens, b.manifest.prompt.head_fraction)
+        for b in bundles
+    }
     if len(specs) != 1:
         raise ValueError("diagnose adapters that share one prompt template")
     enc = PromptEncoder(tok, *specs.pop())
@@ -92,10 +105,22 @@ def run_diagnosis(adapters: Sequence[Path], out: Path, *, data_root: Path | None
         todo = [t for t in dict.fromkeys(texts) if t not in pooled]
         if not todo or split == 0:
             return
-        with tqdm(total=len(todo), desc=f"base layers 0-{split - 1}", unit="text", disable=not progress,
-                  file=sys.stderr, leave=False) as bar:
-            h = collect_hidden(peft, [enc.encode(t).ids for t in todo], pad, keep_sequence_of=split - 1,
-                               end=split, progress=bar)
+        with tqdm(
+            total=len(todo),
+            desc=f"base layers 0-{split - 1}",
+            unit="text",
+            disable=not progress,
+            file=sys.stderr,
+            leave=False,
+        ) as bar:
+            h = collect_hidden(
+                peft,
+                [enc.encode(t).ids for t in todo],
+                pad,
+                keep_sequence_of=split - 1,
+                end=split,
+                progress=bar,
+            )
         for i, t in enumerate(todo):
             pooled[t] = (h.last[i], h.mean[i])
             seq_cache[t] = h.sequences[i]
@@ -114,10 +139,22 @@ def run_diagnosis(adapters: Sequence[Path], out: Path, *, data_root: Path | None
             if split == 0:
                 return collect_hidden(peft, [enc.encode(t).ids for t in texts], pad)
             lower(texts)
-            with tqdm(total=len(texts), desc=f"{peft.active_adapter}: top layers", unit="text", leave=False,
-                      disable=not progress or len(texts) < 32, file=sys.stderr) as bar:
-                top = collect_hidden(peft, [enc.encode(t).ids for t in texts], pad, start=split,
-                                     start_states=[seq_cache[t] for t in texts], progress=bar)
+            with tqdm(
+                total=len(texts),
+                desc=f"{peft.active_adapter}: top layers",
+                unit="text",
+                leave=False,
+                disable=not progress or len(texts) < 32,
+                file=sys.stderr,
+            ) as bar:
+                top = collect_hidden(
+                    peft,
+                    [enc.encode(t).ids for t in texts],
+                    pad,
+                    start=split,
+                    start_states=[seq_cache[t] for t in texts],
+                    progress=bar,
+                )
             last = np.concatenate([np.stack([pooled[t][0] for t in texts]), top.last], axis=1)
             mean = np.concatenate([np.stack([pooled[t][1] for t in texts]), top.mean], axis=1)
             return HiddenStates([layer_name(i) for i in range(last.shape[1])], last, mean)
@@ -131,19 +168,41 @@ def run_diagnosis(adapters: Sequence[Path], out: Path, *, data_root: Path | None
         probes = None
         if "probes" in m.extras:
             try:
-                probes = ProbeSet.load(b.path, m.extras["probes"], m.extras.get("probes_index", "probes.json"))
+                probes = ProbeSet.load(
+                    b.path, m.extras["probes"], m.extras.get("probes_index", "probes.json")
+                )
             except ProbeError as e:
                 logger.warning("%s: %s", b.name, e)
-        models.append(DiagnosedModel(b.name, list(m.training_data.sources), m.calibration.threshold, hidden,
-                                     lambda s, lens=lens, temp=temp: lens.probabilities(s, temp), score, tok,
-                                     probes, list(m.lora.layers or [])))
+        models.append(
+            DiagnosedModel(
+                b.name,
+                list(m.training_data.sources),
+                m.calibration.threshold,
+                hidden,
+                lambda s, lens=lens, temp=temp: lens.probabilities(s, temp),
+                score,
+                tok,
+                probes,
+                list(m.lora.layers or []),
+            )
+        )
     matrix = None
     if matrix_path is not None and Path(matrix_path).is_file():
         matrix = json.loads(Path(matrix_path).read_text())
     with torch.inference_mode():
-        d = diagnose(models, rows, matrix, shap_per_style=shap_per_style, shap_evals=shap_evals, seed=seed,
-                     settings={"per_label": per_label, "command": command,
-                               "host": f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.get_num_threads()} threads"})
+        d = diagnose(
+            models,
+            rows,
+            matrix,
+            shap_per_style=shap_per_style,
+            shap_evals=shap_evals,
+            seed=seed,
+            settings={
+                "per_label": per_label,
+                "command": command,
+                "host": f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.get_num_threads()} threads",
+            },
+        )
     out.mkdir(parents=True, exist_ok=True)
     extra = {}
     if matrix is not None:

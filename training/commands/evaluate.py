@@ -7,9 +7,8 @@ extra adapter costs only its top layers on the evaluation texts.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +21,6 @@ from phishlens.training.model.state_cache import StateCache, disk_root, namespac
 
 if TYPE_CHECKING:  # pragma: no cover
     from phishlens.explain.ood import OodModel
-
     from phishlens.training.evaluation.generalization import GeneralizationReport
 
 logger = logging.getLogger(__name__)
@@ -42,18 +40,27 @@ def adapter_scorers(bundles: Sequence[Bundle]) -> Iterator[tuple[Bundle, CachedS
         split = min(m.lora.layers) if m.lora.layers else 0
         key = (am.base.sha256, m.prompt.template, m.prompt.max_text_tokens, split)
         if key not in scorers:
-            cache = StateCache(namespace(am.base.sha256, m.prompt.template, m.prompt.max_text_tokens, split),
-                               disk_root())
-            scorers[key] = CachedScorer(am.model, am.encoder(b), split, m.label_token_ids, am.pad_id, cache=cache)
+            cache = StateCache(
+                namespace(am.base.sha256, m.prompt.template, m.prompt.max_text_tokens, split), disk_root()
+            )
+            scorers[key] = CachedScorer(
+                am.model, am.encoder(b), split, m.label_token_ids, am.pad_id, cache=cache
+            )
         scorer = scorers[key]
         scorer.label_ids = m.label_token_ids
         scorer.temperature = m.calibration.temperature
         yield b, scorer
 
 
-def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tfidf: bool = True,
-                   data_root: Path | None = None, from_manifests: bool = False,
-                   progress: bool = False) -> CrossDomainMatrix:
+def run_evaluation(
+    adapters: Sequence[Path],
+    out: Path,
+    per_label: int = 100,
+    tfidf: bool = True,
+    data_root: Path | None = None,
+    from_manifests: bool = False,
+    progress: bool = False,
+) -> CrossDomainMatrix:
     """Build the matrix. ``from_manifests``: take each bundle's stored metrics (scored at training time
     on the same seeded test samples) instead of re-scoring; only the TF-IDF peers are trained here.
     ``progress``: a bar per scored model on stderr (texts scored)."""
@@ -77,10 +84,12 @@ def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tf
         for b, scorer in adapter_scorers(bundles):
             m = b.manifest
             logger.info("evaluating %s", b.name)
-            with tqdm(desc=f"evaluate {b.name}", unit="text", disable=not progress, file=sys.stderr,
-                      mininterval=2) as bar:
-                report = evaluate_scorer(scorer, m.calibration.threshold, sets, list(m.training_data.sources),
-                                         progress=bar)
+            with tqdm(
+                desc=f"evaluate {b.name}", unit="text", disable=not progress, file=sys.stderr, mininterval=2
+            ) as bar:
+                report = evaluate_scorer(
+                    scorer, m.calibration.threshold, sets, list(m.training_data.sources), progress=bar
+                )
             matrix.add(b.name, report, architecture=m.base_model.architecture)
     if tfidf:
         from phishlens.training.model.tfidf import ARCHITECTURE, train_tfidf
@@ -100,7 +109,7 @@ def run_evaluation(adapters: Sequence[Path], out: Path, per_label: int = 100, tf
     return matrix
 
 
-def ood_model(bundle: Bundle) -> "OodModel | None":
+def ood_model(bundle: Bundle) -> OodModel | None:
     """The bundle's OOD flag exactly as the server builds it (server/services/ood.py): its drift reference's
     embeddings, the threshold flagging the default 5 % of them; None without an embedding reference."""
     from phishlens.explain.ood import OodModel
@@ -113,17 +122,29 @@ def ood_model(bundle: Bundle) -> "OodModel | None":
     return OodModel.of(ref.embedding) if ref.embedding is not None else None
 
 
-def run_unseen(adapters: Sequence[Path], out: Path, per_label: int = 200, tfidf: bool = True,
-               data_root: Path | None = None, command: str = "",
-               peer_mixes: Sequence[str] = ()) -> "GeneralizationReport":
+def run_unseen(
+    adapters: Sequence[Path],
+    out: Path,
+    per_label: int = 200,
+    tfidf: bool = True,
+    data_root: Path | None = None,
+    command: str = "",
+    peer_mixes: Sequence[str] = (),
+) -> GeneralizationReport:
     """The unseen-source benchmark (`training.generalization`): adapters and their mixes' TF-IDF peers."""
     from phishlens.training.contract.style import detect_style
-    from phishlens.training.evaluation.generalization import (
-        GeneralizationReport, held_out_of, ood_accuracy, report_sets, result_from_scores, route_scores,
-        score_sets, unseen_sets,
-    )
     from phishlens.training.data.mixes import build_mix, load_mix
     from phishlens.training.data.splits import load_splits
+    from phishlens.training.evaluation.generalization import (
+        GeneralizationReport,
+        held_out_of,
+        ood_accuracy,
+        report_sets,
+        result_from_scores,
+        route_scores,
+        score_sets,
+        unseen_sets,
+    )
 
     splits = load_splits(data_root)
     bundles = [load_bundle(p) for p in adapters]
@@ -131,36 +152,57 @@ def run_unseen(adapters: Sequence[Path], out: Path, per_label: int = 200, tfidf:
     extra = {load_mix(p).name: load_mix(p) for p in peer_mixes}
     held = held_out_of(list(mixes.values()) + list(extra.values()))
     sets = unseen_sets(splits, held, per_label=per_label)
-    report = GeneralizationReport(per_label=per_label, seed=13, held_out=held, set_sizes=report_sets(sets),
-                                  command=command)
+    report = GeneralizationReport(
+        per_label=per_label, seed=13, held_out=held, set_sizes=report_sets(sets), command=command
+    )
     specialists: dict[str, tuple[dict, float]] = {}  # style -> (scores, served threshold)
     embeddings: dict[int, dict[str, Any]] = {}  # OOD: MiniLM max_tokens -> style -> [n, dim], shared
     for b, scorer in adapter_scorers(bundles):
         m = b.manifest
         logger.info("scoring %s on unseen sources", b.name)
         p = score_sets(scorer, sets)
-        report.models.append(result_from_scores(p, m.calibration.threshold, sets, name=b.name, kind="lora",
-                                                architecture=m.base_model.architecture,
-                                                info={"sha256": b.sha256, "mix": m.training_data.mix}))
+        report.models.append(
+            result_from_scores(
+                p,
+                m.calibration.threshold,
+                sets,
+                name=b.name,
+                kind="lora",
+                architecture=m.base_model.architecture,
+                info={"sha256": b.sha256, "mix": m.training_data.mix},
+            )
+        )
         ood = ood_model(b)
         if ood is not None:
             if ood.max_tokens not in embeddings:
                 from phishlens.explain.embed import Embedder
 
                 embed = Embedder(max_tokens=ood.max_tokens)
-                embeddings[ood.max_tokens] = {st: embed([r.text for r in us.records])
-                                              for st, us in sets.items()}
-            flags = {st: np.array([v.flagged for v in ood.verdicts(e)])
-                     for st, e in embeddings[ood.max_tokens].items()}
-            report.models[-1].ood = ood_accuracy(p, m.calibration.threshold, flags, sets, ood.threshold,
-                                                 ood.flag_rate)
+                embeddings[ood.max_tokens] = {
+                    st: embed([r.text for r in us.records]) for st, us in sets.items()
+                }
+            flags = {
+                st: np.array([v.flagged for v in ood.verdicts(e)])
+                for st, e in embeddings[ood.max_tokens].items()
+            }
+            report.models[-1].ood = ood_accuracy(
+                p, m.calibration.threshold, flags, sets, ood.threshold, ood.flag_rate
+            )
         mix_styles = mixes[m.training_data.mix].styles
         if len(mix_styles) == 1:
             specialists.setdefault(mix_styles[0], (p, m.calibration.threshold))
     if set(sets) <= set(specialists):
-        report.models.append(result_from_scores(
-            route_scores(sets, specialists, detect_style), 0.5, sets, name="routed-specialists", kind="lora",
-            architecture=report.models[0].architecture, info={"routes": "detected style -> specialist"}))
+        report.models.append(
+            result_from_scores(
+                route_scores(sets, specialists, detect_style),
+                0.5,
+                sets,
+                name="routed-specialists",
+                kind="lora",
+                architecture=report.models[0].architecture,
+                info={"routes": "detected style -> specialist"},
+            )
+        )
     if tfidf:
         from phishlens.training.model.tfidf import ARCHITECTURE, train_tfidf
 
@@ -168,14 +210,31 @@ def run_unseen(adapters: Sequence[Path], out: Path, per_label: int = 200, tfidf:
         for name, spec in {**mixes, **extra}.items():
             peer = train_tfidf(build_mix(spec, splits))
             p = score_sets(peer, sets)
-            report.models.append(result_from_scores(p, peer.threshold, sets, name=f"tfidf-{name}", kind="tfidf",
-                                                    architecture=ARCHITECTURE, info={"mix": name}))
+            report.models.append(
+                result_from_scores(
+                    p,
+                    peer.threshold,
+                    sets,
+                    name=f"tfidf-{name}",
+                    kind="tfidf",
+                    architecture=ARCHITECTURE,
+                    info={"mix": name},
+                )
+            )
             if len(spec.styles) == 1:
                 peers.setdefault(spec.styles[0], (p, peer.threshold))
         if set(sets) <= set(peers):
-            report.models.append(result_from_scores(
-                route_scores(sets, peers, detect_style), 0.5, sets, name="tfidf-routed-specialists",
-                kind="tfidf", architecture=ARCHITECTURE, info={"routes": "detected style -> specialist peer"}))
+            report.models.append(
+                result_from_scores(
+                    route_scores(sets, peers, detect_style),
+                    0.5,
+                    sets,
+                    name="tfidf-routed-specialists",
+                    kind="tfidf",
+                    architecture=ARCHITECTURE,
+                    info={"routes": "detected style -> specialist peer"},
+                )
+            )
     out.mkdir(parents=True, exist_ok=True)
     report.to_json(out / "generalization.json")
     (out / "generalization.md").write_text(report.to_markdown())

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import tomllib
 import torch
+from pydantic import BaseModel, ConfigDict, Field
+
 from phishlens.training.artifacts import ArtifactContext, build_artifacts
 from phishlens.training.contract import bundle as B
 from phishlens.training.contract.base_models import LORA_TARGETS, resolve_base
@@ -38,7 +40,6 @@ from phishlens.training.model.finetune import FitConfig, fit
 from phishlens.training.model.layers import lower_states, n_layers
 from phishlens.training.model.loading import CachedScorer, load_model
 from phishlens.training.model.state_cache import StateCache, disk_root, namespace
-from pydantic import BaseModel, ConfigDict, Field
 
 logger = logging.getLogger(__name__)
 REPO = REPO_ROOT  # configs/train/ and adapters/ live here
@@ -90,8 +91,15 @@ def lora_model(model: Any, arch: str, opts: LoraOptions) -> tuple[Any, int, list
     top = n if opts.top_layers is None else min(opts.top_layers, n)
     split = n - top
     targets = opts.targets or LORA_TARGETS.get(arch) or LORA_TARGETS["llama"]
-    cfg = LoraConfig(r=opts.r, lora_alpha=opts.alpha, lora_dropout=opts.dropout, target_modules=targets,
-                     layers_to_transform=list(range(split, n)), bias="none", task_type="CAUSAL_LM")
+    cfg = LoraConfig(
+        r=opts.r,
+        lora_alpha=opts.alpha,
+        lora_dropout=opts.dropout,
+        target_modules=targets,
+        layers_to_transform=list(range(split, n)),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, cfg), split, targets
 
 
@@ -107,22 +115,35 @@ def _with_lora(base: Any, opts: LoraOptions, weights: dict[str, torch.Tensor]) -
     return model
 
 
-def pick_golden(records: Sequence[Record], p: np.ndarray, threshold: float, per_label: int = 2) -> list[B.GoldenExample]:
+def pick_golden(
+    records: Sequence[Record], p: np.ndarray, threshold: float, per_label: int = 2
+) -> list[B.GoldenExample]:
     """Confidently right validation rows (short ones), for the server's readiness self-test."""
     out: list[B.GoldenExample] = []
     for label, want in (("phishing", 1), ("legitimate", 0)):
-        cands = [(len(r.text), i) for i, r in enumerate(records)
-                 if r.y == want and len(r.text) < 400 and ((p[i] > 0.9) if want else (p[i] < 0.1))]
+        cands = [
+            (len(r.text), i)
+            for i, r in enumerate(records)
+            if r.y == want and len(r.text) < 400 and ((p[i] > 0.9) if want else (p[i] < 0.1))
+        ]
         for _, i in sorted(cands)[:per_label]:
             out.append(B.GoldenExample(text=records[i].text, label=label))  # type: ignore[arg-type]
     return out
 
 
-def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_root: Path | None = None,
-                 records: tuple[list[Record], list[Record]] | None = None, seen_sources: Sequence[str] | None = None,
-                 eval_sets: dict[str, list[Record]] | None = None, resume: bool = True,
-                 progress: bool = True, artifacts: Sequence[str] | None = None,
-                 strategy: Strategy = "ddp") -> B.Bundle:
+def train_bundle(
+    cfg: TrainConfig,
+    out_dir: Path,
+    command: Sequence[str],
+    data_root: Path | None = None,
+    records: tuple[list[Record], list[Record]] | None = None,
+    seen_sources: Sequence[str] | None = None,
+    eval_sets: dict[str, list[Record]] | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    artifacts: Sequence[str] | None = None,
+    strategy: Strategy = "ddp",
+) -> B.Bundle:
     """Train one adapter and write its bundle to ``out_dir``.
 
     ``records`` (train, validation) and ``eval_sets`` override the corpora (tests use planted data).
@@ -153,15 +174,19 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
     encoder = PromptEncoder(tok, cfg.template, cfg.max_text_tokens)
     label_ids = label_token_ids(tok, cfg.label_words)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    cache = _STATE_CACHES.setdefault((base.sha256, cfg.template, cfg.max_text_tokens, split), StateCache(
-        namespace(base.sha256, cfg.template, cfg.max_text_tokens, split), disk_root()))
+    cache = _STATE_CACHES.setdefault(
+        (base.sha256, cfg.template, cfg.max_text_tokens, split),
+        StateCache(namespace(base.sha256, cfg.template, cfg.max_text_tokens, split), disk_root()),
+    )
     scorer = CachedScorer(model, encoder, split, label_ids, pad, cache=cache)
 
     t0 = time.monotonic()
     texts = [r.text for r in train_rows] + [r.text for r in val_rows]
     todo = [t for t in dict.fromkeys(texts) if t not in cache]
     bar = tqdm(total=len(todo), desc="lower layers", disable=not progress, file=sys.stderr, mininterval=5)
-    cache.update(zip(todo, lower_states(model, [encoder.encode(t).ids for t in todo], split, pad, progress=bar)))
+    cache.update(
+        zip(todo, lower_states(model, [encoder.encode(t).ids for t in todo], split, pad, progress=bar))
+    )
     bar.close()
     cache_s = time.monotonic() - t0
     train_states = scorer.states([r.text for r in train_rows])
@@ -177,8 +202,17 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
     if not resume and ckpt.exists() and dist.is_main:
         shutil.rmtree(ckpt)
     dist.barrier()  # no rank resumes from a checkpoint rank 0 is deleting
-    result = fit(model, train_states, [r.y for r in train_rows], split, label_ids, fit_cfg, ckpt_dir=ckpt,
-                 on_step=on_step, dist=dist)
+    result = fit(
+        model,
+        train_states,
+        [r.y for r in train_rows],
+        split,
+        label_ids,
+        fit_cfg,
+        ckpt_dir=ckpt,
+        on_step=on_step,
+        dist=dist,
+    )
     steps_bar.close()
     if dist.enabled and dist.strategy == "fsdp":
         # the trained layers are FSDP shards now: every rank gathers the full LoRA weights (a collective),
@@ -206,10 +240,16 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
     if eval_sets:
         report = evaluate_scorer(scorer, threshold, eval_sets, seen_sources)
         metrics = report.to_dict()
-    metrics["train"] = {"steps": result.steps, "examples": result.examples, "seconds": round(result.seconds, 1),
-                        "examples_per_s": round(result.examples_per_s, 2), "cache_seconds": round(cache_s, 1),
-                        "final_loss": float(np.mean(result.losses[-20:])) if result.losses else None,
-                        "stopped_by": result.stopped_by, "config": cfg.model_dump(mode="json")}
+    metrics["train"] = {
+        "steps": result.steps,
+        "examples": result.examples,
+        "seconds": round(result.seconds, 1),
+        "examples_per_s": round(result.examples_per_s, 2),
+        "cache_seconds": round(cache_s, 1),
+        "final_loss": float(np.mean(result.losses[-20:])) if result.losses else None,
+        "stopped_by": result.stopped_by,
+        "config": cfg.model_dump(mode="json"),
+    }
 
     tmp = out_dir.parent / f".{out_dir.name}.tmp"
     if tmp.exists():
@@ -223,14 +263,25 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
         base_model=B.BaseModelRef(ref=cfg.base, sha256=base.sha256, architecture=base.architecture),
         prompt=B.PromptSpec(template=cfg.template, max_text_tokens=cfg.max_text_tokens),
         pipeline=B.PipelineRef(name=PIPELINE.name, version=PIPELINE.version),  # what built every record
-        labels=[B.LabelSpec(name="phishing", word=cfg.label_words[0], token_id=label_ids[0]),
-                B.LabelSpec(name="legitimate", word=cfg.label_words[1], token_id=label_ids[1])],
-        calibration=B.Calibration(temperature=temperature, threshold=threshold, uncertain_low=low, uncertain_high=high),
-        lora=B.LoraSpec(r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout, target_modules=targets,
-                        layers=list(range(split, n_layers(model)))),
+        labels=[
+            B.LabelSpec(name="phishing", word=cfg.label_words[0], token_id=label_ids[0]),
+            B.LabelSpec(name="legitimate", word=cfg.label_words[1], token_id=label_ids[1]),
+        ],
+        calibration=B.Calibration(
+            temperature=temperature, threshold=threshold, uncertain_low=low, uncertain_high=high
+        ),
+        lora=B.LoraSpec(
+            r=cfg.lora.r,
+            alpha=cfg.lora.alpha,
+            dropout=cfg.lora.dropout,
+            target_modules=targets,
+            layers=list(range(split, n_layers(model))),
+        ),
         training_data=B.TrainingData(
             mix=cfg.mix,
-            sources={s: sum(r.source == s for r in train_rows) for s in sorted({r.source for r in train_rows})},
+            sources={
+                s: sum(r.source == s for r in train_rows) for s in sorted({r.source for r in train_rows})
+            },
             rows={"train": len(train_rows), "validation": len(val_rows)},
             fingerprint=fingerprint(list(train_rows) + list(val_rows)),
         ),
@@ -242,9 +293,12 @@ def train_bundle(cfg: TrainConfig, out_dir: Path, command: Sequence[str], data_r
     B.write_manifest(tmp, manifest)
     if artifacts is None or len(artifacts):
         model.eval()
-        build_artifacts(ArtifactContext(tmp, manifest, list(val_rows), model, tok, encoder, seed=cfg.seed,
-                                        train=list(train_rows)),
-                        None if artifacts is None else list(artifacts))
+        build_artifacts(
+            ArtifactContext(
+                tmp, manifest, list(val_rows), model, tok, encoder, seed=cfg.seed, train=list(train_rows)
+            ),
+            None if artifacts is None else list(artifacts),
+        )
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)

@@ -173,10 +173,19 @@ def build_tiny(arch: str, out: Path, seed: int = 0, vocab_from: Path | None = No
     tok_dir = vocab_from or prepare_base("smollm2").path
     tok = AutoTokenizer.from_pretrained(str(tok_dir))
     # head_dim 32: the smallest size vLLM's CPU attention kernels accept.
-    common = dict(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=4,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                  tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                  pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    common = dict(
+        vocab_size=len(tok),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+    )
     if arch in ("gemma2",):
         common.update(head_dim=32, query_pre_attn_scalar=32, sliding_window=512)
     else:

@@ -66,7 +66,7 @@ class Calibration(_Strict):
     uncertain_high: float = Field(default=0.65, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
-    def _band(self) -> "Calibration":
+    def _band(self) -> Calibration:
         if not self.uncertain_low <= self.threshold <= self.uncertain_high:
             raise ValueError("need uncertain_low <= threshold <= uncertain_high")
         return self
@@ -122,7 +122,7 @@ class Manifest(_Strict):
     extras: dict[str, str] = Field(default_factory=dict, description="role -> file name in the bundle")
 
     @model_validator(mode="after")
-    def _labels(self) -> "Manifest":
+    def _labels(self) -> Manifest:
         if [lab.name for lab in self.labels] != ["phishing", "legitimate"]:
             raise ValueError("labels must be [phishing, legitimate] in that order")
         if self.labels[0].token_id == self.labels[1].token_id:
@@ -215,7 +215,9 @@ def read_manifest(path: Path) -> Manifest:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:  # binary junk is "not JSON" too
         raise BundleError(f"bundle {path.name}: {MANIFEST} is not valid JSON ({e})") from e
     if isinstance(raw, dict) and raw.get("format") not in (None, 1):
-        raise BundleError(f"bundle {path.name}: manifest format {raw.get('format')!r} is not supported (this reader knows 1)")
+        raise BundleError(
+            f"bundle {path.name}: manifest format {raw.get('format')!r} is not supported (this reader knows 1)"
+        )
     try:
         return Manifest.model_validate(raw)
     except ValidationError as e:

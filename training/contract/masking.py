@@ -29,9 +29,8 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
-
 
 URL_TOKEN = "<URL>"
 PLACEHOLDER_EMAIL = "user@example.com"
@@ -128,14 +127,14 @@ MASKING_RULES: tuple[MaskingRule, ...] = (
         r"(?<![\w:#.-])(?:[#.]?[\w:-]+\s*,\s*)*[#.]?[\w:-]+\s*\{[^{}<>]*:[^{}<>]*\}",
         " ",
         "CSS remnants (`a:link { color: ... }`) in pre-extracted Nazario 2004-07 and Nazario 2023-25 texts.",
-        needs=('{',),
+        needs=("{",),
     ),
     MaskingRule(
         "html_entities",
         r"&(?:amp;)*(#\d{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[a-zA-Z][a-zA-Z0-9]{1,7};?)",
         _unescape_entity,
         "Nazario 2023-25 keeps `&nbsp;`, `&#65279;`, `&shy;` ...; other sources were unescaped at parse time.",
-        needs=('&',),
+        needs=("&",),
     ),
     MaskingRule(
         "invisible_chars",
@@ -151,7 +150,7 @@ MASKING_RULES: tuple[MaskingRule, ...] = (
         PLACEHOLDER_EMAIL,
         "jose@monkey.org is the Nazario corpus recipient (~64 % of Nazario 2023-25, ~57 % of Greco human).",
         flags=re.I,
-        needs=('monkey',),
+        needs=("monkey",),
     ),
     MaskingRule(
         "nazario_owner_domain",
@@ -160,14 +159,14 @@ MASKING_RULES: tuple[MaskingRule, ...] = (
         "monkey.org (the Nazario recipient's domain) appears in 'Your monkey.org account...' lures, often glued "
         "to neighbouring words by the HTML parse (Regardsmonkey.org, monkey.orgTo), so no word boundaries.",
         flags=re.I,
-        needs=('monkey',),
+        needs=("monkey",),
     ),
     MaskingRule(
         "nazario_owner_name",
         r"\b[Jj][Oo][Ss][Ee](?![a-z\u00e0-\u00ff])",
         PLACEHOLDER_NAME,
         "'Dear jose' greetings name the Nazario recipient; also glued forms (joseThe), not Josephine.",
-        needs=('jose',),
+        needs=("jose",),
     ),
     MaskingRule(
         "nazario_classic_placeholder",
@@ -175,7 +174,7 @@ MASKING_RULES: tuple[MaskingRule, ...] = (
         PLACEHOLDER_EMAIL,
         "Nazario 2004-07 replaced the recipient by username@domain.com: one placeholder for all sources.",
         flags=re.I,
-        needs=('username',),
+        needs=("username",),
     ),
     MaskingRule(
         "spamassassin_obfuscated_address",
@@ -183,7 +182,7 @@ MASKING_RULES: tuple[MaskingRule, ...] = (
         PLACEHOLDER_EMAIL,
         "SpamAssassin obfuscated recipients as zzzz@/yyyy@...: a SpamAssassin-only token.",
         flags=re.I,
-        needs=('zzzz', 'yyyy'),
+        needs=("zzzz", "yyyy"),
     ),
     MaskingRule(
         "spamassassin_taint_domain",
@@ -191,7 +190,7 @@ MASKING_RULES: tuple[MaskingRule, ...] = (
         PLACEHOLDER_DOMAIN,
         "spamassassin.taint.org / iiu.taint.org (list hosts of the corpus) occur in ~6 % of SpamAssassin ham.",
         flags=re.I,
-        needs=('taint.org',),
+        needs=("taint.org",),
     ),
     MaskingRule(
         "spamassassin_obfuscated_word",
@@ -199,7 +198,7 @@ MASKING_RULES: tuple[MaskingRule, ...] = (
         PLACEHOLDER_NAME,
         "Remaining zzzz/yyyy obfuscations (zzzzteana, yyyy) identify SpamAssassin.",
         flags=re.I,
-        needs=('zzzz', 'yyyy'),
+        needs=("zzzz", "yyyy"),
     ),
     # --- URLs in e-mail: one token for every rendering -------------------------------------------
     MaskingRule(
@@ -207,7 +206,7 @@ MASKING_RULES: tuple[MaskingRule, ...] = (
         r"\[([^\[\]\n]{0,200})\]\(\s*(?:https?|ftp)://[^)\s]*\s*\)",
         r"\1 " + URL_TOKEN,
         "Greco-LLM writes links as markdown [here](https://...): keep the anchor text, mask the URL.",
-        needs=('](',),
+        needs=("](",),
     ),
     MaskingRule(
         "bracketed_urls",
@@ -223,7 +222,7 @@ MASKING_RULES: tuple[MaskingRule, ...] = (
         "Ling-Spam tokenised URLs (`http : / / www . x . com`); same token as every other e-mail URL.",
         sources=("email_lingspam",),
         flags=re.I,
-        needs=(' : / / ',),
+        needs=(" : / / ",),
     ),
     MaskingRule(
         "urls",
@@ -238,7 +237,7 @@ MASKING_RULES: tuple[MaskingRule, ...] = (
         URL_TOKEN,
         "Nazario 2023-25 replaced every URL by the bare word URL: map it to the shared token.",
         sources=("email_nazario_recent",),
-        needs=('url',),
+        needs=("url",),
     ),
     # --- whitespace (every style) ----------------------------------------------------------------
     MaskingRule(
@@ -298,7 +297,12 @@ def strip_html(text: str) -> str:
 def mask_owner_address(text: str) -> str:
     """Nazario recipient (jose@monkey.org, monkey.org, jose, username@domain.com) -> placeholders."""
     return _apply(
-        ("nazario_owner_address", "nazario_owner_domain", "nazario_owner_name", "nazario_classic_placeholder"),
+        (
+            "nazario_owner_address",
+            "nazario_owner_domain",
+            "nazario_owner_name",
+            "nazario_classic_placeholder",
+        ),
         text,
     )
 
@@ -312,7 +316,13 @@ def mask_spamassassin_obfuscations(text: str) -> str:
 
 def mask_urls(text: str, source: str | None = None) -> str:
     """Every e-mail URL rendering -> ``<URL>`` (source-specific forms only for that source)."""
-    for n in ("markdown_links", "bracketed_urls", "lingspam_tokenised_urls", "urls", "nazario_recent_url_token"):
+    for n in (
+        "markdown_links",
+        "bracketed_urls",
+        "lingspam_tokenised_urls",
+        "urls",
+        "nazario_recent_url_token",
+    ):
         rule = RULES_BY_NAME[n]
         if rule.sources is None or (source is not None and source in rule.sources):
             text = rule.apply(text)
@@ -322,7 +332,8 @@ def mask_urls(text: str, source: str | None = None) -> str:
 def normalise_whitespace(text: str) -> str:
     """One line-end convention, single spaces, at most one blank line, stripped."""
     text = _apply(
-        ("invisible_chars", "line_endings", "horizontal_whitespace", "space_around_newlines", "blank_lines"), text
+        ("invisible_chars", "line_endings", "horizontal_whitespace", "space_around_newlines", "blank_lines"),
+        text,
     )
     return text.strip()
 

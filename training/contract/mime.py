@@ -59,7 +59,7 @@ class ParsedEmail:
     body: str  # visible text of the chosen body part (plus the forwarded message), before masking
     body_type: str  # "text/plain" | "text/html" | "none"
     attachments: tuple[Attachment, ...] = ()
-    forwarded: "ParsedEmail | None" = None
+    forwarded: ParsedEmail | None = None
     parts: int = 1
     defects: tuple[str, ...] = ()
 

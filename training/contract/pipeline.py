@@ -101,7 +101,7 @@ class Pipeline:
     def __init__(self, limits: EmailLimits = EmailLimits()) -> None:
         self.limits = limits
 
-    def with_limits(self, limits: EmailLimits) -> "Pipeline":
+    def with_limits(self, limits: EmailLimits) -> Pipeline:
         return type(self)(limits)
 
     # -- training entry points (a corpus row is already split into fields) ---------------------------

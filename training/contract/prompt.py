@@ -8,8 +8,9 @@ lines and the closing call to action) and report it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 TEXT_SLOT = "{text}"
 DEFAULT_TEMPLATE = (
@@ -49,8 +50,13 @@ def label_token_ids(tokenizer: Any, words: Sequence[str]) -> list[int]:
 class PromptEncoder:
     """Wraps texts in the template and tokenises them with the head+tail truncation policy."""
 
-    def __init__(self, tokenizer: Any, template: str = DEFAULT_TEMPLATE, max_text_tokens: int = 256,
-                 head_fraction: float = 0.5) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        template: str = DEFAULT_TEMPLATE,
+        max_text_tokens: int = 256,
+        head_fraction: float = 0.5,
+    ) -> None:
         if template.count(TEXT_SLOT) != 1:
             raise PromptError(f"template must contain {TEXT_SLOT} exactly once")
         if max_text_tokens < 2:

@@ -18,50 +18,59 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable, Iterable
 
 import pandas as pd
 
-from phishlens.training.data.config import REPO_ROOT
-from phishlens.training.data.config import data_root as _default_root
 from phishlens.training.contract.layout import EMAIL_BODY_CAP, SUBJECT_CAP  # noqa: F401 - re-exported
 from phishlens.training.data import corpora_extra as _extra
+from phishlens.training.data.config import REPO_ROOT
+from phishlens.training.data.config import data_root as _default_root
 from phishlens.training.data.records import Record
 from phishlens.training.data.rows import cell, email_records, short_records
 
 logger = logging.getLogger(__name__)
 
+
 # --- e-mail -------------------------------------------------------------------------------------------
 def load_email_spamassassin(root: Path) -> list[Record]:
     df = pd.read_csv(root / "raw/email_spamassassin/spamassassin.csv")
     lab = df["label"].map({1: "spam", 0: "ham"})
-    return email_records(((cell(a), cell(b), c) for a, b, c in zip(df["subject"], df["body"], lab)), "email_spamassassin")
+    return email_records(
+        ((cell(a), cell(b), c) for a, b, c in zip(df["subject"], df["body"], lab)), "email_spamassassin"
+    )
 
 
 def load_email_lingspam(root: Path) -> list[Record]:
     df = pd.read_csv(root / "raw/email_lingspam/lingspam_bare.csv")
     lab = df["label"].map({1: "spam", 0: "ham"})
-    return email_records(((cell(a), cell(b), c) for a, b, c in zip(df["subject"], df["body"], lab)), "email_lingspam")
+    return email_records(
+        ((cell(a), cell(b), c) for a, b, c in zip(df["subject"], df["body"], lab)), "email_lingspam"
+    )
 
 
 def load_email_nazario_classic(root: Path) -> list[Record]:
     df = pd.read_csv(root / "raw/email_nazario_classic/nazario_classic.csv")
-    return email_records(((cell(a), cell(b), "phishing") for a, b in zip(df["subject"], df["body"])),
-                   "email_nazario_classic")
+    return email_records(
+        ((cell(a), cell(b), "phishing") for a, b in zip(df["subject"], df["body"])), "email_nazario_classic"
+    )
 
 
 def load_email_nazario_recent(root: Path) -> list[Record]:
     # subject and body columns (not `text` = subject + body) so the layout matches the other sources.
     df = pd.read_csv(root / "raw/email_nazario_recent/nazario_recent.csv")
-    return email_records(((cell(a), cell(b), "phishing") for a, b in zip(df["subject"], df["body"])),
-                   "email_nazario_recent")
+    return email_records(
+        ((cell(a), cell(b), "phishing") for a, b in zip(df["subject"], df["body"])), "email_nazario_recent"
+    )
 
 
 def load_email_greco_human(root: Path) -> list[Record]:
     df = pd.read_csv(root / "raw/email_greco2024_human_llm/human-generated_phishing.csv")
-    return email_records(((cell(a), cell(b), "phishing") for a, b in zip(df["subject"], df["body"])), "email_greco_human")
+    return email_records(
+        ((cell(a), cell(b), "phishing") for a, b in zip(df["subject"], df["body"])), "email_greco_human"
+    )
 
 
 def load_email_greco_llm(root: Path) -> list[Record]:
@@ -90,8 +99,13 @@ def load_sms_uci(root: Path) -> list[Record]:
     its more specific label (smishing vs spam).
     """
     ms = pd.read_csv(root / "raw/sms_mishra_soni_smishing/Dataset_5971.csv")
-    uci = pd.read_csv(root / "raw/sms_uci_spam_collection/SMSSpamCollection", sep="\t", header=None,
-                      names=["label", "text"], quoting=csv.QUOTE_NONE)
+    uci = pd.read_csv(
+        root / "raw/sms_uci_spam_collection/SMSSpamCollection",
+        sep="\t",
+        header=None,
+        names=["label", "text"],
+        quoting=csv.QUOTE_NONE,
+    )
     rows = [(cell(t), cell(lab).lower()) for t, lab in zip(ms["TEXT"], ms["LABEL"])]
     rows += [(cell(t), cell(lab).lower()) for t, lab in zip(uci["text"], uci["label"])]
     return short_records(rows, "sms", "sms_uci")
@@ -104,7 +118,9 @@ def load_sms_smishtank(root: Path) -> list[Record]:
 
 def load_sms_exais(root: Path) -> list[Record]:
     df = pd.read_csv(root / "raw/sms_exais/cleaned_all_ExAIS_SPAM_Dataset.csv")
-    return short_records(((cell(t), cell(lab).lower()) for t, lab in zip(df["Message"], df["Label"])), "sms", "sms_exais")
+    return short_records(
+        ((cell(t), cell(lab).lower()) for t, lab in zip(df["Message"], df["Label"])), "sms", "sms_exais"
+    )
 
 
 # --- URL ----------------------------------------------------------------------------------------------
@@ -140,35 +156,100 @@ _POS = ("phishing",)
 SOURCES: dict[str, SourceInfo] = {
     s.id: s
     for s in (
-        SourceInfo("email_spamassassin", "email", load_email_spamassassin,
-                   "SpamAssassin public corpus 2002-05, spam vs ham", _BOTH),
-        SourceInfo("email_lingspam", "email", load_email_lingspam,
-                   "Ling-Spam bare: Linguist-list ham vs spam (lower-cased, tokenised)", _BOTH),
-        SourceInfo("email_nazario_classic", "email", load_email_nazario_classic,
-                   "Nazario phishing corpus 2004-07 (phishing only)", _POS),
-        SourceInfo("email_nazario_recent", "email", load_email_nazario_recent,
-                   "Nazario phishing corpus 2023-25 (phishing only; URLs were tokens)", _POS),
-        SourceInfo("email_greco_human", "email", load_email_greco_human,
-                   "Greco et al. 2024 human phishing (Nazario 2019-22; phishing only)", _POS),
-        SourceInfo("email_greco_llm", "email", load_email_greco_llm,
-                   "Greco et al. 2024 LLM-generated phishing vs legit", _BOTH),
-        SourceInfo("email_llm_multigen", "email", load_email_llm_multigen,
-                   "LLM phishing from ChatGPT/Claude/Copilot/Grok (4 files; phishing only)", _POS),
-        SourceInfo("sms_uci", "sms", load_sms_uci,
-                   "UCI SMS Spam Collection + Mishra-Soni smishing (merged: ~86 % overlap)", _BOTH),
-        SourceInfo("sms_smishtank", "sms", load_sms_smishtank,
-                   "SmishTank crowd-reported smishing 2022-23 (MainText; phishing only)", _POS),
+        SourceInfo(
+            "email_spamassassin",
+            "email",
+            load_email_spamassassin,
+            "SpamAssassin public corpus 2002-05, spam vs ham",
+            _BOTH,
+        ),
+        SourceInfo(
+            "email_lingspam",
+            "email",
+            load_email_lingspam,
+            "Ling-Spam bare: Linguist-list ham vs spam (lower-cased, tokenised)",
+            _BOTH,
+        ),
+        SourceInfo(
+            "email_nazario_classic",
+            "email",
+            load_email_nazario_classic,
+            "Nazario phishing corpus 2004-07 (phishing only)",
+            _POS,
+        ),
+        SourceInfo(
+            "email_nazario_recent",
+            "email",
+            load_email_nazario_recent,
+            "Nazario phishing corpus 2023-25 (phishing only; URLs were tokens)",
+            _POS,
+        ),
+        SourceInfo(
+            "email_greco_human",
+            "email",
+            load_email_greco_human,
+            "Greco et al. 2024 human phishing (Nazario 2019-22; phishing only)",
+            _POS,
+        ),
+        SourceInfo(
+            "email_greco_llm",
+            "email",
+            load_email_greco_llm,
+            "Greco et al. 2024 LLM-generated phishing vs legit",
+            _BOTH,
+        ),
+        SourceInfo(
+            "email_llm_multigen",
+            "email",
+            load_email_llm_multigen,
+            "LLM phishing from ChatGPT/Claude/Copilot/Grok (4 files; phishing only)",
+            _POS,
+        ),
+        SourceInfo(
+            "sms_uci",
+            "sms",
+            load_sms_uci,
+            "UCI SMS Spam Collection + Mishra-Soni smishing (merged: ~86 % overlap)",
+            _BOTH,
+        ),
+        SourceInfo(
+            "sms_smishtank",
+            "sms",
+            load_sms_smishtank,
+            "SmishTank crowd-reported smishing 2022-23 (MainText; phishing only)",
+            _POS,
+        ),
         SourceInfo("sms_exais", "sms", load_sms_exais, "ExAIS SMS spam vs ham (Nigeria 2014-16)", _BOTH),
-        SourceInfo("url_phishtank_iscx", "url", load_url_phishtank_iscx,
-                   "PhishTank 2020 phishing + ISCX-URL-2016 benign", _BOTH),
-        SourceInfo("url_hannousse", "url", load_url_hannousse,
-                   "Hannousse & Yahiouche 2021 phishing vs legitimate URLs", _BOTH),
-        SourceInfo("url_spamassassin_ham", "url", _extra.load_url_spamassassin_ham,
-                   "Links in SpamAssassin ham bodies, <= 3 per host (legitimate only)", ("legitimate",),
-                   supplementary=True),
-        SourceInfo("url_top_sites", "url", _extra.load_url_top_sites,
-                   "npm top-sites 1.1.222: 500 most linked-to root domains (legitimate only)", ("legitimate",),
-                   supplementary=True),
+        SourceInfo(
+            "url_phishtank_iscx",
+            "url",
+            load_url_phishtank_iscx,
+            "PhishTank 2020 phishing + ISCX-URL-2016 benign",
+            _BOTH,
+        ),
+        SourceInfo(
+            "url_hannousse",
+            "url",
+            load_url_hannousse,
+            "Hannousse & Yahiouche 2021 phishing vs legitimate URLs",
+            _BOTH,
+        ),
+        SourceInfo(
+            "url_spamassassin_ham",
+            "url",
+            _extra.load_url_spamassassin_ham,
+            "Links in SpamAssassin ham bodies, <= 3 per host (legitimate only)",
+            ("legitimate",),
+            supplementary=True,
+        ),
+        SourceInfo(
+            "url_top_sites",
+            "url",
+            _extra.load_url_top_sites,
+            "npm top-sites 1.1.222: 500 most linked-to root domains (legitimate only)",
+            ("legitimate",),
+            supplementary=True,
+        ),
     )
 }
 
@@ -192,8 +273,16 @@ def load_source(source: str, root: Path | None = None) -> list[Record]:
 
 # --- on-disk cache of loaded records (masking all e-mail takes ~10 s on 2 cores) ----------------------
 CACHE_ENV = "PHISHLENS_RECORD_CACHE"  # "0" disables; a path overrides <repo>/.cache/records
-_CODE_FILES = ("data/corpora.py", "data/corpora_extra.py", "data/rows.py", "data/dedup.py", "data/records.py",
-               "contract/masking.py", "contract/layout.py", "contract/pipeline.py")  # under training/
+_CODE_FILES = (
+    "data/corpora.py",
+    "data/corpora_extra.py",
+    "data/rows.py",
+    "data/dedup.py",
+    "data/records.py",
+    "contract/masking.py",
+    "contract/layout.py",
+    "contract/pipeline.py",
+)  # under training/
 
 
 def _cache_dir() -> Path | None:

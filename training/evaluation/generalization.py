@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from phishlens.training.model.calibration import choose_threshold
-from phishlens.training.evaluation.report import Scorer, _score_unique, sort_sources, style_of
-from phishlens.training.evaluation.metrics import binary_metrics
 from phishlens.training.data.mixes import allocate
 from phishlens.training.data.records import LABELS, STYLES, Record
+from phishlens.training.evaluation.metrics import binary_metrics
+from phishlens.training.evaluation.report import Scorer, _score_unique, sort_sources, style_of
+from phishlens.training.model.calibration import choose_threshold
 
 if TYPE_CHECKING:  # pragma: no cover
     from phishlens.training.data.splits import SplitSet
@@ -51,8 +51,9 @@ class UnseenSet:
         return sort_sources({r.source for r in self.records})
 
 
-def unseen_sets(splits: "SplitSet", held_out: Iterable[str], per_label: int = 200,
-                seed: int = 13) -> dict[str, UnseenSet]:
+def unseen_sets(
+    splits: SplitSet, held_out: Iterable[str], per_label: int = 200, seed: int = 13
+) -> dict[str, UnseenSet]:
     """Style -> balanced set drawn from every split of the held-out sources of that style.
 
     A style whose held-out sources lack a label is left out (F1 and FPR need both).
@@ -65,8 +66,10 @@ def unseen_sets(splits: "SplitSet", held_out: Iterable[str], per_label: int = 20
         for s in srcs:
             rows = [r for sp in ("train", "validation", "test") for r in splits.rows(sp, [s])]
             for lab in LABELS:
-                pool = sorted((r for r in rows if r.label == lab),
-                              key=lambda r: hashlib.sha256(f"{seed}:{r.uid}".encode()).hexdigest())
+                pool = sorted(
+                    (r for r in rows if r.label == lab),
+                    key=lambda r: hashlib.sha256(f"{seed}:{r.uid}".encode()).hexdigest(),
+                )
                 if pool:
                     pools[lab][s] = pool
         if not all(pools[lab] for lab in LABELS):
@@ -111,19 +114,29 @@ def nested_thresholds(p: Mapping[str, np.ndarray], y: Mapping[str, np.ndarray]) 
         others = [s for s in p if s != style]
         if not others:
             continue
-        out[style] = choose_threshold(np.concatenate([p[s] for s in others]),
-                                      np.concatenate([y[s] for s in others]))
+        out[style] = choose_threshold(
+            np.concatenate([p[s] for s in others]), np.concatenate([y[s] for s in others])
+        )
     return out
 
 
 def score_sets(scorer: Scorer, sets: Mapping[str, UnseenSet], batch_size: int = 64) -> dict[str, np.ndarray]:
     """Style -> P(phishing) of each text of the set (each distinct text scored once)."""
-    return {style: _score_unique(scorer, [r.text for r in us.records], batch_size) for style, us in sets.items()}
+    return {
+        style: _score_unique(scorer, [r.text for r in us.records], batch_size) for style, us in sets.items()
+    }
 
 
-def result_from_scores(p: Mapping[str, np.ndarray], threshold: float, sets: Mapping[str, UnseenSet], *,
-                       name: str, kind: str, architecture: str,
-                       info: dict[str, Any] | None = None) -> ModelResult:
+def result_from_scores(
+    p: Mapping[str, np.ndarray],
+    threshold: float,
+    sets: Mapping[str, UnseenSet],
+    *,
+    name: str,
+    kind: str,
+    architecture: str,
+    info: dict[str, Any] | None = None,
+) -> ModelResult:
     """Metrics per style and per source at the served and the nested thresholds."""
     y = {style: np.array([r.y for r in us.records], dtype=int) for style, us in sets.items()}
     nested = nested_thresholds(p, y)
@@ -136,21 +149,49 @@ def result_from_scores(p: Mapping[str, np.ndarray], threshold: float, sets: Mapp
         for s in us.sources:
             i = src == s
             sources[s] = {k: binary_metrics(y[style][i], p[style][i], t) for k, t in cuts.items()}
-    return ModelResult(name=name, kind=kind, architecture=architecture, threshold=float(threshold),
-                       nested_thresholds=nested, styles=styles, sources=sources, info=dict(info or {}))
+    return ModelResult(
+        name=name,
+        kind=kind,
+        architecture=architecture,
+        threshold=float(threshold),
+        nested_thresholds=nested,
+        styles=styles,
+        sources=sources,
+        info=dict(info or {}),
+    )
 
 
-def evaluate_unseen(scorer: Scorer, threshold: float, sets: Mapping[str, UnseenSet], *, name: str,
-                    kind: str, architecture: str, batch_size: int = 64,
-                    info: dict[str, Any] | None = None) -> ModelResult:
+def evaluate_unseen(
+    scorer: Scorer,
+    threshold: float,
+    sets: Mapping[str, UnseenSet],
+    *,
+    name: str,
+    kind: str,
+    architecture: str,
+    batch_size: int = 64,
+    info: dict[str, Any] | None = None,
+) -> ModelResult:
     """Score every unseen text once; metrics per style and source at the served and nested thresholds."""
-    return result_from_scores(score_sets(scorer, sets, batch_size), threshold, sets, name=name, kind=kind,
-                              architecture=architecture, info=info)
+    return result_from_scores(
+        score_sets(scorer, sets, batch_size),
+        threshold,
+        sets,
+        name=name,
+        kind=kind,
+        architecture=architecture,
+        info=info,
+    )
 
 
-def ood_accuracy(p: Mapping[str, np.ndarray], threshold: float, flagged: Mapping[str, np.ndarray],
-                 sets: Mapping[str, UnseenSet], ood_threshold: float,
-                 flag_rate: float) -> dict[str, dict[str, Any]]:
+def ood_accuracy(
+    p: Mapping[str, np.ndarray],
+    threshold: float,
+    flagged: Mapping[str, np.ndarray],
+    sets: Mapping[str, UnseenSet],
+    ood_threshold: float,
+    flag_rate: float,
+) -> dict[str, dict[str, Any]]:
     """Style -> accuracy at the served threshold of the texts the OOD flag marks vs the ones it does not:
     the flag is useful when flagged texts are the ones the adapter gets wrong."""
     out: dict[str, dict[str, Any]] = {}
@@ -158,8 +199,11 @@ def ood_accuracy(p: Mapping[str, np.ndarray], threshold: float, flagged: Mapping
         y = np.array([r.y for r in us.records], dtype=int)
         right = (np.asarray(p[style]) >= threshold) == (y == 1)
         f = np.asarray(flagged[style], dtype=bool)
-        row: dict[str, Any] = {"threshold": float(ood_threshold), "flag_rate": float(flag_rate),
-                               "flagged_share": float(f.mean()) if len(f) else None}
+        row: dict[str, Any] = {
+            "threshold": float(ood_threshold),
+            "flag_rate": float(flag_rate),
+            "flagged_share": float(f.mean()) if len(f) else None,
+        }
         for name, m in (("flagged", f), ("unflagged", ~f)):
             row[name] = {"n": int(m.sum()), "accuracy": float(right[m].mean()) if m.any() else None}
         out[style] = row
@@ -171,8 +215,9 @@ def _logit(p: np.ndarray | float) -> np.ndarray:
     return np.log(q) - np.log1p(-q)
 
 
-def route_scores(sets: Mapping[str, UnseenSet], routes: Mapping[str, tuple[Mapping[str, np.ndarray], float]],
-                 detect: Any) -> dict[str, np.ndarray]:
+def route_scores(
+    sets: Mapping[str, UnseenSet], routes: Mapping[str, tuple[Mapping[str, np.ndarray], float]], detect: Any
+) -> dict[str, np.ndarray]:
     """Scores of a style router: each text goes to the model of its *detected* style.
 
     ``routes``: style -> (that model's scores on every set, its served threshold). A routed score is the
@@ -234,24 +279,40 @@ class GeneralizationReport:
         ]
         if self.command:
             lines += [f"Reproduce: `{self.command}`", ""]
-        for which, title in (("served", "At the served threshold (what a user gets)"),
-                             ("nested", "At the nested threshold (chosen on the other styles' unseen sources)")):
-            lines += [f"## {title}", "",
-                      "| model | " + " | ".join(f"{s} F1 (P / R / FPR)" for s in styles) + " | macro F1 | max FPR |",
-                      "|---|" + "---:|" * (len(styles) + 2)]
+        for which, title in (
+            ("served", "At the served threshold (what a user gets)"),
+            ("nested", "At the nested threshold (chosen on the other styles' unseen sources)"),
+        ):
+            lines += [
+                f"## {title}",
+                "",
+                "| model | "
+                + " | ".join(f"{s} F1 (P / R / FPR)" for s in styles)
+                + " | macro F1 | max FPR |",
+                "|---|" + "---:|" * (len(styles) + 2),
+            ]
             for m in self.models:
                 cells = []
                 for s in styles:
                     mm = m.styles.get(s, {}).get(which)
-                    cells.append("–" if mm is None else
-                                 f"{_f(mm['f1'])} ({_f(mm['precision'])} / {_f(mm['recall'])} / {_f(mm['fpr'])})")
-                lines.append(f"| {m.name} [{m.architecture}] | " + " | ".join(cells)
-                             + f" | **{_f(m.macro_f1(which))}** | {_f(m.max_fpr(which))} |")
+                    cells.append(
+                        "–"
+                        if mm is None
+                        else f"{_f(mm['f1'])} ({_f(mm['precision'])} / {_f(mm['recall'])} / {_f(mm['fpr'])})"
+                    )
+                lines.append(
+                    f"| {m.name} [{m.architecture}] | "
+                    + " | ".join(cells)
+                    + f" | **{_f(m.macro_f1(which))}** | {_f(m.max_fpr(which))} |"
+                )
             lines.append("")
         srcs = sort_sources({s for m in self.models for s in m.sources})
-        lines += ["## Per source (served threshold)", "",
-                  "| model | " + " | ".join(f"`{s}` F1 / FPR / AUC" for s in srcs) + " |",
-                  "|---|" + "---:|" * len(srcs)]
+        lines += [
+            "## Per source (served threshold)",
+            "",
+            "| model | " + " | ".join(f"`{s}` F1 / FPR / AUC" for s in srcs) + " |",
+            "|---|" + "---:|" * len(srcs),
+        ]
         for m in self.models:
             cells = []
             for s in srcs:
@@ -259,8 +320,14 @@ class GeneralizationReport:
                 cells.append("–" if mm is None else f"{_f(mm['f1'])} / {_f(mm['fpr'])} / {_f(mm['roc_auc'])}")
             lines.append(f"| {m.name} | " + " | ".join(cells) + " |")
         lines += self._ood_lines(styles)
-        lines += ["", "Rows per style and source: " + "; ".join(
-            f"{st}: " + ", ".join(f"{s} {n}" for s, n in d.items()) for st, d in self.set_sizes.items()), ""]
+        lines += [
+            "",
+            "Rows per style and source: "
+            + "; ".join(
+                f"{st}: " + ", ".join(f"{s} {n}" for s, n in d.items()) for st, d in self.set_sizes.items()
+            ),
+            "",
+        ]
         return "\n".join(lines)
 
     def _ood_lines(self, styles: list[str]) -> list[str]:
@@ -268,13 +335,19 @@ class GeneralizationReport:
         if not rows:
             return []
         rate = next(iter(rows[0].ood.values()))["flag_rate"]
-        lines = ["", "## Out-of-distribution flag (served threshold)", "",
-                 "Each result's `ood.flagged` as the server computes it (`explain/ood.py`: MiniLM kNN distance "
-                 f"to the adapter's reference, flagging {rate:.0%} of the reference texts). Accuracy of the "
-                 "flagged vs the unflagged unseen texts at the served threshold.", "",
-                 "| model | " + " | ".join(f"{s} flagged: n / acc | {s} unflagged: n / acc" for s in styles)
-                 + " |",
-                 "|---|" + "---:|" * (2 * len(styles))]
+        lines = [
+            "",
+            "## Out-of-distribution flag (served threshold)",
+            "",
+            "Each result's `ood.flagged` as the server computes it (`explain/ood.py`: MiniLM kNN distance "
+            f"to the adapter's reference, flagging {rate:.0%} of the reference texts). Accuracy of the "
+            "flagged vs the unflagged unseen texts at the served threshold.",
+            "",
+            "| model | "
+            + " | ".join(f"{s} flagged: n / acc | {s} unflagged: n / acc" for s in styles)
+            + " |",
+            "|---|" + "---:|" * (2 * len(styles)),
+        ]
         for m in rows:
             cells = []
             for s in styles:
@@ -296,8 +369,10 @@ class GeneralizationReport:
         styles = self._styles()
         fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
         width = 0.8 / max(1, len(self.models))
-        for ax, metric, title in ((axes[0], "f1", "F1 on unseen sources (served threshold)"),
-                                  (axes[1], "fpr", "false-positive rate on unseen legitimate text")):
+        for ax, metric, title in (
+            (axes[0], "f1", "F1 on unseen sources (served threshold)"),
+            (axes[1], "fpr", "false-positive rate on unseen legitimate text"),
+        ):
             for i, m in enumerate(self.models):
                 vals = [m.styles.get(s, {}).get("served", {}).get(metric) or 0.0 for s in styles]
                 ax.bar(np.arange(len(styles)) + i * width, vals, width, label=m.name)

@@ -100,9 +100,17 @@ class CrossDomainMatrix:
                 cell = self.cell(r, c)
                 if cell is not None:
                     cells[c] = {"value": cell.value, "seen": cell.seen, "metrics": cell.metrics}
-            rows.append({"name": r.name, "architecture": r.architecture, "kind": r.kind,
-                         "threshold": r.report.threshold, "seen_sources": list(r.report.seen_sources),
-                         "cells": cells, "metrics": r.report.to_dict()})
+            rows.append(
+                {
+                    "name": r.name,
+                    "architecture": r.architecture,
+                    "kind": r.kind,
+                    "threshold": r.report.threshold,
+                    "seen_sources": list(r.report.seen_sources),
+                    "cells": cells,
+                    "metrics": r.report.to_dict(),
+                }
+            )
         return {"metric": self.metric, "columns": cols, "rows": rows}
 
     def to_json(self, path: str | Path) -> Path:
@@ -129,8 +137,7 @@ class CrossDomainMatrix:
             lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
         n_row = []
         for c in cols:
-            ns = {(m["n_pos"], m["n_neg"]) for r in self.rows
-                  if (m := r.report.domains().get(c)) is not None}
+            ns = {(m["n_pos"], m["n_neg"]) for r in self.rows if (m := r.report.domains().get(c)) is not None}
             n_row.append("/".join(map(str, ns.pop())) if len(ns) == 1 else "varies")
         lines.append("| n (pos/neg) | " + " | ".join(n_row) + " |")
         lines += [
@@ -177,21 +184,46 @@ class CrossDomainMatrix:
                 v = vals[i, j]
                 flag = flags.get(c)
                 if flag in hatch:
-                    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch=hatch[flag],
-                                           edgecolor="#222222", linewidth=0.0, alpha=0.7))
+                    ax.add_patch(
+                        Rectangle(
+                            (j - 0.5, i - 0.5),
+                            1,
+                            1,
+                            fill=False,
+                            hatch=hatch[flag],
+                            edgecolor="#222222",
+                            linewidth=0.0,
+                            alpha=0.7,
+                        )
+                    )
                 text = "—" if math.isnan(v) else f"{v:.2f}"
-                ax.text(j, i, text + (_MARK[flag] if flag else ""), ha="center", va="center",
-                        fontsize=7, color="black", fontweight="bold",
-                        bbox={"boxstyle": "round,pad=0.15", "facecolor": (1, 1, 1, 0.7), "edgecolor": "none"})
+                ax.text(
+                    j,
+                    i,
+                    text + (_MARK[flag] if flag else ""),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black",
+                    fontweight="bold",
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": (1, 1, 1, 0.7), "edgecolor": "none"},
+                )
         n_styles = sum(c in STYLES for c in cols)
         if 0 < n_styles < n_c:
             ax.axvline(n_styles - 0.5, color="black", linewidth=1.5)
         cbar = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
         cbar.set_label(metric.upper())
-        fig.legend(handles=[Patch(facecolor="white", edgecolor="#333333", hatch="///", label="unseen (*)"),
-                            Patch(facecolor="white", edgecolor="#333333", hatch="..", label="partly seen (~)"),
-                            Patch(facecolor="#d9d9d9", label="undefined / not evaluated (—)")],
-                   loc="lower left", ncol=3, fontsize=7, frameon=False)
+        fig.legend(
+            handles=[
+                Patch(facecolor="white", edgecolor="#333333", hatch="///", label="unseen (*)"),
+                Patch(facecolor="white", edgecolor="#333333", hatch="..", label="partly seen (~)"),
+                Patch(facecolor="#d9d9d9", label="undefined / not evaluated (—)"),
+            ],
+            loc="lower left",
+            ncol=3,
+            fontsize=7,
+            frameon=False,
+        )
         ax.set_title(title or f"Cross-domain {metric.upper()} (test split, own threshold)", fontsize=10)
         fig.tight_layout(rect=(0.0, 0.05, 1.0, 1.0))
         fig.savefig(path)

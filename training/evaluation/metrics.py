@@ -52,8 +52,9 @@ def roc_auc(y_true: np.ndarray, p: np.ndarray) -> float | None:
     return float(u / (n_pos * n_neg))
 
 
-def binary_metrics(y_true: Sequence[int] | np.ndarray, p: Sequence[float] | np.ndarray,
-                   threshold: float = 0.5) -> dict[str, Any]:
+def binary_metrics(
+    y_true: Sequence[int] | np.ndarray, p: Sequence[float] | np.ndarray, threshold: float = 0.5
+) -> dict[str, Any]:
     """Metrics of scores ``p`` (P(phishing)) against labels ``y_true`` (1 = phishing) at ``threshold``.
 
     Keys: f1, precision, recall, roc_auc, fpr, accuracy, n, n_pos, n_neg, tp, fp, tn, fn, threshold.

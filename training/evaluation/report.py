@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from phishlens.training.data.corpora import SOURCES
-from phishlens.training.evaluation.metrics import binary_metrics, metrics_from_counts
 from phishlens.training.data.records import STYLES, Record
+from phishlens.training.evaluation.metrics import binary_metrics, metrics_from_counts
 
 if TYPE_CHECKING:  # pragma: no cover
     from phishlens.training.data.splits import SplitSet
@@ -30,7 +30,9 @@ Scorer = Callable[[list[str]], np.ndarray]
 
 Seen = Literal["seen", "unseen", "partial"]
 
-SOURCE_ORDER: tuple[str, ...] = tuple(SOURCES)  # display order: the one list of sources (training.data.corpora)
+SOURCE_ORDER: tuple[str, ...] = tuple(
+    SOURCES
+)  # display order: the one list of sources (training.data.corpora)
 
 
 @runtime_checkable
@@ -62,7 +64,7 @@ def sort_sources(sources: Iterable[str]) -> list[str]:
     return sorted(set(sources), key=_source_key)
 
 
-def eval_sets(splits: "SplitSet", per_label: int = 150, seed: int = 13) -> dict[str, list[Record]]:
+def eval_sets(splits: SplitSet, per_label: int = 150, seed: int = 13) -> dict[str, list[Record]]:
     """Per source, a deterministic stratified sample of its TEST split, capped at ``per_label`` rows per label.
 
     The cap keeps LLM scoring affordable on CPU (≈20-60 ms per text on 2 cores). Sources with no test
@@ -97,13 +99,13 @@ def _score_unique(scorer: Scorer, texts: list[str], batch_size: int, progress: A
     if progress is not None:
         progress.reset(total=len(unique))
     for start in range(0, len(unique), batch_size):
-        chunk = unique[start:start + batch_size]
+        chunk = unique[start : start + batch_size]
         out = np.asarray(scorer(chunk), dtype=float).reshape(-1)
         if out.shape[0] != len(chunk):
             raise ValueError(f"scorer returned {out.shape[0]} scores for {len(chunk)} texts")
         if not np.all(np.isfinite(out)) or out.min(initial=0.0) < 0.0 or out.max(initial=0.0) > 1.0:
             raise ValueError("scorer must return finite probabilities in [0, 1]")
-        scores[start:start + len(chunk)] = out
+        scores[start : start + len(chunk)] = out
         if progress is not None:
             progress.update(len(chunk))
     return scores[positions] if len(texts) else np.empty(0, dtype=float)
@@ -129,8 +131,9 @@ class EvalReport:
         return {"test": self.test, "unseen": self.unseen, "by_source": self.by_source}
 
     @classmethod
-    def from_dict(cls, metrics: Mapping[str, Any], seen_sources: Collection[str],
-                  threshold: float | None = None) -> "EvalReport":
+    def from_dict(
+        cls, metrics: Mapping[str, Any], seen_sources: Collection[str], threshold: float | None = None
+    ) -> EvalReport:
         """Rebuild a report from its ``to_dict()`` layout (e.g. a bundle's ``metrics``) without rescoring.
 
         ``style_all`` is taken from ``test.<style>`` where every source of the style was seen, else pooled
@@ -152,8 +155,14 @@ class EvalReport:
                 continue
             counts = [sum(int(by_source[s].get(k, 0)) for s in srcs) for k in ("tp", "fp", "tn", "fn")]
             style_all[style] = {**metrics_from_counts(*counts, threshold), "sources": srcs}
-        return cls(threshold=float(threshold), seen_sources=tuple(sort_sources(seen)), by_source=by_source,
-                   test=test, unseen=unseen, style_all=style_all)
+        return cls(
+            threshold=float(threshold),
+            seen_sources=tuple(sort_sources(seen)),
+            by_source=by_source,
+            test=test,
+            unseen=unseen,
+            style_all=style_all,
+        )
 
     def domains(self) -> dict[str, dict[str, Any]]:
         """Column name -> metrics: each style aggregate (all its sources), then each source."""
@@ -176,8 +185,15 @@ class EvalReport:
         return flags
 
 
-def evaluate_scorer(scorer: Scorer, threshold: float, sets: Mapping[str, list[Record]],
-                    seen_sources: Collection[str], *, batch_size: int = 64, progress: Any = None) -> EvalReport:
+def evaluate_scorer(
+    scorer: Scorer,
+    threshold: float,
+    sets: Mapping[str, list[Record]],
+    seen_sources: Collection[str],
+    *,
+    batch_size: int = 64,
+    progress: Any = None,
+) -> EvalReport:
     """Score every text in ``sets`` once and report metrics per source, per seen style and per unseen source.
 
     ``sets`` maps source id -> records (see :func:`eval_sets`); ``seen_sources`` are the sources of the
@@ -207,8 +223,10 @@ def evaluate_scorer(scorer: Scorer, threshold: float, sets: Mapping[str, list[Re
         return m
 
     seen = set(seen_sources)
-    by_source = {src: binary_metrics(y_all[slice(*spans[src])], p_all[slice(*spans[src])], threshold)
-                 for src in sources}
+    by_source = {
+        src: binary_metrics(y_all[slice(*spans[src])], p_all[slice(*spans[src])], threshold)
+        for src in sources
+    }
     test: dict[str, dict[str, Any]] = {}
     style_all: dict[str, dict[str, Any]] = {}
     for style in STYLES:
@@ -220,5 +238,11 @@ def evaluate_scorer(scorer: Scorer, threshold: float, sets: Mapping[str, list[Re
         if seen_of_style:
             test[style] = metrics(seen_of_style)
     unseen = {src: by_source[src] for src in sources if src not in seen}
-    return EvalReport(threshold=float(threshold), seen_sources=tuple(sort_sources(seen)),
-                      by_source=by_source, test=test, unseen=unseen, style_all=style_all)
+    return EvalReport(
+        threshold=float(threshold),
+        seen_sources=tuple(sort_sources(seen)),
+        by_source=by_source,
+        test=test,
+        unseen=unseen,
+        style_all=style_all,
+    )

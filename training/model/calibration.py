@@ -37,8 +37,12 @@ def _nll(beta: float, signed_margins: np.ndarray) -> float:
     return float(np.mean(np.logaddexp(0.0, -signed_margins * beta)))
 
 
-def fit_temperature(margins: Sequence[float] | np.ndarray, y: Sequence[int] | np.ndarray,
-                    t_min: float = T_MIN, t_max: float = T_MAX) -> float:
+def fit_temperature(
+    margins: Sequence[float] | np.ndarray,
+    y: Sequence[int] | np.ndarray,
+    t_min: float = T_MIN,
+    t_max: float = T_MAX,
+) -> float:
     """Temperature T > 0 minimising the NLL of ``sigmoid(margin / T)`` against ``y`` (1 = phishing).
 
     The NLL is convex in ``beta = 1/T`` (a one-feature logistic regression without intercept), so a
@@ -64,8 +68,12 @@ def fit_temperature(margins: Sequence[float] | np.ndarray, y: Sequence[int] | np
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
     best_lb, best_loss = float(grid[i]), float(losses[i])
     if hi > lo:
-        res = minimize_scalar(lambda g: _nll(float(np.exp(g)), signed), bounds=(lo, hi), method="bounded",
-                              options={"xatol": 1e-6})
+        res = minimize_scalar(
+            lambda g: _nll(float(np.exp(g)), signed),
+            bounds=(lo, hi),
+            method="bounded",
+            options={"xatol": 1e-6},
+        )
         if res.success and float(res.fun) <= best_loss:
             best_lb = float(res.x)
     return float(np.clip(1.0 / np.exp(best_lb), t_min, t_max))
@@ -77,8 +85,9 @@ def apply_temperature(margins: Sequence[float] | np.ndarray, temperature: float)
     return np.exp(-np.logaddexp(0.0, -z))
 
 
-def _f1_at(p_sorted_asc: np.ndarray, pos_sorted_asc: np.ndarray, n_pos: int,
-           thresholds: np.ndarray) -> np.ndarray:
+def _f1_at(
+    p_sorted_asc: np.ndarray, pos_sorted_asc: np.ndarray, n_pos: int, thresholds: np.ndarray
+) -> np.ndarray:
     """F1 of ``p >= t`` for each t, given scores sorted ascending and matching positive flags."""
     n = p_sorted_asc.size
     idx = np.searchsorted(p_sorted_asc, thresholds, side="left")  # first index with p >= t
@@ -114,10 +123,18 @@ def choose_threshold(p: Sequence[float] | np.ndarray, y: Sequence[int] | np.ndar
     return float(tied[np.argmin(np.abs(tied - 0.5))])
 
 
-def uncertain_band(p: Sequence[float] | np.ndarray, y: Sequence[int] | np.ndarray,
-                   threshold: float | None = None, *, window: float = 0.1, min_accuracy: float = 0.9,
-                   min_count: int = 5, min_half_width: float = 0.02, max_half_width: float = 0.3,
-                   step: float = 0.01) -> tuple[float, float]:
+def uncertain_band(
+    p: Sequence[float] | np.ndarray,
+    y: Sequence[int] | np.ndarray,
+    threshold: float | None = None,
+    *,
+    window: float = 0.1,
+    min_accuracy: float = 0.9,
+    min_count: int = 5,
+    min_half_width: float = 0.02,
+    max_half_width: float = 0.3,
+    step: float = 0.01,
+) -> tuple[float, float]:
     """A (low, high) band around ``threshold`` where validation accuracy is locally below ``min_accuracy``.
 
     Rule (simple on purpose): slide a window of width ``window`` centred at ``c`` outwards from the
@@ -132,7 +149,7 @@ def uncertain_band(p: Sequence[float] | np.ndarray, y: Sequence[int] | np.ndarra
     """
     s, yy = _as_xy(p, y)
     t = choose_threshold(s, yy) if threshold is None else float(threshold)
-    correct = ((s >= t).astype(int) == yy)
+    correct = (s >= t).astype(int) == yy
     half = window / 2.0
 
     def accurate(c: float) -> bool:

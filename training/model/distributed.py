@@ -67,7 +67,7 @@ class DistContext:
 
     def shard(self, batch: Sequence[int]) -> list[int]:
         """This rank's strided share of a global batch (ranks beyond the batch size get nothing)."""
-        return list(batch[self.rank::self.world])
+        return list(batch[self.rank :: self.world])
 
     def barrier(self) -> None:
         if self.enabled:
@@ -147,12 +147,13 @@ def wrap(head: TopHead, ctx: DistContext) -> torch.nn.Module:
 def _fully_shard(head: TopHead, ctx: DistContext) -> torch.nn.Module:
     """FSDP2: one shard group per trained decoder layer, `head` the root (what is sharded and why: the module
     docstring)."""
-    from phishlens.training.model.layers import decoder
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
+    from phishlens.training.model.layers import decoder
+
     mesh = init_device_mesh("cpu", (ctx.world,))
-    layers = list(decoder(head.model).layers)[head.split:]
+    layers = list(decoder(head.model).layers)[head.split :]
     for layer in layers:
         fully_shard(layer, mesh=mesh)
     sharded = {id(p) for layer in layers for p in layer.parameters()}
@@ -161,8 +162,13 @@ def _fully_shard(head: TopHead, ctx: DistContext) -> torch.nn.Module:
     rest = {p for p in head.parameters() if id(p) not in sharded}
     fully_shard(head, mesh=mesh, ignored_params=rest)
     held = sum(p.to_local().numel() for layer in layers for p in layer.parameters())
-    logger.info("fsdp: rank %d holds %d of %d parameter values of the %d trained layers", ctx.rank, held,
-                sum(p.numel() for layer in layers for p in layer.parameters()), len(layers))
+    logger.info(
+        "fsdp: rank %d holds %d of %d parameter values of the %d trained layers",
+        ctx.rank,
+        held,
+        sum(p.numel() for layer in layers for p in layer.parameters()),
+        len(layers),
+    )
     return head
 
 

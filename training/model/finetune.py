@@ -13,11 +13,13 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
+
 from phishlens.training.model.distributed import (
     SINGLE,
     DistContext,
@@ -64,8 +66,9 @@ def _trainable(model: Any) -> dict[str, torch.nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-def _save_ckpt(path: Path, model: Any, opt: torch.optim.Optimizer, step: int, losses: list[float],
-               write: bool = True) -> None:
+def _save_ckpt(
+    path: Path, model: Any, opt: torch.optim.Optimizer, step: int, losses: list[float], write: bool = True
+) -> None:
     """Full (unsharded) tensors, so a checkpoint resumes under any strategy and world size. Under FSDP every
     rank calls this (the gathers are collectives) and only ``write`` ranks write."""
     from safetensors.torch import save_file
@@ -96,9 +99,11 @@ def _load_ckpt(path: Path, model: Any, opt: torch.optim.Optimizer) -> tuple[int,
         for name, p in params.items():
             p.copy_(shard_like(p, tensors[f"param/{name}"]))  # this rank's shard under FSDP
             if f"exp_avg/{name}" in tensors:
-                opt.state[p] = {"step": torch.tensor(float(meta["step"])),
-                                "exp_avg": shard_like(p, tensors[f"exp_avg/{name}"].clone()),
-                                "exp_avg_sq": shard_like(p, tensors[f"exp_avg_sq/{name}"].clone())}
+                opt.state[p] = {
+                    "step": torch.tensor(float(meta["step"])),
+                    "exp_avg": shard_like(p, tensors[f"exp_avg/{name}"].clone()),
+                    "exp_avg_sq": shard_like(p, tensors[f"exp_avg_sq/{name}"].clone()),
+                }
     return int(meta["step"]), list(meta["losses"])
 
 
@@ -115,10 +120,17 @@ def _batches(n: int, lengths: Sequence[int], batch_size: int, rng: random.Random
     return out
 
 
-def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int, label_ids: Sequence[int],
-        cfg: FitConfig, ckpt_dir: Path | None = None,
-        on_step: Callable[[int, float, float], None] | None = None,
-        dist: DistContext = SINGLE) -> FitResult:
+def fit(
+    model: Any,
+    states: Sequence[torch.Tensor],
+    y: Sequence[int],
+    split: int,
+    label_ids: Sequence[int],
+    cfg: FitConfig,
+    ckpt_dir: Path | None = None,
+    on_step: Callable[[int, float, float], None] | None = None,
+    dist: DistContext = SINGLE,
+) -> FitResult:
     """Train the model's trainable (LoRA) parameters on cached lower-layer states.
 
     ``y[i]`` is 1 for phishing; ``label_ids`` = [phishing token, legitimate token]. Under torchrun
@@ -172,8 +184,11 @@ def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int
                 # this rank's sum over the global batch size; DDP averages over ranks, hence × world:
                 # the synchronised gradient is that of the mean loss over the whole global batch
                 logits = net([states[i] for i in mine])
-                loss = torch.nn.functional.cross_entropy(logits, target[mine], reduction="sum") * (
-                    dist.world / len(b)) / cfg.grad_accum
+                loss = (
+                    torch.nn.functional.cross_entropy(logits, target[mine], reduction="sum")
+                    * (dist.world / len(b))
+                    / cfg.grad_accum
+                )
             else:  # a rank with no share of a short batch still joins the all-reduce, adding zero
                 loss = net([states[b[0]]]).sum() * 0.0
             loss.backward()
@@ -191,9 +206,15 @@ def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int
         elapsed = time.monotonic() - t0
         if on_step is not None:
             on_step(step, losses[-1], seen / max(elapsed, 1e-9))
-        if ckpt_dir is not None and step % cfg.checkpoint_every == 0 and (dist.is_main or dist.strategy == "fsdp"):
+        if (
+            ckpt_dir is not None
+            and step % cfg.checkpoint_every == 0
+            and (dist.is_main or dist.strategy == "fsdp")
+        ):
             _save_ckpt(ckpt_dir, model, opt, step, losses, write=dist.is_main)  # FSDP: all ranks gather
-        if cfg.max_minutes is not None and dist.any(elapsed > cfg.max_minutes * 60):  # all ranks stop together
+        if cfg.max_minutes is not None and dist.any(
+            elapsed > cfg.max_minutes * 60
+        ):  # all ranks stop together
             stopped = "max_minutes"
             break
         if cfg.stop_after_steps is not None and step >= cfg.stop_after_steps:
@@ -206,8 +227,9 @@ def fit(model: Any, states: Sequence[torch.Tensor], y: Sequence[int], split: int
 
 
 @torch.inference_mode()
-def margins(model: Any, states: Sequence[torch.Tensor], split: int, label_ids: Sequence[int],
-            max_tokens: int = 8192) -> torch.Tensor:
+def margins(
+    model: Any, states: Sequence[torch.Tensor], split: int, label_ids: Sequence[int], max_tokens: int = 8192
+) -> torch.Tensor:
     """logit(phishing) − logit(legitimate) for each cached state: [n]."""
     from phishlens.training.model.layers import token_batches
 

@@ -10,7 +10,8 @@ temporarily sliced, so rotary embeddings, masks and final norm stay the model's 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -43,8 +44,14 @@ def _pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torc
 
 
 @torch.inference_mode()
-def lower_states(model: Any, prompts: Sequence[Sequence[int]], split: int, pad_id: int,
-                 max_tokens: int = 8192, progress: Any = None) -> list[torch.Tensor]:
+def lower_states(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    split: int,
+    pad_id: int,
+    max_tokens: int = 8192,
+    progress: Any = None,
+) -> list[torch.Tensor]:
     """Residual stream entering layer ``split`` for each prompt: a list of [len_i, d_model] tensors.
 
     Stops the forward right after layer ``split-1`` (a hook raises), so the top layers and the head
@@ -79,8 +86,9 @@ def lower_states(model: Any, prompts: Sequence[Sequence[int]], split: int, pad_i
     return result
 
 
-def top_label_logits(model: Any, states: Sequence[torch.Tensor], split: int,
-                     label_ids: Sequence[int]) -> torch.Tensor:
+def top_label_logits(
+    model: Any, states: Sequence[torch.Tensor], split: int, label_ids: Sequence[int]
+) -> torch.Tensor:
     """Label-token logits [batch, n_labels] at each sequence's last position, from cached states.
 
     Differentiable (used in training); wrap in ``torch.inference_mode`` to score.

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from phishlens.training.contract.base_models import PreparedBase, resolve_base
 from phishlens.training.contract.bundle import Bundle, BundleError
 from phishlens.training.contract.prompt import PromptEncoder
@@ -67,11 +68,14 @@ def load_adapter_model(bundle: Bundle, into: AdapterModel | None = None) -> Adap
         return into
     base = resolve_base(m.base_model.ref)
     if base.sha256 != m.base_model.sha256:
-        raise BundleError(f"{bundle.name}: base weights {base.sha256[:12]}… differ from the ones it was "
-                          f"trained on ({m.base_model.sha256[:12]}…)")
+        raise BundleError(
+            f"{bundle.name}: base weights {base.sha256[:12]}… differ from the ones it was "
+            f"trained on ({m.base_model.sha256[:12]}…)"
+        )
     tok, model = load_model(base)
-    peft_model = PeftModel.from_pretrained(model, str(bundle.path), adapter_name=bundle.name,
-                                           is_trainable=False).eval()
+    peft_model = PeftModel.from_pretrained(
+        model, str(bundle.path), adapter_name=bundle.name, is_trainable=False
+    ).eval()
     return AdapterModel(base, tok, peft_model, {bundle.name: bundle})
 
 
@@ -81,9 +85,16 @@ class CachedScorer:
     One instance per (base model, prompt, split); adapters evaluated on the same texts share the cache.
     """
 
-    def __init__(self, model: Any, encoder: PromptEncoder, split: int, label_ids: Sequence[int],
-                 pad_id: int, temperature: float = 1.0,
-                 cache: MutableMapping[str, torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        encoder: PromptEncoder,
+        split: int,
+        label_ids: Sequence[int],
+        pad_id: int,
+        temperature: float = 1.0,
+        cache: MutableMapping[str, torch.Tensor] | None = None,
+    ) -> None:
         self.model, self.encoder, self.split = model, encoder, split
         self.label_ids, self.pad_id, self.temperature = list(label_ids), pad_id, temperature
         self._cache: MutableMapping[str, torch.Tensor] = {} if cache is None else cache

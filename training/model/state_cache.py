@@ -39,7 +39,10 @@ class StateCache(MutableMapping[str, torch.Tensor]):
     def _file(self, text: str) -> Path | None:
         if self._dir is None:
             return None
-        return self._dir / f"{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:40]}.safetensors"
+        return (
+            self._dir
+            / f"{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:40]}.safetensors"
+        )
 
     def __contains__(self, text: object) -> bool:
         if not isinstance(text, str):

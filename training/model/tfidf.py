@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from phishlens.training.model.calibration import choose_threshold
-from phishlens.training.evaluation.metrics import binary_metrics
 from phishlens.training.data.records import Record
+from phishlens.training.evaluation.metrics import binary_metrics
+from phishlens.training.model.calibration import choose_threshold
 
 if TYPE_CHECKING:  # pragma: no cover
     from phishlens.training.data.mixes import MixData
@@ -31,7 +31,7 @@ def head_tail(text: str, max_chars: int, head_fraction: float = 0.75) -> str:
     if len(text) <= max_chars:
         return text
     head = int(max_chars * head_fraction)
-    return text[:head] + " … " + text[len(text) - (max_chars - head):]
+    return text[:head] + " … " + text[len(text) - (max_chars - head) :]
 
 
 @dataclass
@@ -68,18 +68,48 @@ def _vectorizer(max_word_features: int, max_char_features: int):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
 
-    return FeatureUnion([
-        ("word", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, min_df=2,
-                                 max_features=max_word_features, lowercase=True, dtype=np.float32)),
-        ("char", TfidfVectorizer(analyzer="char", ngram_range=(3, 5), sublinear_tf=True, min_df=2,
-                                 max_features=max_char_features, lowercase=True, dtype=np.float32)),
-    ])
+    return FeatureUnion(
+        [
+            (
+                "word",
+                TfidfVectorizer(
+                    analyzer="word",
+                    ngram_range=(1, 2),
+                    sublinear_tf=True,
+                    min_df=2,
+                    max_features=max_word_features,
+                    lowercase=True,
+                    dtype=np.float32,
+                ),
+            ),
+            (
+                "char",
+                TfidfVectorizer(
+                    analyzer="char",
+                    ngram_range=(3, 5),
+                    sublinear_tf=True,
+                    min_df=2,
+                    max_features=max_char_features,
+                    lowercase=True,
+                    dtype=np.float32,
+                ),
+            ),
+        ]
+    )
 
 
-def fit_tfidf(train: list[Record], validation: list[Record] | None = None, *, name: str = "tfidf",
-              seen_sources: tuple[str, ...] | None = None, C: float = 4.0, seed: int = 13,
-              max_word_features: int = 50_000, max_char_features: int = 100_000,
-              max_chars: int = 4000) -> TfidfPeer:
+def fit_tfidf(
+    train: list[Record],
+    validation: list[Record] | None = None,
+    *,
+    name: str = "tfidf",
+    seen_sources: tuple[str, ...] | None = None,
+    C: float = 4.0,
+    seed: int = 13,
+    max_word_features: int = 50_000,
+    max_char_features: int = 100_000,
+    max_chars: int = 4000,
+) -> TfidfPeer:
     """Fit the peer on ``train`` records; tune the threshold on ``validation`` (0.5 when absent/empty)."""
     from sklearn.linear_model import LogisticRegression
 
@@ -95,14 +125,20 @@ def fit_tfidf(train: list[Record], validation: list[Record] | None = None, *, na
         for _, v in vec.transformer_list:
             v.set_params(min_df=1)
         x = vec.fit_transform(texts)
-    clf = LogisticRegression(C=C, class_weight="balanced", solver="liblinear", max_iter=1000,
-                             random_state=seed)
+    clf = LogisticRegression(
+        C=C, class_weight="balanced", solver="liblinear", max_iter=1000, random_state=seed
+    )
     clf.fit(x, y)
     if seen_sources is None:
         seen_sources = tuple(sorted({r.source for r in train}))
-    peer = TfidfPeer(name=name, vectorizer=vec, classifier=clf, seen_sources=tuple(seen_sources),
-                     max_chars=max_chars,
-                     info={"n_train": len(train), "n_features": int(x.shape[1]), "C": C, "seed": seed})
+    peer = TfidfPeer(
+        name=name,
+        vectorizer=vec,
+        classifier=clf,
+        seen_sources=tuple(seen_sources),
+        max_chars=max_chars,
+        info={"n_train": len(train), "n_features": int(x.shape[1]), "C": C, "seed": seed},
+    )
     if validation:
         yv = np.fromiter((r.y for r in validation), dtype=int, count=len(validation))
         pv = peer.score([r.text for r in validation])
@@ -112,12 +148,17 @@ def fit_tfidf(train: list[Record], validation: list[Record] | None = None, *, na
     return peer
 
 
-def train_tfidf(mix_data: "MixData", **kwargs: Any) -> TfidfPeer:
+def train_tfidf(mix_data: MixData, **kwargs: Any) -> TfidfPeer:
     """Train the peer on a mix's train rows, threshold tuned on its validation rows.
 
     Its ``seen_sources`` are the mix's sources (``mix_data.spec.sources``).
     """
     spec = mix_data.spec
     kwargs.setdefault("seed", getattr(spec, "seed", 13))
-    return fit_tfidf(list(mix_data.train), list(mix_data.validation), name=spec.name,
-                     seen_sources=tuple(spec.sources), **kwargs)
+    return fit_tfidf(
+        list(mix_data.train),
+        list(mix_data.validation),
+        name=spec.name,
+        seen_sources=tuple(spec.sources),
+        **kwargs,
+    )

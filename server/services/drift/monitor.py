@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from phishlens.explain import drift as D
 from phishlens.explain.ood import ood_scores
 from phishlens.explain.reference import FEATURES, SCALAR_FEATURES, ReferenceError, ReferenceProfile
@@ -75,8 +76,13 @@ def _background_priority() -> None:
 class DriftMonitor:
     """Per-adapter drift windows fed by served classifications (see module docstring)."""
 
-    def __init__(self, settings: Settings, registry: AdapterRegistry, metrics: DriftMetrics,
-                 embedder: object | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: AdapterRegistry,
+        metrics: DriftMetrics,
+        embedder: object | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.metrics = metrics
@@ -200,8 +206,11 @@ class DriftMonitor:
             if e is not None and e.max_tokens not in embs:
                 given = job.embeddings.get(e.max_tokens) if self._embedder is None else None
                 # the request path's OOD flag embedded these texts already (same model and truncation)
-                embs[e.max_tokens] = given if given is not None and len(given) == len(texts) else \
-                    self._embed(texts, e.max_tokens)
+                embs[e.max_tokens] = (
+                    given
+                    if given is not None and len(given) == len(texts)
+                    else self._embed(texts, e.max_tokens)
+                )
         del texts  # the texts go no further than this point
         for name, w in live.items():
             _, _, idx, ps = job.per_adapter[name]
@@ -227,8 +236,9 @@ class DriftMonitor:
                 hist.observe(float(s))
         w.add(rows, emb, bags)
         self.metrics.window_texts.labels(adapter=w.name).set(len(w.scalars))
-        if w.since_eval >= self.eval_every or (len(w.scalars) == self.size and w.report is not None
-                                               and w.report.status == "warming_up"):
+        if w.since_eval >= self.eval_every or (
+            len(w.scalars) == self.size and w.report is not None and w.report.status == "warming_up"
+        ):
             self._evaluate(w)
 
     def _embed(self, texts: Sequence[str], max_tokens: int) -> np.ndarray:
@@ -261,9 +271,14 @@ class DriftMonitor:
                     logger.warning("adapter %s: %s", name, e)
             w = LiveWindow(name, sha, ref, self.size, seed=len(self._windows))
             if ref is None:
-                w.report = AdapterDrift(name, sha, "no_reference", self.size,
-                                        detail=detail or "the bundle has no reference profile "
-                                        "(phishlens augment BUNDLE --only reference)")
+                w.report = AdapterDrift(
+                    name,
+                    sha,
+                    "no_reference",
+                    self.size,
+                    detail=detail
+                    or "the bundle has no reference profile (phishlens augment BUNDLE --only reference)",
+                )
             else:
                 w.restore(self._state_path(name))
                 self._evaluate(w)
@@ -316,6 +331,9 @@ class DriftMonitor:
             w = self._window(entry.name, entry.sha256, ref_path)
             if w is not None and w.report is not None:
                 # statistics are as of the last evaluation (every `eval_every` texts); the counts are live
-                out.append(w.report if w.ref is None else
-                           replace(w.report, window_texts=len(w.scalars), texts_seen=w.texts_seen))
+                out.append(
+                    w.report
+                    if w.ref is None
+                    else replace(w.report, window_texts=len(w.scalars), texts_seen=w.texts_seen)
+                )
         return out

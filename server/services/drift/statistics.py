@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from phishlens.explain import drift as D
 from phishlens.explain.prior import em_prior
 from phishlens.explain.reference import SCALAR_FEATURES
@@ -44,8 +45,20 @@ def evaluate(w: LiveWindow, window_size: int) -> tuple[AdapterDrift, dict[str, f
     ranked = sorted(feats, key=lambda f: -(f.statistic / f.threshold if f.threshold > 0 else 0.0))
     ref_df, ref_n = ref.word_counts(w.prior)
     live_top, ref_top = D.typical_words(w.live_df, w.live_n, ref_df, ref_n)
-    report = AdapterDrift(w.name, w.sha, ("drift" if alert else "ok") if full else "warming_up", window_size,
-                          n, w.texts_seen, cal_w, alert, feats, prevalence,
-                          [f.feature for f in ranked if f.over] + [f.feature for f in ranked if not f.over],
-                          live_top, ref_top, time.time())
+    report = AdapterDrift(
+        w.name,
+        w.sha,
+        ("drift" if alert else "ok") if full else "warming_up",
+        window_size,
+        n,
+        w.texts_seen,
+        cal_w,
+        alert,
+        feats,
+        prevalence,
+        [f.feature for f in ranked if f.over] + [f.feature for f in ranked if not f.over],
+        live_top,
+        ref_top,
+        time.time(),
+    )
     return report, thr

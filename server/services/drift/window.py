@@ -9,6 +9,7 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
+
 from phishlens.explain.reference import SCALAR_FEATURES, ReferenceProfile
 
 from ...state_io import atomic_write_bytes
@@ -59,9 +60,14 @@ class LiveWindow:
         dim = self.ref.embedding.dim if self.ref and self.ref.embedding else 0
         sc = np.stack(self.scalars) if self.scalars else np.zeros((0, len(SCALAR_FEATURES)))
         em = np.stack(self.embeddings) if self.embeddings else np.zeros((0, dim), dtype=np.float32)
-        meta = {"format": STATE_FORMAT, "adapter": self.name, "sha256": self.sha,
-                "texts_seen": str(self.texts_seen),
-                "live_n": repr(self.live_n), "live_df": json.dumps(self.live_df)}
+        meta = {
+            "format": STATE_FORMAT,
+            "adapter": self.name,
+            "sha256": self.sha,
+            "texts_seen": str(self.texts_seen),
+            "live_n": repr(self.live_n),
+            "live_df": json.dumps(self.live_df),
+        }
         data = save({"scalars": sc.astype(np.float64), "embeddings": em.astype(np.float32)}, metadata=meta)
         atomic_write_bytes(path, data)  # old or new state after a crash, never half; ENOSPC raises OSError
 
@@ -79,9 +85,9 @@ class LiveWindow:
                 sc, em = f.get_tensor("scalars"), f.get_tensor("embeddings")
             if sc.ndim != 2 or sc.shape[1] != len(SCALAR_FEATURES):
                 return False
-            self.scalars.extend(sc[-self.size:])
+            self.scalars.extend(sc[-self.size :])
             if len(em) and self.ref and self.ref.embedding and em.shape[1] == self.ref.embedding.dim:
-                self.embeddings.extend(em[-self.size:])
+                self.embeddings.extend(em[-self.size :])
             self.texts_seen = int(meta.get("texts_seen", len(sc)))
             self.live_n = float(meta.get("live_n", 0.0))
             self.live_df = {str(k): float(v) for k, v in json.loads(meta.get("live_df", "{}")).items()}
