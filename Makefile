@@ -7,7 +7,7 @@ EXTRA ?= cpu
 STAMP := $(VENV)/.phishlens-installed-$(EXTRA)
 PYTEST_ARGS ?=
 
-.PHONY: install base serve test bench alerts data clean-venv
+.PHONY: install base serve test lint bench alerts data clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -28,7 +28,11 @@ base: $(STAMP)
 serve: base
 	$(BIN)/phishlens serve
 
-test: base
+lint: $(STAMP)  # the lint gate (issue 17): rules in pyproject.toml; `ruff format .` fixes what --check reports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: base lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 data: $(STAMP)  # the corpora from their original sources, sha256-checked (docs/data.md); e.g. DATA_ARGS='--accept ...'
