@@ -48,7 +48,7 @@ def naive(bundle_path: Path, texts: list[str]) -> tuple[float, int, int]:
         model(torch.tensor([ids[0]]))  # warm-up
         t = time.perf_counter()
         for x in ids:
-            model(torch.tensor([x])).logits  # full logits, one text per forward
+            _ = model(torch.tensor([x])).logits  # full logits, one text per forward
         dt = time.perf_counter() - t
     return len(texts) / dt, sum(len(x) for x in ids), params
 
@@ -106,10 +106,12 @@ def main() -> None:
     print("| path | texts/s | ratio | useful GFLOP/s | share of matmul rate |")
     print("|---|---:|---:|---:|---:|")
     print(
-        f"| naive transformers loop (1 text/forward, full logits) | {naive_tps:.2f} | 1.00x | {naive_useful:.1f} | {naive_useful / rate:.0%} |"
+        f"| naive transformers loop (1 text/forward, full logits) | {naive_tps:.2f} | 1.00x | "
+        f"{naive_useful:.1f} | {naive_useful / rate:.0%} |"
     )
     print(
-        f"| phishlens /v1/classify ({args.backend}) | {tps:.2f} | {tps / naive_tps:.2f}x | {useful:.1f} | {useful / rate:.0%} |"
+        f"| phishlens /v1/classify ({args.backend}) | {tps:.2f} | {tps / naive_tps:.2f}x | "
+        f"{useful:.1f} | {useful / rate:.0%} |"
     )
     print(
         f"\nsingle-request latency over {len(lat)} calls: p50 {statistics.median(lat) * 1000:.0f} ms, "

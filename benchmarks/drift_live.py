@@ -406,7 +406,8 @@ def main() -> None:
         after = [e for e in full if e[0] >= half + args.window]
         verdict = (
             f"prevalence alert {'after ' + str(fired) + ' texts' if fired else 'never'}"
-            f"{' (also before the wave!)' if before else ''}; estimate after {np.mean([e[2] for e in after]):.3f}"
+            f"{' (also before the wave!)' if before else ''}; "
+            f"estimate after {np.mean([e[2] for e in after]):.3f}"
         )
         table.append(
             (name, f"wave {WAVE[0]:.0%} → {WAVE[1]:.0%}", len(full), sum(e[1] for e in full), "-", verdict)
@@ -416,7 +417,8 @@ def main() -> None:
     print(
         f"\nmachine: {machine()}; window {args.window}, statistics every {args.eval_every} texts, "
         f"{args.batch} texts per request; real scores (HF, as served); pools: {args.per_class} phishing + "
-        f"{args.legit} legitimate per style in-distribution, {args.unseen} per unseen source, {args.other} per other style; "
+        f"{args.legit} legitimate per style in-distribution, {args.unseen} per unseen source, "
+        f"{args.other} per other style; "
         f"{time.perf_counter() - t_start:.0f}s in all\n"
     )
     print(
@@ -427,7 +429,8 @@ def main() -> None:
     for row in table:
         print("| " + " | ".join(map(str, row)) + " |")
     print(
-        "\nCBPE under prior shift (posteriors adjusted to the EM prior estimate) vs the stream's true labels:\n"
+        "\nCBPE under prior shift (posteriors adjusted to the EM prior estimate) "
+        "vs the stream's true labels:\n"
     )
     print(
         "| adapter | prevalence | CBPE precision (adjusted / plain) | true precision "

@@ -15,8 +15,9 @@ For each shipped adapter with a reference profile (``adapters/<name>/reference.j
 Scores: scoring 2,000 texts per adapter through SmolLM2 on a 2-core CPU takes far too long, so the replay
 drives the monitor directly and draws each text's P(phishing) from the adapter's own reference score
 sample of the text's class (benchmarks/drift_live.py uses real scores). The score and uncertainty features
-are therefore in distribution by construction: the false-alert count covers the style and embedding features, and the detection delays are upper bounds (a real model's
-scores shift too on novel traffic, which can only add evidence).
+are therefore in distribution by construction: the false-alert count covers the style and embedding
+features, and the detection delays are upper bounds (a real model's scores shift too on novel traffic,
+which can only add evidence).
 
 Overhead: real /v1/classify single-text requests (mixed SMS / e-mail test rows) through one real uvicorn
 server, the monitor attached vs detached in alternating blocks (see `overhead`), p50 latency each.
@@ -313,8 +314,9 @@ def main() -> None:
     if not args.skip_overhead:
         off, on, n, loop_s = overhead(args.overhead_adapter, args.backend, args.blocks, args.block)
         print(
-            f"\n/v1/classify single-text p50 ({args.backend} backend, adapter {args.overhead_adapter}, {n} requests "
-            f"each, interleaved blocks of {args.block}): monitor off {off * 1000:.0f} ms, on {on * 1000:.0f} ms, "
+            f"\n/v1/classify single-text p50 ({args.backend} backend, adapter {args.overhead_adapter}, "
+            f"{n} requests each, interleaved blocks of {args.block}): "
+            f"monitor off {off * 1000:.0f} ms, on {on * 1000:.0f} ms, "
             f"overhead {(on / off - 1) * 100:+.1f} %; observe() holds the event loop {loop_s * 1e6:.0f} µs "
             "per request"
         )

@@ -186,7 +186,7 @@ def main() -> None:
     print("|---:|---:|---:|" + "---:|---:|---:|" * len(args.engines) + "---:|")
     totals = {e: 0.0 for e in args.engines}
     corrs: dict[str, list[float]] = {e: [] for e in args.engines}
-    for i, (tn, v, base, evals, _) in enumerate(naive_runs):
+    for i, (tn, v, _base, _evals, _) in enumerate(naive_runs):
         cells, add, ntok = [], 0.0, 0
         for e in args.engines:
             ts, ex = results[e][0][i]

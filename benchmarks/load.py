@@ -77,10 +77,11 @@ class Phase:
 
     def row(self) -> str:
         st = " ".join(f"{k}:{v}" for k, v in sorted(self.status.items()))
+        notes = "; ".join(self.notes + [f"{k}: {v}" for k, v in {**self.errors, **self.unexpected}.items()])
         return (
-            f"| {self.name} | {self.requests} | {st} | {self.server_errors} | {self.lost} | {self.sha_mismatch} | "
-            f"{self.label_mismatch} | {self.pct(50) * 1000:.0f} | {self.pct(99) * 1000:.0f} | {self.rps:.1f} | "
-            f"{'; '.join(self.notes + [f'{k}: {v}' for k, v in {**self.errors, **self.unexpected}.items()])} |"
+            f"| {self.name} | {self.requests} | {st} | {self.server_errors} | {self.lost} | "
+            f"{self.sha_mismatch} | {self.label_mismatch} | {self.pct(50) * 1000:.0f} | "
+            f"{self.pct(99) * 1000:.0f} | {self.rps:.1f} | {notes} |"
         )
 
 
@@ -99,8 +100,8 @@ async def _drive(
     stop: asyncio.Event | None = None,
     backoff: dict[int, float] | None = None,
 ) -> None:
-    """`concurrency` workers send `n` requests in all (or until `stop`); `make(i)` builds one, `check` reads it;
-    after a status in `backoff` a worker waits that many seconds (a client retrying politely)."""
+    """`concurrency` workers send `n` requests in all (or until `stop`); `make(i)` builds one, `check` reads
+    it; after a status in `backoff` a worker waits that many seconds (a client retrying politely)."""
     counter = iter(range(n))
     t0 = time.perf_counter()
 

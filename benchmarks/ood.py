@@ -110,8 +110,8 @@ def main() -> None:
             f"{p_on * 1000:.0f} | {p_on / p_off:.2f}x |"
         )
     print(
-        f"\nOOD step alone (one text, MiniLM + kNN, in process): p50 {statistics.median(step) * 1000:.1f} ms, "
-        f"p90 {percentile(step, 90) * 1000:.1f} ms"
+        f"\nOOD step alone (one text, MiniLM + kNN, in process): "
+        f"p50 {statistics.median(step) * 1000:.1f} ms, p90 {percentile(step, 90) * 1000:.1f} ms"
     )
 
 

@@ -196,8 +196,8 @@ async def soak(
 def report(samples: list[Sample], counts: Counts, report_min: float, warmup_min: float) -> str:
     lines = [
         (
-            "| t min | server RSS MB | with children MB | requests | ok | 5xx | lost | ok req/s since last row "
-            "| load avg |"
+            "| t min | server RSS MB | with children MB | requests | ok | 5xx | lost "
+            "| ok req/s since last row | load avg |"
         ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -337,8 +337,9 @@ def main() -> None:
     mean_chars = sum(len(t) for t, _ in rows) / len(rows)
     print(
         f"\nphishlens RSS soak — {machine()}, backend {args.backend}, base {args.base_model}, "
-        f"{args.concurrency} clients, {len(ADAPTERS)} adapters mixed per request, {args.minutes:g} min; texts: "
-        f"test rows of style {args.style} ≤ {args.max_chars} chars (mean {mean_chars:.0f}); feedback every "
+        f"{args.concurrency} clients, {len(ADAPTERS)} adapters mixed per request, {args.minutes:g} min; "
+        f"texts: test rows of style {args.style} ≤ {args.max_chars} chars (mean {mean_chars:.0f}); "
+        "feedback every "
         f"{args.feedback_every} requests; host load average at the end {os.getloadavg()[0]:.1f}\n"
     )
     print(report(samples, counts, args.report_min, args.warmup_min))

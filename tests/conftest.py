@@ -73,7 +73,8 @@ def tokenizer(smollm2_base):
 
 @pytest.fixture(scope="session")
 def adapter_root(tmp_path_factory, tokenizer, smollm2_base) -> Path:
-    """A root holding bundles `default` (T=1), `alt` (T=2) and `spare` (T=4), all with passing golden examples."""
+    """A root holding bundles `default` (T=1), `alt` (T=2) and `spare` (T=4), all with passing golden
+    examples."""
     from tests.fakes import write_bundle
 
     root = tmp_path_factory.mktemp("adapters")
@@ -113,7 +114,8 @@ def tiny_llama(tmp_path_factory, smollm2_base):
 
 @pytest.fixture(scope="session")
 def tiny_bundles(tmp_path_factory, tiny_llama):
-    """(root, bundle_zebra_phish, bundle_zebra_legit): two real trained bundles with opposite planted rules."""
+    """(root, bundle_zebra_phish, bundle_zebra_legit): two real trained bundles with opposite planted
+    rules."""
     from tests.models import single_thread, train_tiny_bundle
 
     root = tmp_path_factory.mktemp("tiny-bundles")

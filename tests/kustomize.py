@@ -123,7 +123,7 @@ def _set_images(node: Any, img: dict) -> None:
             _set_images(v, img)
 
 
-# ---- validation ---------------------------------------------------------------------------------------------
+# ---- validation -------------------------------------------------------------------------------------------
 @lru_cache
 def crd_schemas() -> dict[tuple[str, str], dict]:
     """(apiVersion, kind) → strict openAPIV3Schema, from every vendored CRD."""

@@ -2,7 +2,7 @@
 runs) on planted data and a tiny base, as a plain process or under `torchrun`.
 
     python tests/torchrun_train.py BASE_DIR OUT_DIR BATCH_SIZE [ddp|fsdp [CRASH_AT_STEP]]
-    torchrun --standalone --nproc_per_node 2 tests/torchrun_train.py BASE_DIR OUT_DIR BATCH_SIZE [ddp|fsdp [...]]
+    torchrun --standalone --nproc_per_node 2 tests/torchrun_train.py ...    # the same arguments
 
 CRASH_AT_STEP: every rank exits (code 3) right after the checkpoint of that step is on disk — a crash at an
 exact step, which killing the process from outside cannot time; the next run with the same OUT_DIR resumes.

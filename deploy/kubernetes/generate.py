@@ -2,8 +2,9 @@
 
 - base/prometheusrule.yaml: a Prometheus Operator PrometheusRule whose `spec` is deploy/prometheus/alerts.yml
   (the rules promtool tests), byte-for-byte as data.
-- base/bundles-lock.yaml (and its copy kserve/bundles-lock.yaml): the ConfigMap holding the bundle lock (training/bundle_sync.py) of the bundles the
-  Deployment serves, with their content sha256 computed from adapters/.
+- base/bundles-lock.yaml (and its copy kserve/bundles-lock.yaml): the ConfigMap holding the bundle lock
+  (training/bundle_sync.py) of the bundles the Deployment serves, with their content sha256 computed from
+  adapters/.
 
     python deploy/kubernetes/generate.py            # rewrite both
     python deploy/kubernetes/generate.py --check    # exit 1 if either differs (tests/unit/test_kubernetes.py)

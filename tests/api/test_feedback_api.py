@@ -129,7 +129,10 @@ def test_feedback_is_idempotent(client):
 
 def test_feedback_errors(client):
     rid = classify(client, [PHISHY, CLEAN], adapter="alt")
-    post = lambda body, headers=API: client.post("/v1/feedback", headers=headers, json=body)
+
+    def post(body, headers=API):
+        return client.post("/v1/feedback", headers=headers, json=body)
+
     msg = err(
         post({"request_id": "clf-" + "0" * 32, "labels": [{"index": 0, "label": "phishing"}]}),
         404,

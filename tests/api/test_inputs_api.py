@@ -155,7 +155,7 @@ def test_fixture_emails_never_5xx(client):
 def test_caps_and_unparseable_inputs_are_clear_4xx(client):
     many = (
         'Subject: parts\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="b"\n\n'
-        + "".join("--b\nContent-Type: text/plain\n\npart %d\n" % i for i in range(30))
+        + "".join(f"--b\nContent-Type: text/plain\n\npart {i}\n" for i in range(30))
         + "--b--\n"
     )
     msg = err(

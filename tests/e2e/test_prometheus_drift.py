@@ -5,8 +5,8 @@ engine, SmolLM2 with the `specialist-sms` bundle and its reference profile), so 
 process with the session's other e2e server. Prometheus is Debian's binary on a free port with
 scrape/evaluation every second and `rule_files` = deploy/prometheus/alerts.yml, unchanged.
 
-Replaying real SMS test rows (the specialist's own style) at 2 % phishing keeps `phishlens_drift_alert` at 0 on
-a full window; a phishing wave (the same source at 30 %) makes PhishlensPrevalenceShift fire while no drift
+Replaying real SMS test rows (the specialist's own style) at 2 % phishing keeps `phishlens_drift_alert` at 0
+on a full window; a phishing wave (the same source at 30 %) makes PhishlensPrevalenceShift fire while no drift
 alert is ever pending (label shift is not drift); replaying real URL rows (a style the specialist never saw)
 makes PhishlensDriftDetected fire (`for: 1m`). Feedback with the rows' true labels shows up in Prometheus as
 phishlens_feedback_total / live precision, and the label-free CBPE estimates (adjusted to the estimated

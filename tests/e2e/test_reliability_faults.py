@@ -206,7 +206,8 @@ def test_drift_state_survives_kill_9_and_sigterm_drains(tiny_llama, tiny_bundles
         ]
         refused = [a for a in answers if not isinstance(a, httpx.Response)]
         assert all(isinstance(e, (httpx.ConnectError, httpx.RemoteProtocolError)) for e in refused), refused
-        # uvicorn re-raises the caught SIGTERM after its graceful shutdown: "killed by SIGTERM" (or 0) is clean
+        # uvicorn re-raises the caught SIGTERM after its graceful shutdown:
+        # "killed by SIGTERM" (or 0) is clean
         assert proc.wait(90) in (0, -signal.SIGTERM) and time.monotonic() - t0 < 60
         assert "Application shutdown complete" in log.read_text()  # the lifespan ran: drift state persisted
         with pytest.raises(httpx.ConnectError):

@@ -240,7 +240,8 @@ def test_hostile_corpus_never_5xx(server, name, body, ctype, expected):
 
 
 def test_hostile_texts_on_the_text_fields_of_each_route(server):
-    """Valid JSON carrying each hostile text in the field each route reads: classify, explain, probe, KServe."""
+    """Valid JSON carrying each hostile text in the field each route reads: classify, explain, probe,
+    KServe."""
     texts = ["a\x00b", "\u202e\u2066x", "😀" * 30, "z" + "\u0301" * 400, MANY_TOKENS, "\ufeff", "\u200b"]
     bodies = {
         "/v1/classify": lambda t: {"input": [t, t]},

@@ -6,7 +6,8 @@ Cases are drawn half from schema-valid data, half from schema-invalid data (whic
 4xx). Checks per case: every schemathesis check but one — no 5xx, status documented, body matches the
 documented schema (errors included), content type and headers documented, invalid data refused. Left out:
 `positive_data_acceptance` (a schema-valid body must be accepted): the wire schema does not state every
-rule (non-blank texts, the character cap, `adapter` xor `adapters`), so such bodies get a documented 4xx. `PHISHLENS_SCHEMA_CASES` raises the per-operation count for a long run.
+rule (non-blank texts, the character cap, `adapter` xor `adapters`), so such bodies get a documented 4xx.
+`PHISHLENS_SCHEMA_CASES` raises the per-operation count for a long run.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def test_schemathesis_every_operation(server):
         runner(op, f"{op.method.upper()} {op.path}")()
     total = sum(counts.values())
     print(
-        f"schemathesis: {total} cases over {len(counts)} operations; statuses {dict(sorted(statuses.items()))}"
+        f"schemathesis: {total} cases over {len(counts)} operations; "
+        f"statuses {dict(sorted(statuses.items()))}"
     )
     assert total >= MIN_CASES, counts
     assert not any(s >= 500 for s in statuses), statuses

@@ -1,4 +1,5 @@
-"""The analyst console (/ui) in a real headless Chromium, against the real e2e server (vLLM, tiny trained bundles).
+"""The analyst console (/ui) in a real headless Chromium, against the real e2e server (vLLM, tiny trained
+bundles).
 
 One analyst's session, step by step: the page asks for the API key, the key goes into the tab's session
 storage and is sent as a header; a phishing and a legitimate message are classified with both adapters

@@ -401,7 +401,8 @@ def test_cli_works_when_training_is_missing(monkeypatch, server):
 
 
 def test_boolean_flags_are_named_once():
-    """No `--no-no-resume`: a flag that defaults off is one option, a flag that defaults on has one `--no-`."""
+    """No `--no-no-resume`: a flag that defaults off is one option, a flag that defaults on has one
+    `--no-`."""
     for command in (["train"], ["evaluate"], ["prepare-base"], ["data", "fetch"], ["classify"], ["explain"]):
         r = invoke(*command, "--help", env={"COLUMNS": "200"})
         assert r.exit_code == 0, (command, r.output)

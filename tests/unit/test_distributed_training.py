@@ -103,10 +103,11 @@ def test_two_ranks_train_the_single_process_adapter(runs):
 def test_fsdp_two_ranks_train_the_single_process_adapter(runs):
     """FSDP2 (fully_shard over a gloo CPU mesh) shards the trained layers and still trains the same adapter.
 
-    Tolerance 1e-4, as for DDP: everything is float32 and the batches, LR schedule and initial LoRA weights are
-    identical; the only differences are the order of float sums (each rank sums its half of the batch, the
-    reduce-scatter adds the halves) and the gather/shard round trip, which is exact. That is ~1e-7 per step
-    (measured: 6e-7 after 14 AdamW steps), far below the 1e-3 the control below shows a changed batch moves.
+    Tolerance 1e-4, as for DDP: everything is float32 and the batches, LR schedule and initial LoRA weights
+    are identical; the only differences are the order of float sums (each rank sums its half of the batch,
+    the reduce-scatter adds the halves) and the gather/shard round trip, which is exact. That is ~1e-7 per
+    step (measured: 6e-7 after 14 AdamW steps), far below the 1e-3 the control below shows a changed batch
+    moves.
     """
     one, two = weights(runs["single"]), weights(runs["fsdp2"])
     assert one.keys() == two.keys() and one

@@ -2,8 +2,10 @@
 SmolLM2 scores (HF, as served) and real MiniLM embeddings of real test rows, fed to the real drift monitor.
 
 - in-distribution SMS at 5 % and at 50 % phishing: no drift alert (the reference is balanced: before the
-  reweighting to the estimated prevalence, 13 % already alerted), and the prevalence interval covers the truth;
-- a phishing wave (2 % -> 30 %): the prevalence rule of PhishlensPrevalenceShift fires, the drift alert does not;
+  reweighting to the estimated prevalence, 13 % already alerted), and the prevalence interval covers the
+  truth;
+- a phishing wave (2 % -> 30 %): the prevalence rule of PhishlensPrevalenceShift fires, the drift alert
+  does not;
 - e-mail, a style the specialist never saw: the drift alert within 200 texts;
 - CBPE on a 13 % stream, adjusted to the estimated prevalence, matches the precision the true labels give.
 """

@@ -8,7 +8,8 @@ from phishlens.explain import prior as P
 
 
 def scores(n: int, prior: float, rng: np.random.Generator) -> np.ndarray:
-    """P(phishing) calibrated at prior 0.5 (exact posteriors of N(+-1, 1) classes), labels drawn at `prior`."""
+    """P(phishing) calibrated at prior 0.5 (exact posteriors of N(+-1, 1) classes), labels drawn at
+    `prior`."""
     y = rng.random(n) < prior
     x = rng.normal(np.where(y, 1.0, -1.0), 1.0)
     return 1 / (1 + np.exp(-2.0 * x))

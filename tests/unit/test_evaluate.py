@@ -127,7 +127,10 @@ def build_matrix():
         evaluate_scorer(CountingScorer(), 0.5, sets, {"sms_uci", "sms_smishtank"}),
         architecture="SmolLM2-135M",
     )
-    noisy = lambda texts: np.array([0.6 if "uci" in t or t.startswith("PHISH") else 0.2 for t in texts])
+
+    def noisy(texts):
+        return np.array([0.6 if "uci" in t or t.startswith("PHISH") else 0.2 for t in texts])
+
     mat.add(
         "generalist",
         evaluate_scorer(noisy, 0.5, sets, {"email_spamassassin", "sms_uci", "url_hannousse"}),
@@ -188,7 +191,10 @@ def test_png_written(tmp_path):
 
 def test_report_from_dict_pools_counts():
     sets = make_sets()
-    noisy = lambda texts: np.array([0.6 if "uci" in t or t.startswith("PHISH") else 0.2 for t in texts])
+
+    def noisy(texts):
+        return np.array([0.6 if "uci" in t or t.startswith("PHISH") else 0.2 for t in texts])
+
     rep = evaluate_scorer(noisy, 0.5, sets, {"email_spamassassin", "sms_uci"})
     again = EvalReport.from_dict(json.loads(json.dumps(rep.to_dict())), rep.seen_sources)
     assert again.threshold == 0.5
@@ -206,7 +212,7 @@ def test_other_metric_views(tmp_path):
     mat = build_matrix()
     md = mat.to_markdown("fpr")
     assert md.splitlines()[-1].startswith("Cells: FPR")
-    row = next(l for l in md.splitlines() if l.startswith("| generalist"))
+    row = next(line for line in md.splitlines() if line.startswith("| generalist"))
     cells = [c.strip() for c in row.split("|")[2:-1]]
     assert cells[mat.columns.index("sms_smishtank")] == "—*"  # phishing-only: FPR undefined
     assert cells[mat.columns.index("sms_uci")] == "1.00"

@@ -1,4 +1,5 @@
-"""The feedback journal (server/services/feedback_journal.py): durable appends, replay, damage, lock, full disk.
+"""The feedback journal (server/services/feedback_journal.py): durable appends, replay, damage, lock,
+full disk.
 
 Pure file I/O on tmp_path; the real-process `kill -9` test is tests/e2e/test_reliability_faults.py.
 """

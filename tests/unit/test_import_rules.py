@@ -30,8 +30,8 @@ PACKAGES = {
     "clients": "phishlens.clients",
 }
 
-# Training modules the server may import besides training.contract: none (the bundle format, prompt encoder and
-# base-model lookup moved into the contract; layer naming is explain.hidden's).
+# Training modules the server may import besides training.contract: none (the bundle format, prompt encoder
+# and base-model lookup moved into the contract; layer naming is explain.hidden's).
 SERVER_TRAINING: tuple[str, ...] = ()
 CLI_MODULES = ("phishlens.clients.cli", "phishlens.clients.cli_classify")
 

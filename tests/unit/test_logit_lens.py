@@ -71,7 +71,8 @@ def test_bundle_carries_probes(tiny_bundles):
 
 
 def test_augment_command_refuses_cleanly(tiny_bundles, tmp_path):
-    """`phishlens augment`: an unknown group and a bundle whose mix cannot be rebuilt end with exit 2, no traceback."""
+    """`phishlens augment`: an unknown group and a bundle whose mix cannot be rebuilt end with exit 2, no
+    traceback."""
     import shutil
 
     from typer.testing import CliRunner

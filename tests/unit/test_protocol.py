@@ -189,7 +189,7 @@ def test_client_methods_take_every_request_field(spec):
         "/v1/models/{name}:predict": "predict",
         "/v1/models/{name}:explain": "kserve_explain",
     }
-    for method, path, req, _ in _operations(spec):
+    for _method, path, req, _ in _operations(spec):
         if path not in methods:
             continue
         fields = set(getattr(W, req).model_fields) - {"input", "instances", "adapter", "adapters"}

@@ -113,7 +113,7 @@ def test_every_uid_in_exactly_one_source_and_split(splits):
 
 @pytest.mark.data
 def test_stratified_fractions(splits):
-    for src, c in splits.counts().items():
+    for _src, c in splits.counts().items():
         for lab in ("phishing", "legitimate"):
             n = sum(c[sp][lab] for sp in SPLITS)
             if n:
