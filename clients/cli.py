@@ -497,7 +497,8 @@ def probe(
     url: UrlOpt = DEFAULT_BASE_URL,
     api_key: KeyOpt = None,
 ) -> None:
-    """Per-layer readings of TEXT: logit-lens P(phishing) and the adapter's probes (label, style, source, concepts)."""
+    """Per-layer readings of TEXT: logit-lens P(phishing) and the adapter's probes
+    (label, style, source, concepts)."""
     item = _one_input(text, eml)
     with _client(url, api_key) as client:
         res = client.probe(item, adapter)
@@ -574,7 +575,7 @@ def adapters_list(
             typer.echo(json.dumps(info.model_dump(mode="json")))
         return
     width = max([len("name"), *(len(a.name) for a in adapters)])
-    row = "{:<1} {:<%d}  {:<12}  {:>9}  {:<13}  {}" % width
+    row = f"{{:<1}} {{:<{width}}}  {{:<12}}  {{:>9}}  {{:<13}}  {{}}"
     typer.echo(row.format("", "name", "sha256", "threshold", "uncertain", "base_model"))
     for info in adapters:
         typer.echo(_adapter_row(row, info))

@@ -15,8 +15,9 @@ only a change in what the texts of a class look like (covariate shift: a new sty
   divided by the reference's own leave-one-out 99th percentile (so 1.0 = "as odd as the oddest 1 % of
   the reference").
 - Threshold calibration (explain.drift_calibration): windows of size W drawn (class counts ~ Binomial(W,
-  prior)) from one half of the reference rows, at each of several prevalences, are compared with the other half reweighted to the
-  prior estimated from the drawn scores; each statistic's threshold is its (1 - alpha/k) quantile
+  prior)) from one half of the reference rows, at each of several prevalences, are compared with the
+  other half reweighted to the prior estimated from the drawn scores; each statistic's threshold is its
+  (1 - alpha/k) quantile
   (Bonferroni over the k statistics) at the prevalence where it is highest, so an in-distribution window
   raises any statistic with probability <= alpha whatever the prevalence, the estimation error included.
 - Alert rule (`drift_rule`): the embedding statistic over its threshold, or at least two scalar features
@@ -116,7 +117,8 @@ def offdiag_mean(k: np.ndarray) -> float:
 
 
 def mmd2(x: np.ndarray, y: np.ndarray, gamma: float, kyy: float | None = None) -> float:
-    """Unbiased MMD² between samples x [n, d] and y [m, d]; `kyy` = precomputed off-diagonal mean of K(y, y)."""
+    """Unbiased MMD² between samples x [n, d] and y [m, d]; `kyy` = precomputed off-diagonal mean of
+    K(y, y)."""
     if len(x) < 2 or len(y) < 2:
         return 0.0
     kxx = offdiag_mean(rbf(x, x, gamma))
@@ -196,7 +198,8 @@ class KernelMeans:
 def mmd2_prior(
     x: np.ndarray, ref: np.ndarray, y: np.ndarray, gamma: float, km: KernelMeans, prior: float
 ) -> float:
-    """Unbiased MMD² between a window x [n, d] and the reference [m, d] reweighted to `prior` (y: 1 = phishing).
+    """Unbiased MMD² between a window x [n, d] and the reference [m, d] reweighted to `prior`
+    (y: 1 = phishing).
 
     The within-window term skips pairs of identical texts as well as the diagonal: a campaign repeating
     one message is not, by itself, a new kind of traffic (and calibration draws rows with replacement)."""

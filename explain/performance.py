@@ -8,8 +8,9 @@ confusion matrix, and from it expected precision and recall, with no true label 
 
 Calibration holds at the class prior it was fitted under; when the prevalence moves (phishing is rare in
 production, the calibration rows are balanced), `ExpectedWindow` adjusts the probabilities to the window's
-estimated prevalence first (explain.prior). The estimate is only as good as the calibration: under drift a model can stay confident and be wrong,
-so CBPE misses the failures the drift statistics catch; true labels (feedback) are the ground truth.
+estimated prevalence first (explain.prior). The estimate is only as good as the calibration: under
+drift a model can stay confident and be wrong, so CBPE misses the failures the drift statistics catch;
+true labels (feedback) are the ground truth.
 Both windows here are bounded (a deque of the last N items) and keep running sums, so an update is O(1).
 """
 

@@ -2,7 +2,8 @@
 
 `CatchAllMiddleware` answers anything no handler mapped with the one error body and logs it ONCE
 (Starlette's own 500 path logs through our handler and then re-raises to uvicorn, which logged every
-traceback a second time), as the stack frames without the exception messages, which may quote the text. `TextGuardMiddleware` refuses JSON strings holding lone UTF-16 surrogates
+traceback a second time), as the stack frames without the exception messages, which may quote the
+text. `TextGuardMiddleware` refuses JSON strings holding lone UTF-16 surrogates
 (`"\\ud800"`: valid JSON, not valid Unicode, sent by any JavaScript client that cuts a string inside a
 pair) with a 422 naming where, before they reach a tokenizer that raises TypeError on them.
 Policy: refuse, never repair; a silently rewritten text would be scored as something the caller did
@@ -37,7 +38,8 @@ _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 class CatchAllMiddleware:
-    """Unhandled exception → 500 `internal_error` (no detail, no request text), one log line with the trace."""
+    """Unhandled exception → 500 `internal_error` (no detail, no request text), one log line with the
+    trace."""
 
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app

@@ -87,7 +87,8 @@ class Settings(BaseSettings):
     """An engine unhealthy this long stops the server; `phishlens serve` then exits with status 3 so the
     supervisor restarts it (/ready answers 503 from the first failed check)."""
     shutdown_grace_s: float = Field(default=30.0, ge=0)
-    """On SIGTERM: stop accepting connections, let in-flight requests finish for up to this long, then exit."""
+    """On SIGTERM: stop accepting connections, let in-flight requests finish for up to this long, then
+    exit."""
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     """When set, classify/adapter-list/KServe routes need one of these (Bearer or X-API-Key)."""
     admin_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
@@ -126,7 +127,8 @@ class Settings(BaseSettings):
     feedback_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     """HMAC keys of the signed request ids (services/request_ids.py): the first signs, all verify (rotate by
     prepending). Give every replica the same list so feedback is accepted by any of them and after a
-    restart; empty: a random per-process key (feedback only on the replica that answered, until it restarts)."""
+    restart; empty: a random per-process key (feedback only on the replica that answered, until it
+    restarts)."""
     feedback_state_dir: Path | None = Path("~/.cache/phishlens/feedback")
     """Where recorded feedback is journaled (fsync'd before the answer) so live precision/recall, the feedback
     counters and duplicate detection survive restarts and `kill -9`; one process per folder (another one logs
@@ -153,7 +155,8 @@ class Settings(BaseSettings):
     drift_eval_every: int = Field(default=20, ge=1)
     """Recompute the drift statistics after this many new texts per adapter."""
     drift_queue: int = Field(default=256, ge=1)
-    """Requests waiting for the drift worker; beyond it their texts are skipped and counted, never waited on."""
+    """Requests waiting for the drift worker; beyond it their texts are skipped and counted, never
+    waited on."""
     drift_state_dir: Path = Path("~/.cache/phishlens/drift")
     """Where drift windows are persisted (atomically, per adapter and bundle sha256) to survive restarts."""
     drift_persist_s: float = Field(default=60.0, gt=0)
@@ -184,9 +187,11 @@ class Settings(BaseSettings):
     """Load shap and compile its numba kernels in a thread at start-up (else the first explain pays ≈20 s)."""
 
     ui_enabled: bool = True
-    """Serve the analyst console at /ui (static files calling the public API); false for API-only deployments."""
+    """Serve the analyst console at /ui (static files calling the public API); false for API-only
+    deployments."""
     ui_grafana_url: str | None = Field(default=None, pattern=r"^https?://")
-    """Grafana dashboard the console's adapter-health panel links to (e.g. the shipped phishlens dashboard)."""
+    """Grafana dashboard the console's adapter-health panel links to (e.g. the shipped phishlens
+    dashboard)."""
 
     @field_validator(
         "adapter_roots",

@@ -1,7 +1,8 @@
 """Ship bundles to a fleet: a lock file of bundle sha256s, and a fetch step that verifies before serving.
 
-A deployment names the bundles it serves and their content hashes (`training.contract.bundle.content_sha256`, the
-same hash every response and metric carries) in a lock file::
+A deployment names the bundles it serves and their content hashes
+(`training.contract.bundle.content_sha256`, the same hash every response and metric carries) in a
+lock file::
 
     {"format": 1, "bundles": {"specialist-sms": "<64 hex>", ...}}
 
@@ -12,7 +13,8 @@ only then moves it to its final name; any mismatch exits non-zero and leaves not
 Kubernetes init container that runs it keeps the pod from ever serving an unverified bundle.
 
     python -m phishlens.training.bundle_sync lock adapters/specialist-sms adapters/default --out bundles.json
-    python -m phishlens.training.bundle_sync fetch --lock bundles.json --source s3://models/phishlens --dest /adapters
+    python -m phishlens.training.bundle_sync fetch --lock bundles.json \
+        --source s3://models/phishlens --dest /adapters
     python -m phishlens.training.bundle_sync verify --lock bundles.json /adapters
 """
 
@@ -97,7 +99,8 @@ def verify(root: Path, expected: dict[str, str]) -> list[Mismatch]:
 
 
 def fetch(source: str, dest: Path, expected: dict[str, str]) -> list[Mismatch]:
-    """Copy, verify, then publish each locked bundle under `dest`; a failed one is removed, never published."""
+    """Copy, verify, then publish each locked bundle under `dest`; a failed one is removed, never
+    published."""
     import fsspec  # a dependency of huggingface_hub/datasets; s3fs/gcsfs add s3:// and gs://
 
     fs, base = fsspec.core.url_to_fs(source)

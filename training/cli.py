@@ -40,7 +40,8 @@ def train_cmd(
         ...,
         "--config",
         "-c",
-        help="configs/train/<name>.toml or a path; repeat to train several in one process (they share the frozen-layer cache)",
+        help="configs/train/<name>.toml or a path; repeat to train several in one process "
+        "(they share the frozen-layer cache)",
     ),
     out: Path | None = typer.Option(None, help="bundle directory (default adapters/<name>)"),
     base: str | None = typer.Option(None, help="override the config's base model"),
@@ -191,9 +192,7 @@ def augment_cmd(
 @app.command("diagnose")
 def diagnose_cmd(
     adapters: list[Path] = typer.Option(..., "--adapters", "-a", help="bundle directories (repeat)"),
-    data_root: Path | None = typer.Option(
-        None, "--data", envvar="PHISHLENS_DATA_ROOT", help="corpora root"
-    ),
+    data_root: Path | None = typer.Option(None, "--data", envvar="PHISHLENS_DATA_ROOT", help="corpora root"),
     out: Path = typer.Option(Path("docs/diagnosis"), help="folder for report.md, diagnosis.json, PNGs"),
     per_label: int = typer.Option(10, min=1, help="test rows per label per source"),
     shap_per_style: int = typer.Option(2, min=0, help="texts explained with SHAP per style and adapter"),

@@ -18,6 +18,7 @@ class Request(BaseModel):
 
 
 class Response(BaseModel):
-    """A response body: fields a newer server adds are kept (`model_extra`), so an older client still parses."""
+    """A response body: fields a newer server adds are kept (`model_extra`), so an older client still
+    parses."""
 
     model_config = ConfigDict(extra="allow")

@@ -1,4 +1,5 @@
-"""The diagnosis report: ``report.md`` (evidence tables and the verdict), ``diagnosis.json`` and PNG figures."""
+"""The diagnosis report: ``report.md`` (evidence tables and the verdict), ``diagnosis.json`` and PNG
+figures."""
 
 from __future__ import annotations
 
@@ -130,7 +131,8 @@ def to_markdown(d: Diagnosis, figures: Mapping[str, str], intro: str = "") -> st
     L += [
         f"Sample: {s['rows']} test rows ({s.get('per_label', '?')} per label per source, seed {s['seed']}); "
         f"SHAP: {s['shap_per_style']} short texts per style per model, {s['shap_evals']} evaluations each. "
-        f"Run time {s.get('seconds', '?')} s on {s.get('host', 'this host')}. Reproduce: `{s.get('command', 'phishlens diagnose')}`.",
+        f"Run time {s.get('seconds', '?')} s on {s.get('host', 'this host')}. "
+        f"Reproduce: `{s.get('command', 'phishlens diagnose')}`.",
         "",
     ]
     if "matrix" in figures:
@@ -151,15 +153,17 @@ def to_markdown(d: Diagnosis, figures: Mapping[str, str], intro: str = "") -> st
         "",
         "## Errors by style on this sample",
         "",
-        "| model | style | n | accuracy | FPR | FNR | mean P legit rows | mean P phishing rows | lens settles (median layer) |",
+        "| model | style | n | accuracy | FPR | FNR | mean P legit rows | mean P phishing rows "
+        "| lens settles (median layer) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in d.models:
         for st, r in m.by_style.items():
             seen = "" if st in m.seen_styles else "*"
             L.append(
-                f"| {m.name} | {st}{seen} | {r['n']} | {_fmt(r['accuracy'])} | {_fmt(r['fpr'])} | {_fmt(r['fnr'])} | "
-                f"{_fmt(r['mean_p_legit_rows'])} | {_fmt(r['mean_p_phishing_rows'])} | {_fmt(m.decision_layers.get(st))} |"
+                f"| {m.name} | {st}{seen} | {r['n']} | {_fmt(r['accuracy'])} | {_fmt(r['fpr'])} "
+                f"| {_fmt(r['fnr'])} | {_fmt(r['mean_p_legit_rows'])} | {_fmt(r['mean_p_phishing_rows'])} "
+                f"| {_fmt(m.decision_layers.get(st))} |"
             )
     L += ["", "`*` = style unseen in training.", "", "## Where the decision forms", ""]
     if "lens" in figures:
@@ -167,7 +171,8 @@ def to_markdown(d: Diagnosis, figures: Mapping[str, str], intro: str = "") -> st
     if "probes" in figures:
         L += [f"![probe accuracy]({figures['probes']})", ""]
     L += [
-        "| model | label peak (layer) | style peak (layer) | source peak (layer) / chance | label probe at last layer | bundle label probe on this sample (last layer) |",
+        "| model | label peak (layer) | style peak (layer) | source peak (layer) / chance "
+        "| label probe at last layer | bundle label probe on this sample (last layer) |",
         "|---|---|---|---|---:|---:|",
     ]
     for m in d.models:
@@ -227,7 +232,8 @@ def to_markdown(d: Diagnosis, figures: Mapping[str, str], intro: str = "") -> st
         "## Label-noise audit",
         "",
         f"Rows that all {n['min_models']} models score with |P(phishing) − label| ≥ {n['confident']}: "
-        f"{n['n_flagged']} of {d.settings['rows']}. Per model: rows that model alone confidently contradicts.",
+        f"{n['n_flagged']} of {d.settings['rows']}. "
+        "Per model: rows that model alone confidently contradicts.",
         "",
         "| source | rows | all models | " + " | ".join(m.name for m in d.models) + " |",
         "|---|---:|---:|" + "---:|" * len(d.models),

@@ -91,7 +91,8 @@ def out_of_style(d: Diagnosis) -> list[Finding]:
                     if "legitimate" in m.lens_curves.get(o, {})
                 ]
                 ev.append(
-                    f"logit lens on {s} legit rows: {legit[frozen]:.2f} after the frozen base (layer {frozen}), "
+                    f"logit lens on {s} legit rows: {legit[frozen]:.2f} "
+                    f"after the frozen base (layer {frozen}), "
                     f"{legit[-1]:.2f} after the adapter"
                     + (f" (own style: {own[0][frozen]:.2f} → {own[0][-1]:.2f})" if own else "")
                 )
@@ -196,7 +197,8 @@ def adapter_layers(d: Diagnosis) -> list[Finding]:
             + f"; the adapter acts on layers {min(m.adapted_layers)}-{max(m.adapted_layers)}",
             f"legit rows read P(phishing) after the frozen base (layer {frozen}) → after the adapter: "
             + ", ".join(f"{s} {prior[s]:.2f} → {final[s]:.2f}" for s in prior),
-            f"label probe: best {below:.2f} on the frozen layers 0-{frozen} (majority {lab['baseline']:.2f}), "
+            f"label probe: best {below:.2f} on the frozen layers 0-{frozen} "
+            f"(majority {lab['baseline']:.2f}), "
             f"{lab['accuracy'][-1]:.2f} at the last layer",
         ]
         findings.append(Finding("the verdict is formed in the adapter's layers", [m.name], ev))

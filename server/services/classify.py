@@ -173,7 +173,8 @@ class ClassifyService:
         )
 
     async def golden_check(self) -> GoldenReport:
-        """Each loaded adapter must label its manifest's golden examples as expected (not counted in metrics)."""
+        """Each loaded adapter must label its manifest's golden examples as expected (not counted in
+        metrics)."""
         failures: list[str] = []
         with self.registry.lease([e.name for e in self.registry.list()]) as entries:
             live = {(e.handle.adapter_id, e.sha256) for e in entries}

@@ -3,10 +3,11 @@
 shap runs in a worker thread (`phishlens.explain.attribute`) and hands each round of perturbations
 to one of two engines (setting ``explain_engine``):
 
-* ``prefix_tree`` (what ``auto`` picks without a GPU): the server's transformers copy of the model (`HFReplica`, shared with
-  /v1/probe) through `PrefixTreeScorer`, which keeps every computed token's K/V for the explanation
-  and runs only what follows each perturbation's longest cached prefix. On a CPU this is the
-  fastest exact path (benchmarks/explain.py); the replica matches the served scores to ≤ 1e-4.
+* ``prefix_tree`` (what ``auto`` picks without a GPU): the server's transformers copy of the model
+  (`HFReplica`, shared with /v1/probe) through `PrefixTreeScorer`, which keeps every computed
+  token's K/V for the explanation and runs only what follows each perturbation's longest cached
+  prefix. On a CPU this is the fastest exact path (benchmarks/explain.py); the replica matches the
+  served scores to ≤ 1e-4.
 * ``backend``: the round is encoded and bridged to the event loop as ONE `backend.score` call, so
   vLLM schedules it together and its (block-granular) prefix cache shares the template prefix.
   No second copy of the weights: what ``auto`` picks where a GPU is present.

@@ -233,7 +233,8 @@ class FeedbackJournal:
         return True
 
     def compact(self, adapters: dict[str, AdapterSnapshot], entries: Iterable[JournalEntry]) -> bool:
-        """Replace the journal by one header and the ledger's entries, atomically; False (logged) on failure."""
+        """Replace the journal by one header and the ledger's entries, atomically; False (logged) on
+        failure."""
         if not self.enabled:
             return False
         assert self.path is not None

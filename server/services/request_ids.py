@@ -1,4 +1,5 @@
-"""Signed, self-describing classify request ids (DESIGN.md §6a): feedback works on any replica, after restarts.
+"""Signed, self-describing classify request ids (DESIGN.md §6a): feedback works on any replica, after
+restarts.
 
 A `/v1/classify` answer's `id` carries what `POST /v1/feedback` needs to turn a true label into an outcome —
 when it was served and, per (text, adapter) verdict, the adapter's name and bundle sha256, P(phishing) and

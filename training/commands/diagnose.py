@@ -1,4 +1,5 @@
-"""`phishlens diagnose`: load adapter bundles and a per-source test sample, run `explain.diagnose`, write the report.
+"""`phishlens diagnose`: load adapter bundles and a per-source test sample, run `explain.diagnose`,
+write the report.
 
 All adapters share one transformers copy of their base (peft multi-adapter, switched per model),
 the same weights and prompt encoding as serving. The served score and the per-layer hidden states
@@ -200,7 +201,8 @@ def run_diagnosis(
             settings={
                 "per_label": per_label,
                 "command": command,
-                "host": f"{os.cpu_count()} CPU cores ({platform.machine()}), torch {torch.get_num_threads()} threads",
+                "host": f"{os.cpu_count()} CPU cores ({platform.machine()}), "
+                f"torch {torch.get_num_threads()} threads",
             },
         )
     out.mkdir(parents=True, exist_ok=True)

@@ -173,7 +173,8 @@ def _check_files(path: Path) -> None:
             bad.append(str(f.relative_to(path)))
     if bad:
         raise BundleError(
-            f"bundle {path.name}: only JSON and safetensors files are allowed (never pickle or code); found {', '.join(sorted(bad))}"
+            f"bundle {path.name}: only JSON and safetensors files are allowed (never pickle or code); "
+            f"found {', '.join(sorted(bad))}"
         )
 
 
@@ -216,7 +217,8 @@ def read_manifest(path: Path) -> Manifest:
         raise BundleError(f"bundle {path.name}: {MANIFEST} is not valid JSON ({e})") from e
     if isinstance(raw, dict) and raw.get("format") not in (None, 1):
         raise BundleError(
-            f"bundle {path.name}: manifest format {raw.get('format')!r} is not supported (this reader knows 1)"
+            f"bundle {path.name}: manifest format {raw.get('format')!r} is not supported "
+            "(this reader knows 1)"
         )
     try:
         return Manifest.model_validate(raw)

@@ -133,7 +133,8 @@ MASKING_RULES: tuple[MaskingRule, ...] = (
         "html_entities",
         r"&(?:amp;)*(#\d{1,7};?|#[xX][0-9a-fA-F]{1,6};?|[a-zA-Z][a-zA-Z0-9]{1,7};?)",
         _unescape_entity,
-        "Nazario 2023-25 keeps `&nbsp;`, `&#65279;`, `&shy;` ...; other sources were unescaped at parse time.",
+        "Nazario 2023-25 keeps `&nbsp;`, `&#65279;`, `&shy;` ...; "
+        "other sources were unescaped at parse time.",
         needs=("&",),
     ),
     MaskingRule(
@@ -156,8 +157,9 @@ MASKING_RULES: tuple[MaskingRule, ...] = (
         "nazario_owner_domain",
         r"monkey\s*\.\s*org",
         PLACEHOLDER_DOMAIN,
-        "monkey.org (the Nazario recipient's domain) appears in 'Your monkey.org account...' lures, often glued "
-        "to neighbouring words by the HTML parse (Regardsmonkey.org, monkey.orgTo), so no word boundaries.",
+        "monkey.org (the Nazario recipient's domain) appears in 'Your monkey.org account...' lures, "
+        "often glued to neighbouring words by the HTML parse (Regardsmonkey.org, monkey.orgTo), "
+        "so no word boundaries.",
         flags=re.I,
         needs=("monkey",),
     ),
@@ -188,7 +190,8 @@ MASKING_RULES: tuple[MaskingRule, ...] = (
         "spamassassin_taint_domain",
         r"\b[\w.-]*taint\.org\b",
         PLACEHOLDER_DOMAIN,
-        "spamassassin.taint.org / iiu.taint.org (list hosts of the corpus) occur in ~6 % of SpamAssassin ham.",
+        "spamassassin.taint.org / iiu.taint.org (list hosts of the corpus) "
+        "occur in ~6 % of SpamAssassin ham.",
         flags=re.I,
         needs=("taint.org",),
     ),
@@ -249,7 +252,8 @@ MASKING_RULES: tuple[MaskingRule, ...] = (
     ),
     MaskingRule(
         "horizontal_whitespace",
-        "[ \t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]*[\t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]"
+        "[ \t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]*"
+        "[\t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]"
         "[ \t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]*| {2,}",
         " ",
         "Runs of spaces/tabs/nbsp (ExAIS padding, HTML indentation) carry no content.",

@@ -18,7 +18,7 @@ Changing what any input turns into means a new version (and retrained adapters).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 from .layout import email_text, short_text
 from .mime import Attachment, EmailLimits, InputError, InputTooLarge, ParsedEmail, parse_email
@@ -65,7 +65,7 @@ class UrlInput:
     url: str
 
 
-InputItem = Union[str, EmailInput, SmsInput, UrlInput]
+InputItem = str | EmailInput | SmsInput | UrlInput
 
 
 @dataclass(frozen=True)

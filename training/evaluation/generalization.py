@@ -271,7 +271,8 @@ class GeneralizationReport:
         lines = [
             "# Generalization to unseen sources",
             "",
-            f"Held-out sources (never used for training, early stopping, temperature or the served threshold): "
+            "Held-out sources (never used for training, early stopping, temperature or the served "
+            "threshold): "
             f"{', '.join(f'`{s}`' for s in self.held_out)}. Per style {self.per_label} phishing and "
             f"{self.per_label} legitimate texts (seed {self.seed}), spread evenly over the held-out sources "
             "that have each class.",

@@ -81,7 +81,8 @@ def binary_metrics(
 
 
 def metrics_from_counts(tp: int, fp: int, tn: int, fn: int, threshold: float) -> dict[str, Any]:
-    """The same dict as :func:`binary_metrics` from confusion counts alone; ``roc_auc`` is None (needs scores).
+    """The same dict as :func:`binary_metrics` from confusion counts alone; ``roc_auc`` is None
+    (needs scores).
 
     Used to pool per-source results (e.g. from a bundle manifest) without rescoring.
     """

@@ -37,7 +37,8 @@ SOURCE_ORDER: tuple[str, ...] = tuple(
 
 @runtime_checkable
 class ThresholdedScorer(Protocol):
-    """A scorer that carries its own decision threshold (e.g. :class:`~phishlens.training.model.tfidf.TfidfPeer`)."""
+    """A scorer that carries its own decision threshold (e.g.
+    :class:`~phishlens.training.model.tfidf.TfidfPeer`)."""
 
     threshold: float
 
@@ -65,7 +66,8 @@ def sort_sources(sources: Iterable[str]) -> list[str]:
 
 
 def eval_sets(splits: SplitSet, per_label: int = 150, seed: int = 13) -> dict[str, list[Record]]:
-    """Per source, a deterministic stratified sample of its TEST split, capped at ``per_label`` rows per label.
+    """Per source, a deterministic stratified sample of its TEST split, capped at ``per_label`` rows per
+    label.
 
     The cap keeps LLM scoring affordable on CPU (≈20-60 ms per text on 2 cores). Sources with no test
     rows and supplementary training-only sources (``SourceInfo.supplementary``) are left out. Keys are in

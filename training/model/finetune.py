@@ -135,7 +135,8 @@ def fit(
 
     ``y[i]`` is 1 for phishing; ``label_ids`` = [phishing token, legitimate token]. Under torchrun
     (``dist.enabled``) every rank sees the same global batches and trains on its share of each through DDP
-    or FSDP (training/model/distributed.py): the adapter is the single-process one for the same ``batch_size``.
+    or FSDP (training/model/distributed.py): the adapter is the single-process one for the same
+    ``batch_size``.
     """
     torch.manual_seed(cfg.seed)
     if not _trainable(model):
