@@ -9,7 +9,7 @@ scores and embeddings are cached by text uid under ``--cache`` (default runs/dri
 scores nothing. The pools (test split only: no row is in a reference profile or was trained on):
 
 * in-distribution: ``--per-class`` phishing and ``--legit`` legitimate rows per style of the adapter's mix,
-  spread over its sources as the mix spreads its validation rows. At low prevalence a window is nearly all
+  in the proportions the mix trains on (shrunk until every source suffices). At low prevalence a window is nearly all
   legitimate, so the pool must hold clearly more distinct legitimate texts than a window: a window drawn
   from 50 texts is a sample of 50, not 200, and its statistics are noisier than any calibration assumes;
 * unseen sources: ``--unseen`` rows of each held-out source of the adapter's styles, labels as they come;
@@ -82,7 +82,15 @@ def pools(
         for lab in LABELS:
             avail = {s: splits.available("test", s, lab) for s in srcs}
             quota = per_class if lab == "phishing" or legit_per_class is None else legit_per_class
-            for s, k in allocate(quota, avail).items():
+            # The sources of a class in the proportions the mix trained on (the reference's), shrunk as a
+            # whole until every source's test rows suffice: topping a short source up from the others
+            # shifts the class's composition, which the monitor rightly reports as drift (issue 19).
+            mix = allocate(spec.train_per_style_label, {s: splits.available("train", s, lab) for s in srcs})
+            total = sum(mix.values())
+            want = {s: quota * k / total for s, k in mix.items() if k}
+            fit = min([1.0] + [avail[s] / w for s, w in want.items()])
+            for s, w in want.items():
+                k = int(w * fit)
                 if k:
                     out["in"] += splits.sample("test", s, k, seed=seed, labels=(lab,))
     for src in spec.held_out:
