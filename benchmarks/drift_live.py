@@ -10,8 +10,9 @@ scores nothing. The pools (test split only: no row is in a reference profile or 
 
 * in-distribution: ``--per-class`` phishing and ``--legit`` legitimate rows per style of the adapter's mix,
   in the proportions the mix trains on (shrunk until every source suffices). At low prevalence a window
-  is nearly all legitimate, so the pool must hold clearly more distinct legitimate texts than a window: a window drawn
-  from 50 texts is a sample of 50, not 200, and its statistics are noisier than any calibration assumes;
+  is nearly all legitimate, so the pool must hold clearly more distinct legitimate texts than a window: a
+  window drawn from 50 texts is a sample of 50, not 200, and its statistics are noisier than any
+  calibration assumes;
 * unseen sources: ``--unseen`` rows of each held-out source of the adapter's styles, labels as they come;
 * other styles (specialists): ``--other`` rows (half per label) of the main source of each style the
   adapter was not trained on.
