@@ -58,14 +58,16 @@ def valid(tmp_path_factory, tokenizer, tiny_llama) -> Path:
     return path
 
 
-def load(path: Path, tiny_llama, staging: Path) -> None:
+def load(path: Path, tiny_llama, staging: Path):
     copy = snapshot_bundle(path, [path.parent], staging, max_bytes=8 * 1024 * 1024, max_files=16)
     bundle = load_bundle(copy, tiny_llama.sha256)
     check_adapter_fits(copy, tiny_llama.path / "config.json", bundle.manifest.lora.r)
+    return bundle
 
 
 def test_the_valid_bundle_loads(valid, tiny_llama, tmp_path):
-    load(valid, tiny_llama, tmp_path)
+    bundle = load(valid, tiny_llama, tmp_path)
+    assert bundle.manifest.base_model.sha256 == tiny_llama.sha256  # the fuzz's seed is a bundle that loads
 
 
 json_values = st.recursive(

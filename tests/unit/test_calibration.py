@@ -86,4 +86,7 @@ def test_uncertain_band_fits_bundle_calibration():
     from phishlens.training.contract.bundle import Calibration
 
     lo, hi = uncertain_band([0.99, 0.995, 0.01], [1, 1, 0], 0.995)
-    Calibration(threshold=0.995, uncertain_low=lo, uncertain_high=hi)
+    assert 0.0 <= lo <= 0.995 <= hi <= 1.0
+    # the manifest model accepts the band as computed (it refuses a band that excludes the threshold)
+    c = Calibration(threshold=0.995, uncertain_low=lo, uncertain_high=hi)
+    assert (c.uncertain_low, c.uncertain_high) == (lo, hi)
