@@ -118,6 +118,20 @@ async def soak(
     answered: list[tuple[str, str]] = []  # (request id, true label) awaiting feedback
     t0 = time.monotonic()
     deadline = t0 + minutes * 60
+
+    def sample() -> Sample:
+        rss, tree = tree_rss_mb(pid)
+        return Sample(
+            time.monotonic() - t0,
+            rss,
+            tree,
+            counts.requests,
+            counts.ok,
+            counts.server_errors,
+            counts.lost,
+            os.getloadavg()[0],
+        )
+
     limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
 
     async with httpx.AsyncClient(
@@ -159,37 +173,13 @@ async def soak(
 
         async def sampler() -> None:
             while True:
-                rss, tree = tree_rss_mb(pid)
-                samples.append(
-                    Sample(
-                        time.monotonic() - t0,
-                        rss,
-                        tree,
-                        counts.requests,
-                        counts.ok,
-                        counts.server_errors,
-                        counts.lost,
-                        os.getloadavg()[0],
-                    )
-                )
+                samples.append(sample())
                 if time.monotonic() >= deadline:
                     return
                 await asyncio.sleep(min(sample_s, max(0.0, deadline - time.monotonic())))
 
         await asyncio.gather(sampler(), *(worker() for _ in range(concurrency)))
-    rss, tree = tree_rss_mb(pid)  # after the last answers
-    samples.append(
-        Sample(
-            time.monotonic() - t0,
-            rss,
-            tree,
-            counts.requests,
-            counts.ok,
-            counts.server_errors,
-            counts.lost,
-            os.getloadavg()[0],
-        )
-    )
+    samples.append(sample())  # after the last answers
     return counts, samples
 
 
