@@ -7,13 +7,19 @@ and is driven over real HTTP with `phishlens.clients.PhishlensClient`.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 ADMIN_KEY = "admin-secret"
@@ -107,3 +113,75 @@ def _wait_up(live: LiveServer, thread: threading.Thread) -> None:
                 pytest.fail(f"the e2e server did not answer /health within {STARTUP_TIMEOUT_S:g}s")
             time.sleep(0.5)
         c.wait_ready(timeout=max(1.0, deadline - time.monotonic()))
+
+
+# ---- server processes (the real `phishlens.server.main`, as an operator starts it) ----------------------
+REPO = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def smollm2_server(tmp: Path, **settings: str) -> Iterator[str]:
+    """A vLLM SmolLM2 server process on a free port, configured by ``settings`` only (the caller's
+    PHISHLENS_* environment is dropped, the data root kept); yields its URL once /ready answers."""
+    port = free_port()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PHISHLENS_") or k == "PHISHLENS_DATA_ROOT"
+    }
+    env.update(
+        PHISHLENS_PORT=str(port),
+        PHISHLENS_BACKEND="vllm",
+        PHISHLENS_BASE_MODEL="smollm2",
+        PHISHLENS_DEFAULT_ADAPTER="default",
+        PHISHLENS_DRIFT_ENABLED="false",
+        PHISHLENS_EXPLAIN_WARMUP="false",
+        PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"),
+    )
+    env.update(settings)
+    log = tmp / "server.log"
+    with log.open("wb") as out:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "phishlens.server.main"],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: _ok(f"{url}/ready"), 900, proc, log, "the phishlens server")
+        yield url
+    finally:
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait(cond: Callable[[], bool], timeout: float, proc: subprocess.Popen, log: Path, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited during start-up (rc={proc.returncode}):\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not ready within {timeout:g}s:\n{_tail(log)}")
+        time.sleep(0.5)
+
+
+def _tail(log: Path, n: int = 4000) -> str:
+    try:
+        return log.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""

@@ -11,21 +11,15 @@
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
 
 from phishlens.training.contract.pipeline import PIPELINE
-from tests.e2e.conftest import free_port, require_vllm
-from tests.e2e.test_prometheus_drift import _ok, _wait, stop
+from tests.e2e.conftest import require_vllm, smollm2_server
 from tests.email_fixtures import capture_raw_rows, fixtures, raw_email
 
 pytestmark = [pytest.mark.vllm, pytest.mark.data, pytest.mark.slow]  # a SmolLM2 vLLM server: minutes
-REPO = Path(__file__).resolve().parents[2]
 PARITY_ROWS = 4  # per class
 
 
@@ -33,35 +27,10 @@ PARITY_ROWS = 4  # per class
 def server(smollm2_base, tmp_path_factory) -> str:
     require_vllm()
     tmp = tmp_path_factory.mktemp("phishlens-email-server")
-    port = free_port()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("PHISHLENS_") or k == "PHISHLENS_DATA_ROOT"
-    }
-    env.update(
-        PHISHLENS_PORT=str(port),
-        PHISHLENS_BACKEND="vllm",
-        PHISHLENS_BASE_MODEL="smollm2",
-        PHISHLENS_ADAPTERS="default",
-        PHISHLENS_DEFAULT_ADAPTER="default",
-        PHISHLENS_DRIFT_ENABLED="false",
-        PHISHLENS_EXPLAIN_WARMUP="false",
-        PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"),
-        PHISHLENS_FEEDBACK_STATE_DIR=str(tmp / "feedback"),
-    )
-    log = tmp / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "phishlens.server.main"],
-        env=env,
-        cwd=REPO,
-        stdout=open(log, "wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: _ok(f"{url}/ready"), 900, proc, log, "the phishlens server")
+    with smollm2_server(
+        tmp, PHISHLENS_ADAPTERS="default", PHISHLENS_FEEDBACK_STATE_DIR=str(tmp / "feedback")
+    ) as url:
         yield url
-    finally:
-        stop(proc)
 
 
 @pytest.fixture(scope="module")

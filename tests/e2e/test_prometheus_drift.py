@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port, require_vllm
+from tests.e2e.conftest import _ok, _wait, free_port, require_vllm, stop
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
@@ -109,39 +109,6 @@ def start_prometheus(tmp: Path, targets: list[str]) -> Prometheus:
     prom = Prometheus(f"http://127.0.0.1:{port}", proc)
     _wait(lambda: _ok(f"{prom.url}/-/ready"), 60, proc, tmp / "prometheus.log", "prometheus")
     return prom
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
-def _ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _wait(cond: Callable[[], bool], timeout: float, proc: subprocess.Popen, log: Path, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if proc.poll() is not None:
-            pytest.fail(f"{what} exited during start-up (rc={proc.returncode}):\n{_tail(log)}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not ready within {timeout:g}s:\n{_tail(log)}")
-        time.sleep(0.5)
-
-
-def _tail(log: Path, n: int = 4000) -> str:
-    try:
-        return log.read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
 
 
 # ---- fixtures -------------------------------------------------------------------------------------------

@@ -10,56 +10,24 @@ shipped `default`, `specialist-sms`, `specialist-url`, PHISHLENS_ROUTES sms/url 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port, require_vllm
-from tests.e2e.test_prometheus_drift import _ok, _wait, stop
+from tests.e2e.conftest import require_vllm, smollm2_server
 
 pytestmark = [pytest.mark.vllm, pytest.mark.data, pytest.mark.slow]  # a SmolLM2 vLLM server: minutes
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def server(smollm2_base, tmp_path_factory) -> str:
     require_vllm()
-    tmp = tmp_path_factory.mktemp("phishlens-routing-server")
-    port = free_port()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("PHISHLENS_") or k == "PHISHLENS_DATA_ROOT"
-    }
-    env.update(
-        PHISHLENS_PORT=str(port),
-        PHISHLENS_BACKEND="vllm",
-        PHISHLENS_BASE_MODEL="smollm2",
+    with smollm2_server(
+        tmp_path_factory.mktemp("phishlens-routing-server"),
         PHISHLENS_ADAPTERS="default,specialist-sms,specialist-url",
-        PHISHLENS_DEFAULT_ADAPTER="default",
         PHISHLENS_ROUTES="sms=specialist-sms,url=specialist-url",
-        PHISHLENS_DRIFT_ENABLED="false",
-        PHISHLENS_EXPLAIN_WARMUP="false",
-        PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"),
         PHISHLENS_FEEDBACK_STATE_DIR="",
-    )
-    log = tmp / "server.log"
-    with log.open("wb") as out:  # the child keeps its own descriptor
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "phishlens.server.main"],
-            env=env,
-            cwd=REPO,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: _ok(f"{url}/ready"), 900, proc, log, "the phishlens server")
+    ) as url:
         yield url
-    finally:
-        stop(proc)
 
 
 def classify(url, items, **kw) -> list[dict]:
