@@ -88,9 +88,9 @@ def running_server(settings) -> Iterator[str]:
 
     from phishlens.clients import PhishlensClient
     from phishlens.server.app import create_app
+    from phishlens.server.main import uvicorn_config
 
-    cfg = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning")
-    server = uvicorn.Server(cfg)
+    server = uvicorn.Server(uvicorn_config(create_app(settings), settings, log_level="warning"))
     th = threading.Thread(target=server.run, daemon=True)
     th.start()
     url = f"http://127.0.0.1:{settings.port}"

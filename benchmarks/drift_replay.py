@@ -185,6 +185,7 @@ def overhead(adapter: str, backend: str, blocks: int, block: int) -> tuple[float
 
     from phishlens.clients import PhishlensClient
     from phishlens.server.app import create_app
+    from phishlens.server.main import uvicorn_config
     from phishlens.server.settings import Settings
 
     texts = bench_texts(blocks * block * 2 + 8, seed=11)
@@ -199,7 +200,7 @@ def overhead(adapter: str, backend: str, blocks: int, block: int) -> tuple[float
             max_queue=4096,
         )
         app = create_app(s)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=s.port, log_level="warning"))
+        server = uvicorn.Server(uvicorn_config(app, s, log_level="warning"))
         th = threading.Thread(target=server.run, daemon=True)
         th.start()
         try:

@@ -39,6 +39,7 @@ def main() -> None:
 
     from phishlens.clients import PhishlensClient
     from phishlens.server.app import create_app
+    from phishlens.server.main import uvicorn_config
     from phishlens.server.services.ood import OodService
     from phishlens.server.settings import Settings
 
@@ -55,7 +56,7 @@ def main() -> None:
         explain_warmup=False,
     )
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning"))
+    server = uvicorn.Server(uvicorn_config(app, settings, log_level="warning"))
     th = threading.Thread(target=server.run, daemon=True)
     th.start()
     url = f"http://127.0.0.1:{settings.port}"

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(default=30.0, ge=0)
     """On SIGTERM: stop accepting connections, let in-flight requests finish for up to this long, then
     exit."""
+    keep_alive_s: float = Field(default=75.0, gt=0)
+    """Seconds an idle keep-alive connection stays open. Longer than the idle timeout of the client pool or
+    load balancer in front (60 s on common ones): a server that closes first races the client's next
+    request on that connection, which then fails unanswered (uvicorn's own default is 5 s)."""
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     """When set, classify/adapter-list/KServe routes need one of these (Bearer or X-API-Key)."""
     admin_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)

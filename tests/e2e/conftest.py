@@ -66,6 +66,7 @@ def live_server(tiny_llama, tiny_bundles):
     import uvicorn
 
     from phishlens.server.app import create_app
+    from phishlens.server.main import uvicorn_config
     from phishlens.server.settings import Settings
 
     root, phish, legit = tiny_bundles
@@ -80,8 +81,7 @@ def live_server(tiny_llama, tiny_bundles):
     )
     app = create_app(settings)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="phishlens-e2e-uvicorn", daemon=True)
     thread.start()
     live = LiveServer(f"http://127.0.0.1:{port}", app, settings, root, {PHISH: phish, LEGIT: legit})

@@ -65,6 +65,7 @@ def serve(
     import uvicorn
 
     from phishlens.server.app import create_app
+    from phishlens.server.main import uvicorn_config
 
     logs = LogLines()
     root = logging.getLogger()
@@ -73,11 +74,7 @@ def serve(
     root.setLevel(logging.INFO)
     app = create_app(settings, backend=backend)
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, access_log=False, timeout_graceful_shutdown=30
-        )
-    )
+    server = uvicorn.Server(uvicorn_config(app, settings, port=port, host="127.0.0.1"))
     app.state.request_exit = lambda: setattr(server, "should_exit", True)  # as `phishlens serve` does
     thread = threading.Thread(target=server.run, name="phishlens-reliability-uvicorn", daemon=True)
     thread.start()
