@@ -22,6 +22,9 @@ fresh real `DriftMonitor` (window 200, statistics every 20 texts):
 
 * in-distribution at 1 %, 5 %, 13 % and 50 % phishing, ``--n`` texts each: drift-alert evaluations
   (goal 0), and the prevalence estimate against the truth;
+* adapters with several training sources: the same sources blended otherwise (each class's largest source
+  over-weighted, `reblended`) at 5 % and 50 %: drift alerts (goal 0: the thresholds are calibrated for
+  such blends, explain.drift_calibration);
 * each unseen-source / other-style stream after one in-distribution window (5 % phishing): texts until
   the first drift alert (goal <= 200);
 * a phishing wave: ``--n``/2 texts at 2 % then ``--n``/2 at 30 %: drift alerts (goal 0) and whether the
@@ -56,6 +59,7 @@ PREVALENCES = (0.01, 0.05, 0.13, 0.5)
 OTHER_STYLE_SOURCE = {"email": "email_spamassassin", "sms": "sms_uci", "url": "url_phishtank_iscx"}
 WAVE = (0.02, 0.30)
 WARM_PREVALENCE = 0.05
+REBLEND = 0.5  # in-distribution streams with each class's largest source over-weighted (see `reblended`)
 
 
 # ---- pools ----------------------------------------------------------------------------------------------
@@ -210,6 +214,26 @@ def at_prevalence(rows, q: float, n: int, rng: random.Random) -> list:
     neg = [r for r in rows if r.label != "phishing"]
     k = round(q * n)
     out = [rng.choice(pos) for _ in range(k)] + [rng.choice(neg) for _ in range(n - k)]
+    rng.shuffle(out)
+    return out
+
+
+def reblended(rows, q: float, n: int, rng: random.Random, shift: float = REBLEND) -> list:
+    """Like `at_prevalence`, but each class's texts come from its sources blended otherwise: shares
+    (1 - shift) * p + shift on the class's largest source (p: the pool's shares, the training mix's). At
+    `shift` = the reference's `source_shift` this is the edge of what its thresholds are calibrated for."""
+    out = []
+    for label, k in (("phishing", round(q * n)), ("legitimate", n - round(q * n))):
+        by_src: dict[str, list] = {}
+        for r in rows:
+            if (r.label == "phishing") == (label == "phishing"):
+                by_src.setdefault(r.source, []).append(r)
+        names = sorted(by_src, key=lambda s: (-len(by_src[s]), s))
+        total = sum(len(v) for v in by_src.values())
+        weights = [
+            (1 - shift) * len(by_src[s]) / total + (shift if j == 0 else 0.0) for j, s in enumerate(names)
+        ]
+        out += [rng.choice(by_src[s]) for s in rng.choices(names, weights, k=k)]
     rng.shuffle(out)
     return out
 
@@ -380,6 +404,14 @@ def main() -> None:
                 )
             )
             cbpe_rows.append((name, q, *cbpe_vs_truth(b, s.records, scores, ref)))
+        if len({r.source for r in ind}) > 1:  # several sources: the same ones, blended otherwise
+            rb = random.Random(12)  # its own generator: the other streams stay as they were
+            for q in (WARM_PREVALENCE, 0.5):
+                s = Stream(f"in-dist {q:.0%}, sources reblended", reblended(ind, q, args.n, rb))
+                ev = replay(b, s, scores, embs, args.window, args.eval_every, args.batch)
+                full = [e for e in ev if e[0] >= args.window]
+                shifted = ", ".join(sorted({f for e in full if e[1] for f in e[5]}))
+                table.append((name, s.name, len(full), sum(e[1] for e in full), "-", shifted or "-"))
         for g, rows in groups.items():
             if g == "in":
                 continue

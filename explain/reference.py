@@ -12,7 +12,9 @@ Rows: the model-dependent features (score, uncertainty) come from held-out rows 
 on (its validation rows: a model is over-confident on its own training rows); the model-independent ones
 (style features, embedding, words) from those rows plus a capped sample of its training rows, which
 describe the training distribution's style as well as any rows do and give several hundred per class.
-No raw text is stored.
+No raw text is stored. When the rows' sources are given, the thresholds are calibrated to hold for the
+training sources in other blends too (explain.drift_calibration); `sources` records each class's rows per
+source and `source_shift` the perturbation (0: plain calibration, as in profiles built before it).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import drift as D
-from .drift_calibration import PRIOR_GRID, RowSet, calibrate
+from .drift_calibration import PRIOR_GRID, SOURCE_SHIFT, RowSet, calibrate
 from .drift_stats import DEFAULT as DEFAULT_STATISTICS
 from .drift_stats import PSI, DriftStatistic, statistic_class
 from .style import STYLE_FEATURES, style_matrix, words
@@ -110,6 +112,10 @@ class ReferenceProfile:
     word_rows: list[int]  # [legitimate, phishing] texts the word counts are over
     embedding: EmbeddingRef | None = None
     statistics: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_STATISTICS))  # kind -> name
+    # label -> source -> reference rows (style rows), and the eps of the source-blend calibration; empty and
+    # 0.0 in profiles built without sources (plain calibration)
+    sources: dict[str, dict[str, int]] = field(default_factory=dict)
+    source_shift: float = 0.0
     format: int = FORMAT
     rule: str = (
         "embedding over threshold, or >= 2 scalar features over threshold; window full; every "
@@ -164,6 +170,8 @@ class ReferenceProfile:
             "word_rows": self.word_rows,
             "embedding": None,
             "statistics": self.statistics,
+            "sources": self.sources,
+            "source_shift": self.source_shift,
         }
         out = {"reference": JSON_FILE}
         if self.embedding is not None:
@@ -253,6 +261,8 @@ class ReferenceProfile:
             embedding=emb,
             statistics=statistics,
             rule=doc.get("rule", ""),
+            sources=doc.get("sources", {}),  # absent before sources were recorded: plain calibration
+            source_shift=float(doc.get("source_shift", 0.0)),
         )
 
 
@@ -286,6 +296,9 @@ def build_profile(
     n_sims: int = 2000,
     seed: int = 0,
     statistics: dict[str, str] | None = None,
+    sources: Sequence[str] | None = None,
+    extra_sources: Sequence[str] | None = None,
+    source_shift: float = SOURCE_SHIFT,
 ) -> ReferenceProfile:
     """The profile of labelled reference rows.
 
@@ -293,7 +306,10 @@ def build_profile(
     `labels` (1 / "phishing" = phishing); `extra_*` are more rows (e.g. training rows) used only for the
     model-independent features (style, embedding, words). `calibration_prior`: phishing share of the rows
     the adapter's calibration was fitted on (default: that of `texts`). `statistics`: kind ("scalar",
-    "embedding") -> registered statistic name (explain.drift_stats; default PSI and MMD²).
+    "embedding") -> registered statistic name (explain.drift_stats; default PSI and MMD²). `sources` /
+    `extra_sources`: the corpus of each row; with them (both, when there are extra rows) the thresholds
+    are calibrated against other blends of these sources (`source_shift`, explain.drift_calibration),
+    without them as before.
     """
     stats = {**DEFAULT_STATISTICS, **(statistics or {})}
     y = _labels(labels)
@@ -310,6 +326,11 @@ def build_profile(
         embeddings is not None and len(extra_texts) and extra_embeddings is None
     ):
         raise ValueError("give embeddings for both the scored and the extra rows, or for neither")
+    if sources is not None and (
+        len(sources) != len(texts) or len(extra_sources if extra_sources is not None else []) != len(ye)
+    ):
+        raise ValueError("give one source per row, for the scored and the extra rows alike")
+    src = None if sources is None else np.asarray(list(sources) + list(extra_sources or []), dtype=object)
     scores = scalar_matrix(texts, p_phishing)[:, :2]
     all_texts = list(texts) + list(extra_texts)
     ys = np.concatenate([y, ye])
@@ -328,8 +349,8 @@ def build_profile(
     gamma = D.rbf_gamma(vec) if vec is not None else None
     cal_prior = float(y.mean()) if calibration_prior is None else float(calibration_prior)
     cal = calibrate(
-        RowSet(scores, y, SCALAR_FEATURES[:2]),
-        RowSet(style, ys, SCALAR_FEATURES[2:], vec),
+        RowSet(scores, y, SCALAR_FEATURES[:2], sources=None if src is None else src[: len(y)]),
+        RowSet(style, ys, SCALAR_FEATURES[2:], vec, sources=src),
         cal_prior,
         windows,
         alpha=alpha,
@@ -338,6 +359,7 @@ def build_profile(
         gamma=gamma,
         scalar=statistic_class(stats["scalar"], "scalar"),
         embedding=statistic_class(stats["embedding"], "embedding"),
+        source_shift=source_shift,
     )
     df: dict[str, list[int]] = {}
     for t, c in zip(all_texts, ys):
@@ -372,6 +394,13 @@ def build_profile(
         word_rows=[int((ys == 0).sum()), int((ys == 1).sum())],
         embedding=emb,
         statistics=stats,
+        sources={
+            lab: {str(k): int(n) for k, n in zip(*np.unique(src[ys == c], return_counts=True))}
+            for c, lab in enumerate(("legitimate", "phishing"))
+        }
+        if src is not None
+        else {},
+        source_shift=cal[0].source_shift if cal else 0.0,
     )
 
 

@@ -4,7 +4,7 @@ Scores the validation rows with the bundle's own model (calibrated P(phishing), 
 model-dependent features need rows it never trained on), adds up to 300 training rows per (style, label)
 for the model-independent ones (style features, MiniLM embedding, words), and hands both, with their
 labels, to `explain.reference.build_profile`, which keeps every statistic per class and calibrates the
-thresholds at several prevalences (DESIGN.md §6).
+thresholds at several prevalences and source blends (DESIGN.md §6).
 """
 
 from __future__ import annotations
@@ -111,6 +111,9 @@ def build_reference(ctx: ArtifactContext) -> dict[str, str]:
             embed_model=MODEL_ID,
             embed_max_tokens=EMBED_MAX_TOKENS,
             seed=ctx.seed,
+            # each row's corpus: thresholds hold for the training sources in other blends too (issue 19)
+            sources=[r.source for r in ctx.validation],
+            extra_sources=[r.source for r in extra],
         )
         bar.update(1)
     logger.info(
