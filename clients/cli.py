@@ -37,6 +37,7 @@ TRAINING_COMMANDS = {
     "train": "Fine-tune a LoRA adapter and write an adapter bundle.",
     "evaluate": "Evaluate adapter bundles (per-style and cross-domain metrics).",
     "augment": "Add or rebuild bundle artefacts (drift reference, probes) of existing bundles.",
+    "calibrate": "Re-choose the served threshold of existing bundles (e.g. capped validation FPR).",
     "diagnose": "Diagnose generalisation failures: probes, logit lens, SHAP, minimal pairs, label noise.",
 }
 

@@ -189,6 +189,32 @@ def augment_cmd(
         typer.echo(json.dumps({"name": b.name, "sha256": b.sha256, "extras": b.manifest.extras}))
 
 
+@app.command("calibrate")
+def calibrate_cmd(
+    bundles: list[Path] = typer.Argument(..., help="bundle directories"),
+    max_fpr: float | None = typer.Option(
+        None,
+        min=0.0,
+        max=0.999,
+        help="cap on the validation false-positive rate of the threshold (default: the F1-best cut)",
+    ),
+    data_root: Path | None = typer.Option(None, envvar="PHISHLENS_DATA_ROOT"),
+) -> None:
+    """Re-choose the served threshold (and uncertain band) of existing bundles on their validation rows."""
+    _log()
+    from phishlens.training.commands.calibrate import calibrate_bundle
+
+    command = "phishlens calibrate " + " ".join(map(str, bundles))
+    command += f" --max-fpr {max_fpr:g}" if max_fpr is not None else ""
+    for path in bundles:
+        try:
+            b = calibrate_bundle(path, max_fpr, data_root=data_root, command=command)
+        except (ValueError, FileNotFoundError) as e:  # bad bundle, unknown mix, changed data: say why
+            typer.echo(f"error: {path}: {e}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(json.dumps({"name": b.name, "sha256": b.sha256, **b.manifest.calibration.model_dump()}))
+
+
 @app.command("diagnose")
 def diagnose_cmd(
     adapters: list[Path] = typer.Option(..., "--adapters", "-a", help="bundle directories (repeat)"),

@@ -90,3 +90,37 @@ def test_uncertain_band_fits_bundle_calibration():
     # the manifest model accepts the band as computed (it refuses a band that excludes the threshold)
     c = Calibration(threshold=0.995, uncertain_low=lo, uncertain_high=hi)
     assert (c.uncertain_low, c.uncertain_high) == (lo, hi)
+
+
+def _rates(p, y, t):
+    pred = p >= t
+    tp, fp = int((pred & (y == 1)).sum()), int((pred & (y == 0)).sum())
+    fn = int((~pred & (y == 1)).sum())
+    return 2 * tp / max(2 * tp + fp + fn, 1), fp / max(int((y == 0).sum()), 1)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("max_fpr", [0.0, 0.01, 0.05, 0.2])
+def test_choose_threshold_with_max_fpr_is_the_f1_best_cut_under_the_cap(seed, max_fpr):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 300))
+    y = (rng.random(n) < 0.5).astype(int)
+    p = np.clip(rng.normal(0.35 + 0.3 * y, 0.2), 0, 1).round(2)  # overlapping, with ties
+    t = choose_threshold(p, y, max_fpr)
+    f1, fpr = _rates(p, y, t)
+    assert fpr <= max_fpr + 1e-12
+    # brute force over every cut between distinct scores: none under the cap has a higher F1
+    s = np.unique(np.r_[0.0, p, 1.0])
+    best = max(f for f, r in (_rates(p, y, c) for c in (s[:-1] + s[1:]) / 2) if r <= max_fpr + 1e-12)
+    assert f1 == pytest.approx(best)
+    # the cap only ever raises the cut, and without it the old rule is unchanged
+    assert t >= choose_threshold(p, y) or _rates(p, y, choose_threshold(p, y))[1] <= max_fpr
+
+
+def test_choose_threshold_max_fpr_edge_cases():
+    p, y = np.array([0.9, 0.8, 0.2, 0.95]), np.array([1, 1, 0, 0])  # a legitimate row on top
+    t = choose_threshold(p, y, 0.0)
+    assert t > 0.95 and _rates(p, y, t)[1] == 0.0
+    assert choose_threshold(p, y, 0.5) == choose_threshold(p, y)
+    with pytest.raises(ValueError, match="max_fpr"):
+        choose_threshold(p, y, 1.5)

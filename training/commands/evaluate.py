@@ -169,7 +169,7 @@ def run_unseen(
                 name=b.name,
                 kind="lora",
                 architecture=m.base_model.architecture,
-                info={"sha256": b.sha256, "mix": m.training_data.mix},
+                info={"sha256": b.sha256, "mix": m.training_data.mix, "max_fpr": m.calibration.max_fpr},
             )
         )
         ood = ood_model(b)
@@ -207,8 +207,10 @@ def run_unseen(
         from phishlens.training.model.tfidf import ARCHITECTURE, train_tfidf
 
         peers: dict[str, tuple[dict, float]] = {}
+        # each peer thresholded by the rule of the adapter trained on its mix (a fair comparison)
+        rule = {b.manifest.training_data.mix: b.manifest.calibration.max_fpr for b in bundles}
         for name, spec in {**mixes, **extra}.items():
-            peer = train_tfidf(build_mix(spec, splits))
+            peer = train_tfidf(build_mix(spec, splits), max_fpr=rule.get(name))
             p = score_sets(peer, sets)
             report.models.append(
                 result_from_scores(
@@ -218,7 +220,7 @@ def run_unseen(
                     name=f"tfidf-{name}",
                     kind="tfidf",
                     architecture=ARCHITECTURE,
-                    info={"mix": name},
+                    info={"mix": name, "max_fpr": rule.get(name)},
                 )
             )
             if len(spec.styles) == 1:

@@ -33,7 +33,7 @@ from phishlens.training.data.records import Record, fingerprint
 from phishlens.training.data.splits import load_splits
 from phishlens.training.evaluation.report import eval_sets as make_eval_sets
 from phishlens.training.evaluation.report import evaluate_scorer
-from phishlens.training.model.calibration import choose_threshold, fit_temperature, uncertain_band
+from phishlens.training.model.calibration import fit_calibration
 from phishlens.training.model.distributed import Strategy, gather_full_trainable
 from phishlens.training.model.distributed import from_env as join_process_group
 from phishlens.training.model.finetune import FitConfig, fit
@@ -67,6 +67,9 @@ class TrainConfig(BaseModel):
     lora: LoraOptions = Field(default_factory=LoraOptions)
     fit: dict[str, Any] = Field(default_factory=dict)
     eval_per_label: int = 100
+    max_fpr: float | None = Field(default=None, ge=0.0, lt=1.0)
+    """Threshold rule: the F1-best cut whose validation false-positive rate is at most this (none: the
+    F1-best cut, which on the balanced validation mix flags most unfamiliar legitimate text; issue 13)."""
     seed: int = 13
 
     @classmethod
@@ -229,12 +232,10 @@ def train_bundle(
     # Calibrate on validation rows: temperature, then threshold and uncertainty band on calibrated p.
     yv = np.array([r.y for r in val_rows])
     mv = scorer.margins([r.text for r in val_rows])
-    temperature = fit_temperature(mv, yv)
-    pv = 1.0 / (1.0 + np.exp(-mv / temperature))
-    threshold = float(np.clip(choose_threshold(pv, yv), 0.02, 0.98))
-    low, high = uncertain_band(pv, yv, threshold)
-    low, high = min(low, threshold), max(high, threshold)
-    scorer.temperature = temperature
+    calibration = fit_calibration(mv, yv, max_fpr=cfg.max_fpr)
+    threshold = calibration.threshold
+    scorer.temperature = calibration.temperature
+    pv = 1.0 / (1.0 + np.exp(-mv / calibration.temperature))
 
     metrics: dict[str, Any] = {}
     if eval_sets:
@@ -267,9 +268,7 @@ def train_bundle(
             B.LabelSpec(name="phishing", word=cfg.label_words[0], token_id=label_ids[0]),
             B.LabelSpec(name="legitimate", word=cfg.label_words[1], token_id=label_ids[1]),
         ],
-        calibration=B.Calibration(
-            temperature=temperature, threshold=threshold, uncertain_low=low, uncertain_high=high
-        ),
+        calibration=calibration,
         lora=B.LoraSpec(
             r=cfg.lora.r,
             alpha=cfg.lora.alpha,

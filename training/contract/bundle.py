@@ -64,6 +64,13 @@ class Calibration(_Strict):
     threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
     uncertain_low: float = Field(default=0.35, ge=0.0, le=1.0)
     uncertain_high: float = Field(default=0.65, ge=0.0, le=1.0)
+    max_fpr: float | None = Field(
+        default=None,
+        ge=0.0,
+        lt=1.0,
+        description="the threshold rule: the F1-best cut whose validation false-positive rate is at most "
+        "this (none: the F1-best cut)",
+    )
 
     @model_validator(mode="after")
     def _band(self) -> Calibration:

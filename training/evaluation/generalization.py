@@ -237,6 +237,14 @@ def route_scores(
     return out
 
 
+def _rule(m: ModelResult) -> str:
+    """The served threshold and the rule it came from (`choose_threshold`)."""
+    if m.info.get("routes"):
+        return "each route's own"
+    cap = m.info.get("max_fpr")
+    return f"{m.threshold:.3f} ({'F1-best' if cap is None else f'F1-best with FPR ≤ {cap:g}'})"
+
+
 def _f(v: float | None, nd: int = 2) -> str:
     return "–" if v is None else f"{v:.{nd}f}"
 
@@ -284,13 +292,15 @@ class GeneralizationReport:
             ("served", "At the served threshold (what a user gets)"),
             ("nested", "At the nested threshold (chosen on the other styles' unseen sources)"),
         ):
+            served = which == "served"
             lines += [
                 f"## {title}",
                 "",
                 "| model | "
                 + " | ".join(f"{s} F1 (P / R / FPR)" for s in styles)
-                + " | macro F1 | max FPR |",
-                "|---|" + "---:|" * (len(styles) + 2),
+                + " | macro F1 | max FPR |"
+                + (" threshold (rule on validation) |" if served else ""),
+                "|---|" + "---:|" * (len(styles) + 2 + served),
             ]
             for m in self.models:
                 cells = []
@@ -305,6 +315,7 @@ class GeneralizationReport:
                     f"| {m.name} [{m.architecture}] | "
                     + " | ".join(cells)
                     + f" | **{_f(m.macro_f1(which))}** | {_f(m.max_fpr(which))} |"
+                    + (f" {_rule(m)} |" if served else "")
                 )
             lines.append("")
         srcs = sort_sources({s for m in self.models for s in m.sources})

@@ -5,7 +5,8 @@ All three are fitted on held-out *validation* rows (never test) and stored in th
 
 - :func:`fit_temperature` — the served probability is ``sigmoid(margin / T)`` where
   ``margin = logit(phishing) - logit(legit)``; T minimises the validation NLL.
-- :func:`choose_threshold` — the P(phishing) cut that maximises validation F1.
+- :func:`choose_threshold` — the P(phishing) cut that maximises validation F1 (optionally among the cuts
+  whose validation false-positive rate is at most ``max_fpr``).
 - :func:`uncertain_band` — a (low, high) band around the threshold where the classifier's local
   accuracy is poor; the server flags predictions inside it as ``uncertain``.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from phishlens.training.contract.bundle import Calibration
 
 T_MIN, T_MAX = 0.05, 50.0
 THRESHOLD_EPS = 1e-4  # thresholds stay inside the open interval (0, 1), as the manifest requires
@@ -99,13 +102,20 @@ def _f1_at(
     return np.where(denom > 0, 2.0 * tp / np.maximum(denom, 1), 0.0)
 
 
-def choose_threshold(p: Sequence[float] | np.ndarray, y: Sequence[int] | np.ndarray) -> float:
+def choose_threshold(
+    p: Sequence[float] | np.ndarray, y: Sequence[int] | np.ndarray, max_fpr: float | None = None
+) -> float:
     """The threshold on P(phishing) maximising F1 of ``p >= t`` on validation rows.
 
     Candidates are 0.5 and the midpoints between consecutive distinct scores (with 0 and 1 as outer
     bounds), so a chosen cut never sits exactly on a validation score. Among thresholds with the same
     (maximal) F1 the one closest to 0.5 wins. Returns 0.5 on empty input or when there are no
     positives (F1 is 0 everywhere). The result lies in ``[1e-4, 1 - 1e-4]``.
+
+    ``max_fpr``: only cuts whose validation false-positive rate is at most this compete. F1 on the
+    balanced validation mix rewards recall at any FPR; on sources the adapter never saw the FPR is several
+    times the validation one (docs/eval/generalization.md), so a product that must keep false alarms low
+    caps it where it can be measured (issue 13).
     """
     s, yy = _as_xy(p, y)
     n_pos = int(yy.sum())
@@ -118,6 +128,18 @@ def choose_threshold(p: Sequence[float] | np.ndarray, y: Sequence[int] | np.ndar
     mids = (bounds[:-1] + bounds[1:]) / 2.0
     cands = np.unique(np.clip(np.concatenate((mids, [0.5])), THRESHOLD_EPS, 1.0 - THRESHOLD_EPS))
     f1 = _f1_at(s_sorted, pos_sorted, n_pos, cands)
+    if max_fpr is not None:
+        if not 0.0 <= max_fpr < 1.0:
+            raise ValueError(f"max_fpr must be in [0, 1), got {max_fpr}")
+        neg_sorted = (yy[order] == 0).astype(int)
+        n_neg = int(neg_sorted.sum())
+        if n_neg:
+            # legitimate rows at or above each cut, as in _f1_at
+            neg_suffix = np.concatenate((np.cumsum(neg_sorted[::-1])[::-1], [0]))
+            fpr = neg_suffix[np.searchsorted(s_sorted, cands, side="left")] / n_neg
+            f1 = np.where(fpr <= max_fpr + 1e-12, f1, -1.0)
+            if (f1 < 0).all():  # legitimate rows at the very top: the highest cut is the closest
+                return float(cands[-1])
     best = f1.max()
     tied = cands[np.isclose(f1, best, rtol=0.0, atol=1e-12)]
     return float(tied[np.argmin(np.abs(tied - 0.5))])
@@ -172,3 +194,33 @@ def uncertain_band(
     low = float(np.clip(t - lo_w, 0.0, t))
     high = float(np.clip(t + hi_w, t, 1.0))
     return round(low, 6), round(high, 6)
+
+
+def fit_calibration(
+    margins: Sequence[float] | np.ndarray,
+    y: Sequence[int] | np.ndarray,
+    max_fpr: float | None = None,
+    temperature: float | None = None,
+) -> Calibration:
+    """The manifest's calibration from validation margins: temperature (fitted unless given), threshold
+    (:func:`choose_threshold`, kept inside [0.02, 0.98]) and the uncertain band, on calibrated P."""
+    m, yy = _as_xy(margins, y)
+    t_fit = fit_temperature(m, yy) if temperature is None else float(temperature)
+    pv = 1.0 / (1.0 + np.exp(-m / t_fit))
+    threshold = float(np.clip(choose_threshold(pv, yy, max_fpr), 0.02, 0.98))
+    neg = pv[yy == 0]
+    if max_fpr is not None and neg.size and (fpr := float((neg >= threshold).mean())) > max_fpr + 1e-12:
+        # the cap wants a cut above 0.98: legitimate validation rows score that high; say so, never serve
+        # a threshold that silently breaks the rule the manifest records
+        raise ValueError(
+            f"no threshold in [0.02, 0.98] keeps the validation false-positive rate at or below {max_fpr:g} "
+            f"(at {threshold:.2f} it is {fpr:.3f})"
+        )
+    low, high = uncertain_band(pv, yy, threshold)
+    return Calibration(
+        temperature=t_fit,
+        threshold=threshold,
+        uncertain_low=min(low, threshold),
+        uncertain_high=max(high, threshold),
+        max_fpr=max_fpr,
+    )

@@ -109,8 +109,10 @@ def fit_tfidf(
     max_word_features: int = 50_000,
     max_char_features: int = 100_000,
     max_chars: int = 4000,
+    max_fpr: float | None = None,
 ) -> TfidfPeer:
-    """Fit the peer on ``train`` records; tune the threshold on ``validation`` (0.5 when absent/empty)."""
+    """Fit the peer on ``train`` records; tune the threshold on ``validation`` (0.5 when absent/empty) by
+    the adapters' rule (`choose_threshold`, with the same ``max_fpr``), so peer and adapter compare fairly."""
     from sklearn.linear_model import LogisticRegression
 
     y = np.fromiter((r.y for r in train), dtype=int, count=len(train))
@@ -142,7 +144,8 @@ def fit_tfidf(
     if validation:
         yv = np.fromiter((r.y for r in validation), dtype=int, count=len(validation))
         pv = peer.score([r.text for r in validation])
-        peer.threshold = choose_threshold(pv, yv)
+        peer.threshold = choose_threshold(pv, yv, max_fpr)
+        peer.info["max_fpr"] = max_fpr
         peer.info["validation"] = binary_metrics(yv, pv, peer.threshold)
         peer.info["n_validation"] = len(validation)
     return peer
