@@ -121,3 +121,20 @@ def test_profiles_without_sources_load_with_the_plain_calibration(corpus, tmp_pa
     assert old.sources == {} and old.source_shift == 0.0 and old.thresholds == robust.thresholds
     with pytest.raises(ValueError, match="one source per row"):
         build_profile("mix", ["a", "b"], [0.1, 0.9], [0, 1], None, sources=["x"])
+
+
+@pytest.mark.parametrize("adapter", ["default", "specialist-email"])
+def test_shipped_multi_source_references_are_calibrated_over_their_training_sources(adapter):
+    """The builder passed every reference row's corpus (`phishlens augment --only reference`): the profile's
+    sources are exactly the bundle's training sources, its thresholds calibrated over their blends."""
+    from pathlib import Path
+
+    from phishlens.explain.drift_calibration import SOURCE_SHIFT
+    from phishlens.training.contract.bundle import load_bundle
+
+    b = load_bundle(Path(__file__).resolve().parents[2] / "adapters" / adapter)
+    ref = ReferenceProfile.load(b.path / b.manifest.extras["reference"])
+    assert ref.source_shift == SOURCE_SHIFT
+    seen = set(ref.sources["legitimate"]) | set(ref.sources["phishing"])
+    assert seen == set(b.manifest.training_data.sources)
+    assert sum(ref.sources["legitimate"].values()) + sum(ref.sources["phishing"].values()) == ref.n_style_rows
