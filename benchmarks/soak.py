@@ -239,8 +239,14 @@ def start_server(args: argparse.Namespace, port: int, state: Path, log: Path) ->
         "PHISHLENS_FEEDBACK_STATE_DIR": str(state / "feedback"),
         "PYTHONPATH": os.pathsep.join(sys.path),
     }
+    cmd = [sys.executable, "-m", "phishlens.server.main"]
+    if args.memtrace:  # the same server, with a memory timeline (benchmarks/memtrace.py)
+        cmd = [sys.executable, str(REPO / "benchmarks" / "memtrace.py"), "--out", str(args.memtrace)]
+        cmd += ["--interval-s", str(args.memtrace_interval_s)]
+        cmd += ["--tracemalloc"] if args.tracemalloc else []
+        cmd += ["--malloc-trim"] if args.malloc_trim else []
     fh = open(log, "ab")  # noqa: SIM115 - the server writes it until it exits
-    return subprocess.Popen([sys.executable, "-m", "phishlens.server.main"], env=env, stdout=fh, stderr=fh)
+    return subprocess.Popen(cmd, env=env, stdout=fh, stderr=fh)
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None, timeout_s: float = 900) -> None:
@@ -274,6 +280,13 @@ def main() -> None:
     ap.add_argument("--url", help="an already running server (then --pid is its process id)")
     ap.add_argument("--pid", type=int)
     ap.add_argument("--api-key")
+    ap.add_argument(
+        "--memtrace", type=Path, help="start the server through benchmarks/memtrace.py, its timeline here"
+    )
+    ap.add_argument("--memtrace-interval-s", type=float, default=30.0)
+    ap.add_argument("--malloc-trim", action="store_true", help="with --memtrace: malloc_trim at each sample")
+    ap.add_argument("--server-log", type=Path, help="keep the started server's log here")
+    ap.add_argument("--tracemalloc", action="store_true", help="with --memtrace: trace the Python heap too")
     args = ap.parse_args()
     if args.url and not args.pid:
         ap.error("--url needs --pid (the server process whose RSS is sampled)")
@@ -292,7 +305,7 @@ def main() -> None:
         else:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            proc = start_server(args, port, Path(tmp), Path(tmp) / "server.log")
+            proc = start_server(args, port, Path(tmp), args.server_log or Path(tmp) / "server.log")
             pid = proc.pid
         try:
             t_start = time.time()
@@ -321,7 +334,8 @@ def main() -> None:
                     proc.wait(120)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-                log = (Path(tmp) / "server.log").read_text(errors="replace") if proc is not None else ""
+                log_path = args.server_log or Path(tmp) / "server.log"
+                log = log_path.read_text(errors="replace") if proc is not None else ""
                 tracebacks = log.count("Traceback")
                 print(f"server log: {len(log.splitlines())} lines, {tracebacks} tracebacks")
     mean_chars = sum(len(t) for t, _ in rows) / len(rows)
@@ -333,6 +347,11 @@ def main() -> None:
         f"{args.feedback_every} requests; host load average at the end {os.getloadavg()[0]:.1f}\n"
     )
     print(report(samples, counts, args.report_min, args.warmup_min))
+    if args.memtrace:
+        from memtrace import report as memtrace_report
+
+        print(f"\nserver memory timeline ({args.memtrace}):\n")
+        print(memtrace_report(args.memtrace))
 
 
 if __name__ == "__main__":

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     """Weights dtype for the engine (fp32 on CPUs without avx512_bf16)."""
     vllm_kv_cache_gb: float = Field(default=1.0, gt=0)
     """vLLM KV-cache size in GiB (CPU backend)."""
+    onednn_primitive_cache_capacity: int = Field(default=64, ge=0)
+    """Entries in oneDNN's process-wide primitive cache (`ONEDNN_PRIMITIVE_CACHE_CAPACITY`; vLLM CPU backend).
+    vLLM's CPU matmuls build one oneDNN primitive per weight shape and batch token count (≈0.3 MB each) and
+    keep their own small per-shape cache in front of this one, which therefore only hoards them: at
+    oneDNN's default of 1024 it held ≈300 MB more (plus the heap fragmentation of their churn) and served
+    0 of 264 matmul look-ups in a 6-minute soak (docs/reliability.md, RSS soak)."""
     vllm_block_size: int | None = Field(default=None, ge=16)
     """vLLM KV block size in tokens, the prefix cache's granularity (None: vLLM's default, 128 on CPU).
     Explanations gain from small blocks: their perturbations share prefixes shorter than 128 tokens."""

@@ -115,8 +115,10 @@ class VLLMBackend(Backend):
 
         self._on_cpu = current_platform.is_cpu()
         if self._on_cpu:
+            from .onednn import configure_onednn
             from .vllm_cpu_lora import install
 
+            configure_onednn(self.settings)  # before the first primitive: a bounded primitive cache
             install()  # grouped LoRA matmuls instead of vLLM's per-token weight gather (6x faster here)
             _llvmlite_scan_safe()
 
