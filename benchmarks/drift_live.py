@@ -17,8 +17,11 @@ scores nothing. The pools (test split only: no row is in a reference profile or 
 * other styles (specialists): ``--other`` rows (half per label) of the main source of each style the
   adapter was not trained on.
 
-Streams are then drawn from the cache (resampling the pools) and fed, ``--batch`` texts per request, to a
-fresh real `DriftMonitor` (window 200, statistics every 20 texts):
+Streams are then drawn from the cache and fed, ``--batch`` texts per request, to a fresh real
+`DriftMonitor` (window 200, statistics every 20 texts). An in-distribution stream holds no text twice when
+its pool has enough texts of each class (`at_prevalence`; e.g. ``--per-class 1000 --legit 2000`` for
+`specialist-url`, whose source has the test rows); otherwise it resamples the pool and is named "pool
+resampled":
 
 * in-distribution at 1 %, 5 %, 13 % and 50 % phishing, ``--n`` texts each: drift-alert evaluations
   (goal 0), and the prevalence estimate against the truth;
@@ -209,13 +212,27 @@ class Stream:
     warm: int = 0  # leading in-distribution texts before the stream proper
 
 
-def at_prevalence(rows, q: float, n: int, rng: random.Random) -> list:
+def at_prevalence(rows, q: float, n: int, rng: random.Random, used: frozenset[str] = frozenset()) -> list:
+    """`n` texts of `rows`, round(q * n) of them phishing, shuffled. When the pool holds enough texts of
+    each class that are not in `used` (uids), no text comes twice: real traffic does not repeat a few
+    hundred texts, and a window resampled from a small pool repeats some (a 400-text pool: 154-161 distinct
+    texts per 200), which fattens the embedding statistic's tail (README "Drift on real scores"). Else the
+    pool is resampled with replacement (small pools; `used` is then ignored)."""
     pos = [r for r in rows if r.label == "phishing"]
     neg = [r for r in rows if r.label != "phishing"]
     k = round(q * n)
-    out = [rng.choice(pos) for _ in range(k)] + [rng.choice(neg) for _ in range(n - k)]
+    fresh_pos = [r for r in pos if r.uid not in used]
+    fresh_neg = [r for r in neg if r.uid not in used]
+    if k <= len(fresh_pos) and n - k <= len(fresh_neg):
+        out = rng.sample(fresh_pos, k) + rng.sample(fresh_neg, n - k)
+    else:
+        out = [rng.choice(pos) for _ in range(k)] + [rng.choice(neg) for _ in range(n - k)]
     rng.shuffle(out)
     return out
+
+
+def distinct(records) -> bool:
+    return len({r.uid for r in records}) == len(records)
 
 
 def reblended(rows, q: float, n: int, rng: random.Random, shift: float = REBLEND) -> list:
@@ -388,7 +405,8 @@ def main() -> None:
         rng = random.Random(11)
         ind = groups["in"]
         for q in PREVALENCES:
-            s = Stream(f"in-dist {q:.0%}", at_prevalence(ind, q, args.n, rng))
+            recs = at_prevalence(ind, q, args.n, rng)
+            s = Stream(f"in-dist {q:.0%}{'' if distinct(recs) else ', pool resampled'}", recs)
             ev = replay(b, s, scores, embs, args.window, args.eval_every, args.batch)
             full = [e for e in ev if e[0] >= args.window]
             est = np.mean([e[2] for e in full]) if full else float("nan")
@@ -439,7 +457,8 @@ def main() -> None:
                 )
             )
         half = args.n // 2
-        wave = at_prevalence(ind, WAVE[0], half, rng) + at_prevalence(ind, WAVE[1], half, rng)
+        wave = at_prevalence(ind, WAVE[0], half, rng)
+        wave += at_prevalence(ind, WAVE[1], half, rng, used=frozenset(r.uid for r in wave))
         ev = replay(b, Stream("wave", wave), scores, embs, args.window, args.eval_every, args.batch)
         full = [e for e in ev if e[0] >= args.window]
         fired = prevalence_rule_fires(full, half)
@@ -451,7 +470,14 @@ def main() -> None:
             f"estimate after {np.mean([e[2] for e in after]):.3f}"
         )
         table.append(
-            (name, f"wave {WAVE[0]:.0%} → {WAVE[1]:.0%}", len(full), sum(e[1] for e in full), "-", verdict)
+            (
+                name,
+                f"wave {WAVE[0]:.0%} → {WAVE[1]:.0%}{'' if distinct(wave) else ', pool resampled'}",
+                len(full),
+                sum(e[1] for e in full),
+                "-",
+                verdict,
+            )
         )
         print(f"{name}: done", flush=True)
 
