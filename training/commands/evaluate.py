@@ -94,12 +94,13 @@ def run_evaluation(
     if tfidf:
         from phishlens.training.model.tfidf import ARCHITECTURE, train_tfidf
 
-        for mix_name in dict.fromkeys(b.manifest.training_data.mix for b in bundles):
+        rule = {b.manifest.training_data.mix: b.manifest.calibration.max_fpr for b in bundles}
+        for mix_name in rule:
             try:
                 spec = load_mix(mix_name)
             except FileNotFoundError:
                 continue
-            peer = train_tfidf(build_mix(spec, splits))
+            peer = train_tfidf(build_mix(spec, splits), max_fpr=rule[mix_name])  # the adapter's rule
             report = evaluate_scorer(peer, peer.threshold, sets, list(spec.sources))
             matrix.add(f"tfidf-{mix_name}", report, architecture=ARCHITECTURE, kind="tfidf")
     out.mkdir(parents=True, exist_ok=True)
