@@ -22,9 +22,8 @@ def _get_health(sock: socket.socket) -> bytes:
             return data
         data += chunk
     head, body = data.split(b"\r\n\r\n", 1)
-    length = next(
-        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
-    )
+    lines = head.lower().split(b"\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in lines if line.startswith(b"content-length"))
     while len(body) < length:
         body += sock.recv(65536)
     return head + b"\r\n\r\n" + body
