@@ -76,3 +76,10 @@ def test_train_checks_every_config_before_training(tmp_path):
     """A bad second config fails at once: the first one is not trained first (that would take hours)."""
     r = runner.invoke(app, ["train", "--config", "default", "--config", str(tmp_path / "missing.toml")])
     _assert_clean_failure(r, "missing.toml")
+
+
+def test_calibrate_refuses_a_missing_bundle_and_a_bad_cap(tmp_path):
+    r = runner.invoke(app, ["calibrate", str(tmp_path / "nope"), "--max-fpr", "0.05"])
+    assert r.exit_code == 2 and "error:" in r.output and "nope" in r.output, r.output
+    r = runner.invoke(app, ["calibrate", str(tmp_path), "--max-fpr", "1.5"])
+    assert r.exit_code == 2 and "max-fpr" in r.output, r.output
