@@ -16,6 +16,7 @@ from .backends.hf_replica import HFReplica
 from .deps import Runtime
 from .errors import ERROR_RESPONSES, install_error_handlers
 from .limits import BodyLimitMiddleware, JsonBodyMiddleware
+from .memory import trim_periodically
 from .metrics import Metrics, MetricsMiddleware
 from .middleware import AuditMiddleware, CatchAllMiddleware, TextGuardMiddleware
 from .registry import AdapterRegistry
@@ -91,10 +92,19 @@ def create_app(settings: Settings | None = None, backend: Backend | None = None)
                     engine, settings.engine_check_s, settings.engine_dead_after_s, lambda: _engine_dead(app)
                 )
             )
+            trimmer = (
+                asyncio.create_task(
+                    trim_periodically(settings.malloc_trim_interval_s, metrics.malloc_trim_released.inc)
+                )
+                if settings.malloc_trim_interval_s > 0
+                else None
+            )
             try:
                 yield
             finally:
                 watchdog.cancel()
+                if trimmer is not None:
+                    trimmer.cancel()
         finally:
             drift = app.state.runtime.drift if app.state.runtime is not None else None
             feedback = app.state.runtime.feedback if app.state.runtime is not None else None

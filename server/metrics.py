@@ -80,6 +80,11 @@ class Metrics:
             ["engine", "kind"],
             registry=r,
         )
+        self.malloc_trim_released = Counter(
+            "phishlens_malloc_trim_released_bytes",
+            "Resident bytes the periodic malloc_trim handed back to the OS (server/memory.py)",
+            registry=r,
+        )
         self.forget_hooks: list[Callable[[str], None]] = []  # more per-adapter series owners (drift monitor)
         # performance (services/feedback.py): CBPE from served probabilities, and true labels from feedback
         self.expected_precision = Gauge(

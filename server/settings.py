@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     keep their own small per-shape cache in front of this one, which therefore only hoards them: at
     oneDNN's default of 1024 it held ≈300 MB more (plus the heap fragmentation of their churn) and served
     0 of 264 matmul look-ups in a 6-minute soak (docs/reliability.md, RSS soak)."""
+    malloc_trim_interval_s: float = Field(default=30.0, ge=0)
+    """Seconds between glibc `malloc_trim(0)` calls that hand freed heap pages back to the OS (0: never).
+    Without it the free-but-resident part of the heap grew 15-20 MB/min under steady load (server/memory.py,
+    docs/reliability.md); no effect when tcmalloc or jemalloc is preloaded."""
     vllm_block_size: int | None = Field(default=None, ge=16)
     """vLLM KV block size in tokens, the prefix cache's granularity (None: vLLM's default, 128 on CPU).
     Explanations gain from small blocks: their perturbations share prefixes shorter than 128 tokens."""
