@@ -37,10 +37,11 @@ def glibc_malloc_trim() -> Callable[[], None] | None:
         libc = ctypes.CDLL(name or "libc.so.6")
         trim = libc.malloc_trim
         libc.gnu_get_libc_version  # noqa: B018 - glibc, not another libc with a malloc_trim of its own
+        used = ctypes.CDLL(None).malloc  # the malloc this process resolves (a preloaded one comes first)
     except (OSError, AttributeError):
         return None
-    if os.environ.get("LD_PRELOAD"):  # tcmalloc/jemalloc replace malloc: glibc's arenas are not in use
-        return None
+    if ctypes.cast(used, ctypes.c_void_p).value != ctypes.cast(libc.malloc, ctypes.c_void_p).value:
+        return None  # tcmalloc/jemalloc serve malloc: glibc's arenas are not in use
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return lambda: trim(0)
 

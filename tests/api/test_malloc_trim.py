@@ -72,3 +72,10 @@ def test_the_server_trims_every_interval(adapter_root, tokenizer, smollm2_base, 
         assert dropped > 150 * MB and released > 150 * MB, (dropped / MB, released / MB)
     else:  # 0 = off: what the server did before, the freed pages stay resident
         assert dropped < 50 * MB and released == 0, (dropped / MB, released / MB)
+
+
+def test_ld_preload_in_the_environment_alone_keeps_trimming(monkeypatch):
+    """vLLM's CPU platform writes LD_PRELOAD (libgomp) into os.environ for its child processes; this
+    process's malloc is still glibc's (the first soak with the trimmer logged "not available")."""
+    monkeypatch.setenv("LD_PRELOAD", "/usr/lib/libgomp.so.1")
+    assert glibc_malloc_trim() is not None
