@@ -22,7 +22,11 @@ pytestmark = pytest.mark.skipif(glibc_malloc_trim() is None, reason="needs glibc
 
 
 def fragment(mb: int = 200) -> int:
-    """Leave `mb` MB free but resident inside malloc's arena; returns the one live block (free it)."""
+    """Leave `mb` MB free but resident inside malloc's arena; returns the one live block (free it).
+
+    The arena is trimmed first: in a long test process it already holds free pages from earlier tests,
+    which the new blocks would reuse without raising RSS (the full suite failed on that)."""
+    trim_once(glibc_malloc_trim())
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
     libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
@@ -42,6 +46,7 @@ def release(block: int) -> None:
 
 
 def test_trim_once_returns_free_arena_pages():
+    trim_once(glibc_malloc_trim())
     before = rss_bytes()
     last = fragment()
     try:
