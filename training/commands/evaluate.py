@@ -52,6 +52,12 @@ def adapter_scorers(bundles: Sequence[Bundle]) -> Iterator[tuple[Bundle, CachedS
         yield b, scorer
 
 
+def peer_rules(bundles: Sequence[Bundle]) -> dict[str, float | None]:
+    """Mix -> `max_fpr` of the adapter trained on it: each TF-IDF peer is thresholded by its adapter's rule,
+    so the two compare fairly."""
+    return {b.manifest.training_data.mix: b.manifest.calibration.max_fpr for b in bundles}
+
+
 def run_evaluation(
     adapters: Sequence[Path],
     out: Path,
@@ -94,13 +100,13 @@ def run_evaluation(
     if tfidf:
         from phishlens.training.model.tfidf import ARCHITECTURE, train_tfidf
 
-        rule = {b.manifest.training_data.mix: b.manifest.calibration.max_fpr for b in bundles}
+        rule = peer_rules(bundles)
         for mix_name in rule:
             try:
                 spec = load_mix(mix_name)
             except FileNotFoundError:
                 continue
-            peer = train_tfidf(build_mix(spec, splits), max_fpr=rule[mix_name])  # the adapter's rule
+            peer = train_tfidf(build_mix(spec, splits), max_fpr=rule[mix_name])
             report = evaluate_scorer(peer, peer.threshold, sets, list(spec.sources))
             matrix.add(f"tfidf-{mix_name}", report, architecture=ARCHITECTURE, kind="tfidf")
     out.mkdir(parents=True, exist_ok=True)
@@ -208,8 +214,7 @@ def run_unseen(
         from phishlens.training.model.tfidf import ARCHITECTURE, train_tfidf
 
         peers: dict[str, tuple[dict, float]] = {}
-        # each peer thresholded by the rule of the adapter trained on its mix (a fair comparison)
-        rule = {b.manifest.training_data.mix: b.manifest.calibration.max_fpr for b in bundles}
+        rule = peer_rules(bundles)
         for name, spec in {**mixes, **extra}.items():
             peer = train_tfidf(build_mix(spec, splits), max_fpr=rule.get(name))
             p = score_sets(peer, sets)

@@ -33,7 +33,7 @@ from phishlens.training.data.records import Record, fingerprint
 from phishlens.training.data.splits import load_splits
 from phishlens.training.evaluation.report import eval_sets as make_eval_sets
 from phishlens.training.evaluation.report import evaluate_scorer
-from phishlens.training.model.calibration import fit_calibration
+from phishlens.training.model.calibration import apply_temperature, fit_calibration
 from phishlens.training.model.distributed import Strategy, gather_full_trainable
 from phishlens.training.model.distributed import from_env as join_process_group
 from phishlens.training.model.finetune import FitConfig, fit
@@ -235,7 +235,7 @@ def train_bundle(
     calibration = fit_calibration(mv, yv, max_fpr=cfg.max_fpr)
     threshold = calibration.threshold
     scorer.temperature = calibration.temperature
-    pv = 1.0 / (1.0 + np.exp(-mv / calibration.temperature))
+    pv = apply_temperature(mv, calibration.temperature)
 
     metrics: dict[str, Any] = {}
     if eval_sets:

@@ -206,7 +206,7 @@ def fit_calibration(
     (:func:`choose_threshold`, kept inside [0.02, 0.98]) and the uncertain band, on calibrated P."""
     m, yy = _as_xy(margins, y)
     t_fit = fit_temperature(m, yy) if temperature is None else float(temperature)
-    pv = 1.0 / (1.0 + np.exp(-m / t_fit))
+    pv = apply_temperature(m, t_fit)
     threshold = float(np.clip(choose_threshold(pv, yy, max_fpr), 0.02, 0.98))
     neg = pv[yy == 0]
     if max_fpr is not None and neg.size and (fpr := float((neg >= threshold).mean())) > max_fpr + 1e-12:
