@@ -119,10 +119,10 @@ def _wait_up(live: LiveServer, thread: threading.Thread) -> None:
 REPO = Path(__file__).resolve().parents[2]
 
 
-@contextlib.contextmanager
-def smollm2_server(tmp: Path, **settings: str) -> Iterator[str]:
-    """A vLLM SmolLM2 server process on a free port, configured by ``settings`` only (the caller's
-    PHISHLENS_* environment is dropped, the data root kept); yields its URL once /ready answers."""
+def spawn_smollm2(tmp: Path, **settings: str) -> tuple[subprocess.Popen, str, Path]:
+    """Start a vLLM SmolLM2 server process on a free port, configured by ``settings`` only (the caller's
+    PHISHLENS_* environment is dropped, the data root kept; drift and the explain warm-up off unless
+    ``settings`` turn them on); returns (process, URL, log file) without waiting for it."""
     port = free_port()
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("PHISHLENS_") or k == "PHISHLENS_DATA_ROOT"
@@ -146,9 +146,15 @@ def smollm2_server(tmp: Path, **settings: str) -> Iterator[str]:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
+    return proc, f"http://127.0.0.1:{port}", log
+
+
+@contextlib.contextmanager
+def smollm2_server(tmp: Path, ready_timeout_s: float = 900.0, **settings: str) -> Iterator[str]:
+    """`spawn_smollm2`, then yield its URL once /ready answers; stopped when the block exits."""
+    proc, url, log = spawn_smollm2(tmp, **settings)
     try:
-        _wait(lambda: _ok(f"{url}/ready"), 900, proc, log, "the phishlens server")
+        _wait(lambda: _ok(f"{url}/ready"), ready_timeout_s, proc, log, "the phishlens server")
         yield url
     finally:
         stop(proc)

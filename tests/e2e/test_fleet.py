@@ -16,15 +16,12 @@ Skips with the reason when prometheus, vLLM, the corpora or the bundle's referen
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port, require_vllm
+from tests.e2e.conftest import require_vllm, spawn_smollm2
 from tests.e2e.test_prometheus_drift import (
     ADAPTER,
     REPO,
@@ -58,38 +55,17 @@ def replicas(smollm2_base, tmp_path_factory) -> list[str]:
     try:
         for name in ("a", "b"):
             tmp = tmp_path_factory.mktemp(f"replica-{name}")
-            port = free_port()
-            env = {
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith("PHISHLENS_") or k == "PHISHLENS_DATA_ROOT"
-            }
-            env.update(
-                PHISHLENS_PORT=str(port),
-                PHISHLENS_BACKEND="vllm",
-                PHISHLENS_BASE_MODEL="smollm2",
+            proc, url, log = spawn_smollm2(  # both start at once; each is waited for below
+                tmp,
                 PHISHLENS_ADAPTERS=ADAPTER,
                 PHISHLENS_DEFAULT_ADAPTER=ADAPTER,
+                PHISHLENS_DRIFT_ENABLED="true",
                 PHISHLENS_FEEDBACK_SECRETS=SECRET,
                 PHISHLENS_DRIFT_EVAL_EVERY=str(BATCH),
-                PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"),
-                PHISHLENS_EXPLAIN_WARMUP="false",
                 PHISHLENS_FEEDBACK_STATE_DIR=str(tmp / "feedback"),
             )
-            log = tmp / "server.log"
-            procs.append(
-                (
-                    subprocess.Popen(
-                        [sys.executable, "-m", "phishlens.server.main"],
-                        env=env,
-                        cwd=REPO,
-                        stdout=open(log, "wb"),
-                        stderr=subprocess.STDOUT,
-                    ),
-                    log,
-                )
-            )
-            urls.append(f"http://127.0.0.1:{port}")
+            procs.append((proc, log))
+            urls.append(url)
         for (proc, log), url in zip(procs, urls):
             _wait(lambda u=url: _ok(f"{u}/ready"), SERVER_START_S, proc, log, f"replica {url}")
         yield urls

@@ -17,10 +17,8 @@ Skips with the reason when prometheus, vLLM, the corpora or the bundle's referen
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import _ok, _wait, free_port, require_vllm, stop
+from tests.e2e.conftest import _ok, _wait, free_port, require_vllm, smollm2_server, stop
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
@@ -144,36 +142,17 @@ def server(smollm2_base, tmp_path_factory) -> str:
             f"(phishlens augment adapters/{ADAPTER} --only reference)"
         )
     tmp = tmp_path_factory.mktemp("phishlens-server")
-    port = free_port()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("PHISHLENS_") or k == "PHISHLENS_DATA_ROOT"
-    }
-    env.update(
-        PHISHLENS_PORT=str(port),
-        PHISHLENS_BACKEND="vllm",
-        PHISHLENS_BASE_MODEL="smollm2",
+    with smollm2_server(
+        tmp,
+        SERVER_START_S,
         PHISHLENS_ADAPTERS=ADAPTER,
         PHISHLENS_DEFAULT_ADAPTER=ADAPTER,
+        PHISHLENS_DRIFT_ENABLED="true",
         PHISHLENS_DRIFT_WINDOW=str(WINDOW),
         PHISHLENS_DRIFT_EVAL_EVERY=str(BATCH),
-        PHISHLENS_DRIFT_STATE_DIR=str(tmp / "drift"),
-        PHISHLENS_EXPLAIN_WARMUP="false",
         PHISHLENS_FEEDBACK_STATE_DIR=str(tmp / "feedback"),
-    )
-    log = tmp / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "phishlens.server.main"],
-        env=env,
-        cwd=REPO,
-        stdout=open(log, "wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: _ok(f"{url}/ready"), SERVER_START_S, proc, log, "the phishlens server")
+    ) as url:
         yield url
-    finally:
-        stop(proc)
 
 
 @pytest.fixture(scope="module")
