@@ -150,12 +150,9 @@ def _wait(cond, timeout: float = 300.0, every: float = 0.2) -> None:
     raise AssertionError("condition not met in time")
 
 
-@pytest.mark.slow
-def test_drift_state_survives_kill_9_and_sigterm_drains(tiny_llama, tiny_bundles, tmp_path):
-    root, _, _ = tiny_bundles
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
+def process_env(tiny_llama, root: Path, port: int, **settings: str) -> dict[str, str]:
+    """The environment of a `phishlens.server.main` process serving the tiny bundles (HF backend)."""
+    return {
         **os.environ,
         "PHISHLENS_BACKEND": "hf",
         "PHISHLENS_BASE_MODEL": str(tiny_llama.path),
@@ -165,13 +162,26 @@ def test_drift_state_survives_kill_9_and_sigterm_drains(tiny_llama, tiny_bundles
         "PHISHLENS_PORT": str(port),
         "PHISHLENS_EXPLAIN_WARMUP": "false",
         "PHISHLENS_MAX_MODEL_LEN": "512",
-        "PHISHLENS_DRIFT_STATE_DIR": str(tmp_path / "state"),
-        "PHISHLENS_DRIFT_PERSIST_S": "0.5",
-        "PHISHLENS_DRIFT_EVAL_EVERY": "5",
-        "PHISHLENS_SHUTDOWN_GRACE_S": "60",
-        "PHISHLENS_MAX_QUEUE": "1024",
+        **settings,
         "PYTHONPATH": os.pathsep.join(sys.path),
     }
+
+
+@pytest.mark.slow
+def test_drift_state_survives_kill_9_and_sigterm_drains(tiny_llama, tiny_bundles, tmp_path):
+    root, _, _ = tiny_bundles
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = process_env(
+        tiny_llama,
+        root,
+        port,
+        PHISHLENS_DRIFT_STATE_DIR=str(tmp_path / "state"),
+        PHISHLENS_DRIFT_PERSIST_S="0.5",
+        PHISHLENS_DRIFT_EVAL_EVERY="5",
+        PHISHLENS_SHUTDOWN_GRACE_S="60",
+        PHISHLENS_MAX_QUEUE="1024",
+    )
     log = tmp_path / "server.log"
     proc = _start(env, log)
     try:
@@ -247,21 +257,14 @@ def test_feedback_survives_kill_9_and_a_damaged_journal_is_logged(tiny_llama, ti
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     state = tmp_path / "feedback"
-    env = {
-        **os.environ,
-        "PHISHLENS_BACKEND": "hf",
-        "PHISHLENS_BASE_MODEL": str(tiny_llama.path),
-        "PHISHLENS_ADAPTER_ROOTS": str(root),
-        "PHISHLENS_ADAPTERS": f"{PHISH},{LEGIT}",
-        "PHISHLENS_DEFAULT_ADAPTER": PHISH,
-        "PHISHLENS_PORT": str(port),
-        "PHISHLENS_EXPLAIN_WARMUP": "false",
-        "PHISHLENS_MAX_MODEL_LEN": "512",
-        "PHISHLENS_DRIFT_ENABLED": "false",
-        "PHISHLENS_FEEDBACK_STATE_DIR": str(state),
-        "PHISHLENS_FEEDBACK_SECRETS": "fleet-secret",
-        "PYTHONPATH": os.pathsep.join(sys.path),
-    }
+    env = process_env(
+        tiny_llama,
+        root,
+        port,
+        PHISHLENS_DRIFT_ENABLED="false",
+        PHISHLENS_FEEDBACK_STATE_DIR=str(state),
+        PHISHLENS_FEEDBACK_SECRETS="fleet-secret",
+    )
     log = tmp_path / "server.log"
     proc = _start(env, log)
     try:
