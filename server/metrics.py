@@ -20,6 +20,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from .middleware import ResponseStatus
+
 SKIP_PATHS = frozenset({"/metrics", "/health"})
 LABELS = ("phishing", "legitimate")
 
@@ -170,18 +172,11 @@ class MetricsMiddleware:
         if scope["type"] != "http" or scope.get("path") in SKIP_PATHS:
             await self.app(scope, receive, send)
             return
-        status = 500
         start = time.perf_counter()
-
-        async def send_wrapper(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        sent = ResponseStatus(send)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, sent)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe_request(template, status, time.perf_counter() - start)
+            self.metrics.observe_request(template, sent.status or 500, time.perf_counter() - start)

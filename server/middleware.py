@@ -37,6 +37,20 @@ _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}|\xed[\xa0-\xbf]")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
+class ResponseStatus:
+    """An ASGI `send` that remembers the status of the response it passes on (None until the response
+    starts): the one status capture the catch-all, audit and metrics middleware share."""
+
+    def __init__(self, send: Callable[..., Any]) -> None:
+        self.send = send
+        self.status: int | None = None
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+        await self.send(message)
+
+
 class CatchAllMiddleware:
     """Unhandled exception → 500 `internal_error` (no detail, no request text), one log line with the
     trace."""
@@ -50,16 +64,9 @@ class CatchAllMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_wrapper(message: dict[str, Any]) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        sent = ResponseStatus(send)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, sent)
         except Exception as exc:  # noqa: BLE001 - last line of defence: answered and logged here
             logger.error(
                 "unhandled %s on %s %s (message withheld: it may quote request text)\n%s",
@@ -68,7 +75,7 @@ class CatchAllMiddleware:
                 scope.get("path"),
                 _frames(exc),
             )
-            if not started:  # else the response is half sent: the server closes the connection
+            if sent.status is None:  # else the response is half sent: the server closes the connection
                 response = JSONResponse(
                     error_body("internal_error", "internal server error"), status_code=500
                 )
@@ -183,7 +190,6 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})  # shared by the copies inner middleware make of `scope`
-        status = 500
         head = bytearray()
 
         async def receive_wrapper() -> dict[str, Any]:
@@ -192,18 +198,13 @@ class AuditMiddleware:
                 head.extend(message.get("body", b"")[: _AUDIT_BODY_BYTES - len(head)])
             return message
 
-        async def send_wrapper(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        sent = ResponseStatus(send)
         try:
-            await self.app(scope, receive_wrapper, send_wrapper)
+            await self.app(scope, receive_wrapper, sent)
         finally:
             key = scope["state"].get("audit")
-            if key is not None:
-                await self._record(scope, status, key, bytes(head))
+            if key is not None:  # no response started: the app raised, CatchAll (outside) answers 500
+                await self._record(scope, sent.status or 500, key, bytes(head))
 
     async def _record(self, scope: dict[str, Any], status: int, key: str, body: bytes) -> None:
         record: dict[str, Any] = {
