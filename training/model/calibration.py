@@ -94,12 +94,16 @@ def _f1_at(
     """F1 of ``p >= t`` for each t, given scores sorted ascending and matching positive flags."""
     n = p_sorted_asc.size
     idx = np.searchsorted(p_sorted_asc, thresholds, side="left")  # first index with p >= t
-    # positives at or above each index
-    pos_suffix = np.concatenate((np.cumsum(pos_sorted_asc[::-1])[::-1], [0]))
-    tp = pos_suffix[idx]
+    tp = _at_or_above(pos_sorted_asc, idx)
     predicted = n - idx
     denom = predicted + n_pos  # = 2tp + fp + fn
     return np.where(denom > 0, 2.0 * tp / np.maximum(denom, 1), 0.0)
+
+
+def _at_or_above(flags_sorted_asc: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """How many flagged rows lie at or above each index of the ascending score order."""
+    suffix = np.concatenate((np.cumsum(flags_sorted_asc[::-1])[::-1], [0]))
+    return suffix[idx]
 
 
 def choose_threshold(
@@ -134,9 +138,7 @@ def choose_threshold(
         neg_sorted = (yy[order] == 0).astype(int)
         n_neg = int(neg_sorted.sum())
         if n_neg:
-            # legitimate rows at or above each cut, as in _f1_at
-            neg_suffix = np.concatenate((np.cumsum(neg_sorted[::-1])[::-1], [0]))
-            fpr = neg_suffix[np.searchsorted(s_sorted, cands, side="left")] / n_neg
+            fpr = _at_or_above(neg_sorted, np.searchsorted(s_sorted, cands, side="left")) / n_neg
             f1 = np.where(fpr <= max_fpr + 1e-12, f1, -1.0)
             if (f1 < 0).all():  # legitimate rows at the very top: the highest cut is the closest
                 return float(cands[-1])

@@ -18,6 +18,7 @@ import torch
 from phishlens.training.contract.base_models import PreparedBase, resolve_base
 from phishlens.training.contract.bundle import Bundle, BundleError
 from phishlens.training.contract.prompt import PromptEncoder
+from phishlens.training.model.calibration import apply_temperature
 from phishlens.training.model.finetune import margins
 from phishlens.training.model.layers import lower_states
 
@@ -110,5 +111,4 @@ class CachedScorer:
         return margins(self.model, self.states(texts), self.split, self.label_ids).numpy()
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        z = self.margins(texts) / self.temperature
-        return 1.0 / (1.0 + np.exp(-z))
+        return apply_temperature(self.margins(texts), self.temperature)
