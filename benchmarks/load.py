@@ -16,10 +16,10 @@ email, SMS and URL specialists) on a free port. Phases, each printed as a table 
    whose `adapter.sha256` is not the sha256 of the bundle loaded under that name; p50/p99 latency.
 2. overload: a burst of requests with `--burst-texts` texts each from 4× the clients, past the queue
    cap: 429 with Retry-After, then throughput measured again (recovery: after / before).
-3. reload: while the clients classify a probe text through adapter name `flip`, `flip` is unloaded and
-   loaded again `--reloads` times alternating between two bundles that disagree on the probe text; every
-   answer's label must be the one the bundle named by its sha256 gives (404 while unloaded is counted;
-   a client then waits 50 ms before its next request).
+3. reload: while the clients classify a probe text through adapter name `flip`, `flip` is replaced
+   (`POST /v1/adapters` with `replace: true`) `--reloads` times alternating between two bundles that
+   disagree on the probe text; every answer's label must be the one the bundle named by its sha256 gives,
+   and no request may find the name missing (a 404 is counted; a client then waits 50 ms).
 
 `run_load`, `run_overload` and `run_reload` are reused by tests/e2e/test_reliability_load.py at small
 sizes on the tiny e2e adapters.
@@ -286,19 +286,23 @@ async def run_reload(
         elif d["label"] != want:
             ph.label_mismatch += 1
 
+    async def swap(admin: httpx.AsyncClient, path: str) -> None:
+        # replace=true: the new weights load beside the old and take the name in one step (no 404 gap)
+        r = await admin.post("/v1/adapters", json={"path": path, "name": "flip", "replace": True})
+        assert r.status_code == 201, r.text
+
     async def reloader() -> None:
         async with httpx.AsyncClient(base_url=url, headers=admin_headers, timeout=600) as admin:
             done = 0
-            for k in range(reloads):
-                r = await admin.delete("/v1/adapters/flip")
-                assert r.status_code in (200, 404), r.text
-                r = await admin.post("/v1/adapters", json={"path": flip_paths[k % 2], "name": "flip"})
-                assert r.status_code == 201, r.text
+            for k in range(1, reloads + 1):
+                await swap(admin, flip_paths[k % 2])
                 done += 1
                 await asyncio.sleep(0.05)
             phase.notes.append(f"{done} reloads")
         stop.set()
 
+    async with httpx.AsyncClient(base_url=url, headers=admin_headers, timeout=600) as admin:
+        await swap(admin, flip_paths[0])  # served before the first client asks
     async with _client(url, concurrency, headers):
         await asyncio.gather(
             _drive(n, concurrency, make, check, phase, stop, backoff={404: 0.05}), reloader()

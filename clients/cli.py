@@ -595,12 +595,15 @@ def _adapter_row(row: str, info: AdapterInfo) -> str:
 def adapters_load(
     path: Annotated[str, typer.Argument(help="Bundle name under an adapter root, or a path inside one.")],
     name: Annotated[str | None, typer.Option(help="Serve it under this name.")] = None,
+    replace: Annotated[
+        bool, typer.Option(help="Swap the weights of the adapter loaded under this name, without a gap.")
+    ] = False,
     url: UrlOpt = DEFAULT_BASE_URL,
     api_key: AdminKeyOpt = None,
 ) -> None:
     """Load an adapter bundle on the server (admin)."""
     with _client(url, api_key) as client:
-        info = client.load_adapter(path, name=name)
+        info = client.load_adapter(path, name=name, replace=replace)
     typer.echo(json.dumps(info.model_dump(mode="json")))
 
 

@@ -187,10 +187,9 @@ def _feedback_call(request_id: str, labels: FeedbackLabels, adapter: str | None)
     return _Call("POST", "/v1/feedback", _model_parser(FeedbackResponse), json=body)
 
 
-def _load_adapter_call(path: str, name: str | None) -> _Call[AdapterInfo]:
-    return _Call(
-        "POST", "/v1/adapters", _model_parser(AdapterInfo, unwrap="data"), json={"path": path, "name": name}
-    )
+def _load_adapter_call(path: str, name: str | None, replace: bool) -> _Call[AdapterInfo]:
+    body = {"path": path, "name": name, "replace": replace}
+    return _Call("POST", "/v1/adapters", _model_parser(AdapterInfo, unwrap="data"), json=body)
 
 
 def _unload_adapter_call(name: str) -> _Call[None]:
@@ -482,9 +481,10 @@ class PhishlensClient(_BaseClient):
     def list_adapters(self) -> list[AdapterInfo]:
         return self._send(_LIST_ADAPTERS)
 
-    def load_adapter(self, path: str, name: str | None = None) -> AdapterInfo:
-        """Load a bundle directory (a path on the server's disk); admin."""
-        return self._send(_load_adapter_call(str(path), name))
+    def load_adapter(self, path: str, name: str | None = None, replace: bool = False) -> AdapterInfo:
+        """Load a bundle directory (a path on the server's disk); admin. `replace`: swap the weights of an
+        adapter already loaded under `name` without a gap."""
+        return self._send(_load_adapter_call(str(path), name, replace))
 
     def unload_adapter(self, name: str) -> None:
         """Unload an adapter; admin."""
@@ -669,9 +669,10 @@ class AsyncPhishlensClient(_BaseClient):
     async def list_adapters(self) -> list[AdapterInfo]:
         return await self._send(_LIST_ADAPTERS)
 
-    async def load_adapter(self, path: str, name: str | None = None) -> AdapterInfo:
-        """Load a bundle directory (a path on the server's disk); admin."""
-        return await self._send(_load_adapter_call(str(path), name))
+    async def load_adapter(self, path: str, name: str | None = None, replace: bool = False) -> AdapterInfo:
+        """Load a bundle directory (a path on the server's disk); admin. `replace`: swap the weights of an
+        adapter already loaded under `name` without a gap."""
+        return await self._send(_load_adapter_call(str(path), name, replace))
 
     async def unload_adapter(self, name: str) -> None:
         """Unload an adapter; admin."""

@@ -3,7 +3,9 @@
 Requests resolve their adapters ONCE at admission (`lease`) and keep those entries until they finish,
 so a concurrent unload or reload never makes a request run with another adapter: unload removes the
 name from the map first (new requests get 404), waits until the leases on the old entry are returned,
-and only then asks the backend to forget it (STYLE.md H6).
+and only then asks the backend to forget it (STYLE.md H6). A replace (`load(..., replace=True)`) loads the
+new weights into the engine's spare slot first and then swaps the map entry in one step, so no request
+sees the name missing: those admitted before the swap finish on the old weights, later ones get the new.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ class AdapterRegistry:
         self._entries: dict[str, AdapterEntry] = {}
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._ids = itertools.count(1)
-        self._reserved = 0  # loads past the cap check but not yet in the map
+        self._reserved = 0  # loads of new names past the cap check but not yet in the map
+        self._swapping = 0  # replacements in progress: each holds an engine slot beside its old entry
         self._staging: Path | None = None  # made on the first load (registries that load nothing leave none)
 
     @property
@@ -149,7 +152,9 @@ class AdapterRegistry:
             except PhishlensError as e:
                 logger.error("adapter %s not loaded at start-up: %s", _short(ref), e.message)
 
-    async def load(self, ref: str, name: str | None = None) -> AdapterEntry:
+    async def load(self, ref: str, name: str | None = None, replace: bool = False) -> AdapterEntry:
+        """Load the bundle `ref` as `name`. A loaded `name` is refused unless `replace`: then the new
+        weights take its place atomically and the old entry is retired once its requests finish."""
         source = self.resolve_path(ref)
         # read once, without following links, into a private copy: what is validated is what is served
         path = await asyncio.to_thread(
@@ -161,12 +166,12 @@ class AdapterRegistry:
             self.settings.max_bundle_files,
         )
         try:
-            return await self._load(path, name)
+            return await self._load(path, name, replace)
         except BaseException:
             discard(path, self.staging)
             raise
 
-    async def _load(self, path: Path, name: str | None) -> AdapterEntry:
+    async def _load(self, path: Path, name: str | None, replace: bool) -> AdapterEntry:
         try:
             bundle = await asyncio.to_thread(load_bundle, path, self.backend.base_sha256)
         except BundleError as e:
@@ -194,11 +199,22 @@ class AdapterRegistry:
                 'name (POST /v1/adapters with "name")'
             )
         async with self._locks[name]:
-            if name in self._entries:
-                raise BadRequest(f"adapter {name!r} is already loaded; unload it first")
-            if len(self._entries) + self._reserved >= self.cap:
+            old = self._entries.get(name)
+            if old is not None and not replace:
+                raise BadRequest(
+                    f"adapter {name!r} is already loaded; unload it first, or load with replace=true "
+                    "to swap its weights without a gap"
+                )
+            in_engine = len(self._entries) + self._reserved + self._swapping
+            if old is None and len(self._entries) + self._reserved >= self.cap:
                 raise BadRequest(f"adapter cap reached ({self.cap} loaded); unload one first")
-            self._reserved += 1
+            if in_engine >= self.backend.max_adapters:
+                raise BadRequest(
+                    f"no free engine slot for {name!r}: {in_engine} of {self.backend.max_adapters} in use "
+                    "(another replacement is in progress); retry shortly"
+                )
+            counter = "_swapping" if old is not None else "_reserved"
+            setattr(self, counter, getattr(self, counter) + 1)
             try:
                 encoder = self._encoder(bundle)
                 handle = AdapterHandle(next(self._ids), name, bundle.path)
@@ -207,12 +223,15 @@ class AdapterRegistry:
                 except BackendError as e:
                     raise BackendFailure(f"engine refused adapter {name!r}: {e}") from e
                 entry = AdapterEntry(name, handle, bundle, encoder, pipeline)
-                self._entries[name] = entry
+                self._entries[name] = entry  # the swap: one step, no await between old and new
+                if old is not None:
+                    await self._retire(old)
             finally:
-                self._reserved -= 1
+                setattr(self, counter, getattr(self, counter) - 1)
         self._gauge()
         logger.info(
-            "loaded adapter %s (id %d, sha256 %s) from %s",
+            "%s adapter %s (id %d, sha256 %s) from %s",
+            "replaced" if old is not None else "loaded",
             name,
             handle.adapter_id,
             bundle.sha256[:12],
@@ -225,19 +244,25 @@ class AdapterRegistry:
             entry = self._entries.pop(name, None)  # first: no new request can resolve it
             if entry is None:
                 raise AdapterNotFound(f"adapter {_short(name)!r} is not loaded")
-            entry.retired = True
             self._gauge()
-            if entry.refs:
-                await entry._idle.wait()  # requests already admitted finish with this adapter
-            try:
-                await self.backend.remove_adapter(entry.handle)
-            except BackendError as e:  # the name is gone either way; report it
-                logger.warning("engine failed to remove adapter %s: %s", name, e)
-            discard(entry.bundle.path, self.staging)
+            await self._retire(entry)
         if self.metrics:
             self.metrics.forget_adapter(name)
         logger.info("unloaded adapter %s (id %d)", name, entry.handle.adapter_id)
         return entry
+
+    async def _retire(self, entry: AdapterEntry) -> None:
+        """Out of the map already: wait for the requests holding `entry`, then free its engine slot."""
+        entry.retired = True
+        if entry.refs:
+            await entry._idle.wait()  # requests already admitted finish with this adapter
+        try:
+            await self.backend.remove_adapter(entry.handle)
+        except BackendError as e:  # the name is gone (or serves new weights) either way; report it
+            logger.warning(
+                "engine failed to remove adapter %s (id %d): %s", entry.name, entry.handle.adapter_id, e
+            )
+        discard(entry.bundle.path, self.staging)
 
     async def close(self) -> None:
         for name in list(self._entries):

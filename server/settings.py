@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     default_adapter: str = "default"
     """Adapter that serves requests naming none."""
     max_loaded_adapters: int = Field(default=8, ge=1)
-    """Cap on adapters loaded at once (also bounded by the engine's own limit)."""
+    """Cap on adapter names loaded at once. The engine is sized for one more: the spare slot a `replace`
+    loads the new weights into while the old ones finish their requests."""
     max_lora_rank: Literal[1, 8, 16, 32, 64, 128, 256, 320, 512] = 64
     """Highest LoRA rank a bundle may have (vLLM sizes its LoRA buffers for it; the values vLLM accepts).
     A bundle above it is refused at load with a clear error instead of failing inside the engine."""

@@ -76,12 +76,21 @@ class AdapterList(Response):
 class LoadAdapterRequest(Request):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"path": "specialist-sms"}, {"path": "/srv/adapters/sms-v2", "name": "sms"}]
+            "examples": [
+                {"path": "specialist-sms"},
+                {"path": "/srv/adapters/sms-v2", "name": "sms"},
+                {"path": "/srv/adapters/sms-v3", "name": "sms", "replace": True},
+            ]
         }
     )
 
     path: str = Field(min_length=1, description="bundle name under an adapter root, or a path inside one")
     name: str | None = Field(default=None, description="serve it under this name (default: manifest name)")
+    replace: bool = Field(
+        default=False,
+        description="if an adapter of this name is loaded, swap in these weights without a gap: requests "
+        "admitted before the swap finish on the old weights, later ones get the new (default: refuse, 400)",
+    )
 
 
 class UnloadResponse(Response):

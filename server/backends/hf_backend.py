@@ -94,7 +94,7 @@ class HFBackend(Backend):
 
     @property
     def max_adapters(self) -> int:
-        return self.settings.max_loaded_adapters
+        return self.settings.max_loaded_adapters + 1  # the spare slot a replace loads into (registry.py)
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)

@@ -78,7 +78,7 @@ class VLLMBackend(Backend):
 
     @property
     def max_adapters(self) -> int:
-        return self.settings.max_loaded_adapters
+        return self.settings.max_loaded_adapters + 1  # the spare slot a replace loads into (registry.py)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:

@@ -19,7 +19,7 @@ async def list_adapters(rt: RuntimeDep) -> AdapterList:
 
 @router.post("", response_model=AdapterInfo, status_code=201, dependencies=[AdminKey])
 async def load_adapter(body: LoadAdapterRequest, rt: RuntimeDep) -> AdapterInfo:
-    entry = await rt.registry.load(body.path, body.name)
+    entry = await rt.registry.load(body.path, body.name, replace=body.replace)
     return adapter_info(entry, rt.registry.default_name)
 
 

@@ -319,8 +319,15 @@ def test_adapters_list_load_unload(server):
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["name"] == "sms2"
     req = server.requests[-1]
-    assert json.loads(req.content) == {"path": "bundles/sms-v2", "name": "sms2"}
+    assert json.loads(req.content) == {"path": "bundles/sms-v2", "name": "sms2", "replace": False}
     assert req.headers["authorization"] == "Bearer k-admin"
+    r = invoke("adapters", "load", "bundles/sms-v3", "--name", "sms2", "--replace", "--api-key", "k-admin")
+    assert r.exit_code == 0, r.output
+    assert json.loads(server.requests[-1].content) == {
+        "path": "bundles/sms-v3",
+        "name": "sms2",
+        "replace": True,
+    }
 
     r = invoke("adapters", "unload", "sms2", "--api-key", "k-admin")
     assert r.exit_code == 0 and r.stdout.strip() == "unloaded sms2"

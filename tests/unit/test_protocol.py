@@ -73,7 +73,9 @@ def _client_call(method: str, path: str, body: dict | None) -> C._Call:
             b["input"], b.get("adapter"), b.get("adapters"), b.get("return_text", False)
         ),
         ("GET", "/v1/adapters"): lambda: C._LIST_ADAPTERS,
-        ("POST", "/v1/adapters"): lambda: C._load_adapter_call(b["path"], b.get("name")),
+        ("POST", "/v1/adapters"): lambda: C._load_adapter_call(
+            b["path"], b.get("name"), b.get("replace", False)
+        ),
         ("DELETE", "/v1/adapters/{name}"): lambda: C._unload_adapter_call("a"),
         ("POST", "/v1/models/{name}:predict"): lambda: C._predict_call(
             "default", b["instances"], b.get("return_text", False)

@@ -123,3 +123,69 @@ def test_unload_unknown_and_metric_series_dropped(fake_backend, adapter_root):
             await reg.unload("alt")
 
     asyncio.run(go())
+
+
+def test_replace_swaps_without_a_gap_and_retires_the_old_entry_after_its_requests(fake_backend, adapter_root):
+    """A replace never leaves the name unresolvable: the map swaps in one step, a request admitted before
+    the swap keeps the old weights, and the old engine slot is freed only after that request ends."""
+
+    async def go():
+        reg = make(fake_backend, adapter_root)
+        old = await reg.load("default", name="flip")
+        reg.metrics.observe_classification("flip", "phishing", 0.9)
+        with pytest.raises(BadRequest, match="replace=true"):
+            await reg.load("alt", name="flip")  # without the flag: refused, nothing changed
+        assert reg.get("flip") is old
+        with reg.lease(["flip"]) as held:
+            task = asyncio.create_task(reg.load("alt", name="flip", replace=True))
+            for _ in range(100):  # the new weights go in, then the swap, then the wait for our lease
+                await asyncio.sleep(0.005)
+                if reg.get("flip") is not old:
+                    break
+            new = reg.get("flip")  # never a 404 while swapping
+            assert new is not old and new.sha256 != old.sha256 and not task.done()
+            assert held[0] is old and old.handle.adapter_id in fake_backend.adapters  # still servable
+            assert old.retired and not new.retired
+        entry = await asyncio.wait_for(task, 1)
+        assert entry is new and reg.get("flip") is new and len(reg) == 1
+        assert old.handle.adapter_id not in fake_backend.adapters and fake_backend.removed == [old.handle]
+        assert not old.bundle.path.exists() and new.bundle.path.exists()  # the old private copy is gone
+        assert b'adapter="flip"' in reg.metrics.render()  # same name serving on: its series are kept
+        assert reg.metrics.adapters_loaded._value.get() == 1
+
+    asyncio.run(go())
+
+
+def test_replace_at_the_cap_uses_the_spare_engine_slot_one_swap_at_a_time(
+    tokenizer, smollm2_base, adapter_root
+):
+    from tests.fakes import FakeBackend
+
+    async def go():
+        backend = FakeBackend(tokenizer, smollm2_base.sha256, max_adapters=3)  # 2 names + 1 spare
+        reg = make(backend, adapter_root, max_loaded_adapters=2)
+        await reg.load("default")
+        await reg.load("alt")
+        with pytest.raises(BadRequest, match="cap reached"):
+            await reg.load("spare")
+        with reg.lease(["alt"]):  # holds the first swap open
+            first = asyncio.create_task(reg.load("spare", name="alt", replace=True))
+            await asyncio.sleep(0.05)
+            assert not first.done() and len(backend.adapters) == 3
+            with pytest.raises(BadRequest, match="no free engine slot"):
+                await reg.load("spare", name="default", replace=True)
+        await asyncio.wait_for(first, 1)
+        assert len(backend.adapters) == 2 and reg.get("alt").sha256 == reg.get("alt").bundle.sha256
+        replaced = await reg.load("spare", name="default", replace=True)  # the slot is free again
+        assert reg.get("default") is replaced and len(backend.adapters) == 2
+
+    asyncio.run(go())
+
+
+def test_replace_of_a_name_not_loaded_is_a_plain_load(fake_backend, adapter_root):
+    async def go():
+        reg = make(fake_backend, adapter_root)
+        e = await reg.load("alt", name="fresh", replace=True)
+        assert reg.get("fresh") is e and fake_backend.removed == []
+
+    asyncio.run(go())
