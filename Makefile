@@ -25,8 +25,12 @@ install: $(STAMP)
 base: $(STAMP)
 	$(BIN)/phishlens prepare-base smollm2
 
+# tcmalloc when the host has it (Debian: libtcmalloc-minimal4): the server's RSS plateaus under it, while
+# glibc's arenas keep growing under mixed batch sizes (docs/reliability.md, RSS soak)
+TCMALLOC := $(firstword $(wildcard /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4))
+
 serve: base
-	$(BIN)/phishlens serve
+	$(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC) )$(BIN)/phishlens serve
 
 lint: $(STAMP)  # the lint gate (issue 17): rules in pyproject.toml; `ruff format .` fixes what --check reports
 	$(BIN)/ruff check .

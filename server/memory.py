@@ -5,7 +5,9 @@ kernels churn through glibc's malloc arenas; an arena only shrinks from its top,
 live one stay resident. In the soak that "free but resident" memory grew 15-20 MB/min with nothing live
 behind it, and one `malloc_trim(0)` handed back 50-160 MB each time. The call walks the arenas under
 their locks (milliseconds), so it runs in a worker thread. Without glibc (musl, or tcmalloc/jemalloc
-preloaded, which manage their own pages) there is nothing to trim and the loop does not start.
+preloaded, which manage their own pages) there is nothing to trim and the loop does not start. tcmalloc is
+the preferred allocator (the image and `make serve` preload it; the RSS then levels off after warm-up, which
+trimming under glibc does not achieve); this is the fallback where it is absent.
 """
 
 from __future__ import annotations
