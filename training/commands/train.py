@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import gc
 import json
 import logging
 import shutil
@@ -38,7 +39,8 @@ from phishlens.training.model.distributed import Strategy, gather_full_trainable
 from phishlens.training.model.distributed import from_env as join_process_group
 from phishlens.training.model.finetune import FitConfig, fit
 from phishlens.training.model.layers import lower_states, n_layers
-from phishlens.training.model.loading import CachedScorer, load_model
+from phishlens.training.model.loading import CachedScorer, load_model, load_tokenizer
+from phishlens.training.model.sharded import load_sharded
 from phishlens.training.model.state_cache import StateCache, disk_root, namespace
 
 logger = logging.getLogger(__name__)
@@ -172,10 +174,17 @@ def train_bundle(
         seen_sources = list(seen_sources or sorted({r.source for r in train_rows}))
 
     base = resolve_base(cfg.base)
-    tok, model = load_model(base)
-    model, split, targets = lora_model(model, base.architecture, cfg.lora)
-    encoder = PromptEncoder(tok, cfg.template, cfg.max_text_tokens)
+    tok = load_tokenizer(base)
     label_ids = label_token_ids(tok, cfg.label_words)
+    sharded = dist.enabled and dist.strategy == "fsdp"
+    if sharded:  # no rank ever holds the whole base: each reads its shards (model/sharded.py)
+        model, split, targets = load_sharded(
+            base, lambda m: lora_model(m, base.architecture, cfg.lora), label_ids, dist
+        )
+    else:
+        _, model = load_model(base)
+        model, split, targets = lora_model(model, base.architecture, cfg.lora)
+    encoder = PromptEncoder(tok, cfg.template, cfg.max_text_tokens)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     cache = _STATE_CACHES.setdefault(
         (base.sha256, cfg.template, cfg.max_text_tokens, split),
@@ -186,6 +195,8 @@ def train_bundle(
     t0 = time.monotonic()
     texts = [r.text for r in train_rows] + [r.text for r in val_rows]
     todo = [t for t in dict.fromkeys(texts) if t not in cache]
+    if sharded:  # the pass through the sharded layers is a collective: every rank runs the same texts
+        todo = dist.union(todo)
     bar = tqdm(total=len(todo), desc="lower layers", disable=not progress, file=sys.stderr, mininterval=5)
     cache.update(
         zip(todo, lower_states(model, [encoder.encode(t).ids for t in todo], split, pad, progress=bar))
@@ -217,11 +228,14 @@ def train_bundle(
         dist=dist,
     )
     steps_bar.close()
-    if dist.enabled and dist.strategy == "fsdp":
-        # the trained layers are FSDP shards now: every rank gathers the full LoRA weights (a collective),
+    if sharded:
+        # the model is FSDP shards: every rank gathers the full LoRA weights (a collective),
         # and rank 0 puts them into a fresh, unsharded copy of the base to calibrate, evaluate and write
-        # the usual bundle (its lower-layer states come from the same cache)
+        # the usual bundle (its lower-layer states come from the same cache); the shards go first, so rank 0's
+        # peak is the larger of shards and copy, not their sum
         lora = gather_full_trainable(model)
+        del scorer, model
+        gc.collect()  # FSDP's hooks tie the modules in reference cycles
         if dist.is_main:
             model = _with_lora(base, cfg.lora, lora)
             scorer = CachedScorer(model, encoder, split, label_ids, pad, cache=cache)

@@ -18,17 +18,19 @@ Strategies (`phishlens train --strategy ddp|fsdp`, default ddp; the adapter does
 
 - **ddp** replicates the whole base on each rank: right while it fits one device (SmolLM2, Gemma-3-270M, an
   8-9 B base in bf16 on one 24 GB+ GPU).
-- **fsdp** (FSDP2: `torch.distributed.fsdp.fully_shard` over a gloo CPU mesh), for a base that does not fit:
-  each *trained* decoder layer (split..n-1) is one shard group, so its frozen base weights, its LoRA
-  weights, their gradients and AdamW moments are split over the ranks; a layer is all-gathered for its
-  forward and again for its backward, and gradients are reduce-scattered. Not sharded: the embedding, the
-  final norm, the output head and the frozen lower layers. The lower layers run once per text, under
-  inference mode, before training (the frozen-layer cache, `layers.lower_states`), and only two rows of the
-  head are read, so sharding them would add all-gathers and save little; with LoRA in every layer
-  (`top_layers` unset) every decoder layer is sharded. Checkpoints hold gathered full tensors (re-sharded on
-  resume); after training every rank gathers the full LoRA weights (`gather_full_trainable`)
-  and rank 0 writes the usual bundle from a fresh unsharded base. Not done: loading the base straight into
-  shards (each rank still reads the whole checkpoint before `fully_shard` keeps its shard) and shards on
+- **fsdp** (FSDP2: `torch.distributed.fsdp.fully_shard` over a gloo CPU mesh), for a base that does not fit
+  one device or one host: the base is loaded straight into shards (`sharded.load_sharded`: built on the meta
+  device, LoRA added, every decoder layer and the input embedding its own shard group, then each rank reads
+  only its rows of each tensor from the safetensors files), so no rank ever holds the whole base: a rank
+  holds its 1/N of the base, plus one layer (or the embedding) while it is gathered. The frozen lower-layer
+  pass (`layers.lower_states`, the frozen-layer cache) runs through the shards with every rank taking part
+  (the ranks agree on the texts first, `DistContext.union`); training gathers each trained layer for its
+  forward and backward and reduce-scatters the gradients, and the optimiser holds only the shards of the
+  LoRA weights. Replicated: the final norm (d values) and `sharded.LabelHead`, the two label rows of the
+  output head, the only ones training and scoring read. Checkpoints hold gathered full tensors (re-sharded on
+  resume); after training every rank gathers the full LoRA weights (`gather_full_trainable`). Not done: rank
+  0 still calibrates, evaluates, builds the artefacts and writes the bundle on a fresh unsharded copy of the
+  base (the shards are freed first, so its peak is the larger of the two, not their sum), and shards on
   `cuda:LOCAL_RANK` with NCCL; docs/deploy.md §4.
 """
 
@@ -81,6 +83,14 @@ class DistContext:
         torch.distributed.all_reduce(t)
         return float(t.item()) / self.world
 
+    def union(self, items: Sequence[str]) -> list[str]:
+        """The items of every rank, in order, on every rank (a collective lower-layer pass needs one list)."""
+        if not self.enabled:
+            return list(items)
+        every: list[list[str] | None] = [None] * self.world
+        torch.distributed.all_gather_object(every, list(items))
+        return list(dict.fromkeys(x for part in every for x in part or ()))
+
     def any(self, flag: bool) -> bool:
         """True on every rank when it is true on one (stop decisions must agree or the ranks deadlock)."""
         if not self.enabled:
@@ -130,11 +140,14 @@ class TopHead(torch.nn.Module):
 
 
 def wrap(head: TopHead, ctx: DistContext) -> torch.nn.Module:
-    """`head` ready for data-parallel training on this rank (unchanged when single)."""
+    """`head` ready for data-parallel training on this rank (unchanged when single, or when its model was
+    loaded straight into FSDP shards: the decoder is then the FSDP root, `sharded.load_sharded`)."""
     if not ctx.enabled:
         return head
     if ctx.strategy == "fsdp":
-        return _fully_shard(head, ctx)
+        if fsdp_root(head) is None:
+            raise ValueError("--strategy fsdp trains a model loaded with sharded.load_sharded")
+        return head
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     # The frozen base is loaded from the same files on every rank: skip broadcasting it (only LoRA syncs).
@@ -144,32 +157,14 @@ def wrap(head: TopHead, ctx: DistContext) -> torch.nn.Module:
     return DDP(head, broadcast_buffers=False)  # CPU module: no device_ids
 
 
-def _fully_shard(head: TopHead, ctx: DistContext) -> torch.nn.Module:
-    """FSDP2: one shard group per trained decoder layer, `head` the root (what is sharded and why: the module
-    docstring)."""
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
+def fsdp_root(module: torch.nn.Module) -> Any:
+    """The FSDP2 root behind a `TopHead` (its model's decoder) or the module itself; None when not sharded."""
+    from torch.distributed.fsdp import FSDPModule
 
     from phishlens.training.model.layers import decoder
 
-    mesh = init_device_mesh("cpu", (ctx.world,))
-    layers = list(decoder(head.model).layers)[head.split :]
-    for layer in layers:
-        fully_shard(layer, mesh=mesh)
-    sharded = {id(p) for layer in layers for p in layer.parameters()}
-    # The root owns no shard group of its own (every other parameter stays a plain replicated tensor); it
-    # makes one forward/backward a single FSDP step (one lazy init, one post-backward callback).
-    rest = {p for p in head.parameters() if id(p) not in sharded}
-    fully_shard(head, mesh=mesh, ignored_params=rest)
-    held = sum(p.to_local().numel() for layer in layers for p in layer.parameters())
-    logger.info(
-        "fsdp: rank %d holds %d of %d parameter values of the %d trained layers",
-        ctx.rank,
-        held,
-        sum(p.numel() for layer in layers for p in layer.parameters()),
-        len(layers),
-    )
-    return head
+    root = decoder(module.model) if isinstance(module, TopHead) else module
+    return root if isinstance(root, FSDPModule) else None
 
 
 def gather_full(t: torch.Tensor) -> torch.Tensor:
@@ -197,8 +192,9 @@ def gather_full_trainable(model: Any) -> dict[str, torch.Tensor]:
 def no_sync(module: torch.nn.Module, skip: bool) -> Iterator[None]:
     """Inside a gradient-accumulation run: skip DDP's all-reduce (FSDP's reduce-scatter) until the last
     micro-batch."""
-    if hasattr(module, "set_requires_gradient_sync"):  # FSDP2
-        module.set_requires_gradient_sync(not skip)
+    root = fsdp_root(module)
+    if root is not None:  # FSDP2
+        root.set_requires_gradient_sync(not skip)
         yield
     elif skip and hasattr(module, "no_sync"):
         with module.no_sync():

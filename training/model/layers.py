@@ -28,6 +28,15 @@ def lm_head(model: Any) -> Any:
     return output_head(model)
 
 
+def label_rows(head: Any, label_ids: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """([n_labels, d_model] rows of the output head for the label tokens, their biases or None): only these
+    rows are ever read; a head loaded into FSDP shards holds nothing else (`sharded.LabelHead`)."""
+    if hasattr(head, "label_rows"):
+        return head.label_rows(label_ids)
+    bias = getattr(head, "bias", None)
+    return head.weight[list(label_ids)], None if bias is None else bias[list(label_ids)]
+
+
 def top_only(model: Any, split: int) -> contextlib.AbstractContextManager[Any]:
     """Temporarily make the decoder consist of layers ``split..`` only."""
     return blocks(model, split, None)
@@ -104,11 +113,10 @@ def top_label_logits(
     with top_only(model, split) as dec:
         out = dec(inputs_embeds=h, attention_mask=mask, use_cache=False).last_hidden_state
     final = out[torch.arange(len(states)), last]  # [batch, d_model], after the final norm
-    head = lm_head(model)
-    w = head.weight[list(label_ids)]  # [n_labels, d_model]: only the label rows of the head
+    w, bias = label_rows(lm_head(model), label_ids)
     logits = final @ w.T
-    if getattr(head, "bias", None) is not None:
-        logits = logits + head.bias[list(label_ids)]
+    if bias is not None:
+        logits = logits + bias
     cfg = decoder(model).config
     cap = getattr(cfg, "final_logit_softcapping", None)
     if cap:  # Gemma 2 caps logits; the served model does too

@@ -23,13 +23,18 @@ from phishlens.training.model.finetune import margins
 from phishlens.training.model.layers import lower_states
 
 
+def load_tokenizer(base: PreparedBase) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(base.path))
+
+
 def load_model(base: PreparedBase, dtype: str = "float32") -> tuple[Any, Any]:
     """(tokenizer, causal LM) of a prepared base, on CPU in `dtype`."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tok = AutoTokenizer.from_pretrained(str(base.path))
     model = AutoModelForCausalLM.from_pretrained(str(base.path), dtype=getattr(torch, dtype))
-    return tok, model
+    return load_tokenizer(base), model
 
 
 @dataclass
