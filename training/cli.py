@@ -57,7 +57,7 @@ def train_cmd(
     strategy: str = typer.Option(
         "ddp",
         help="under torchrun: ddp (replicate the base on every rank) "
-        "or fsdp (shard the trained layers; a base too big for one device)",
+        "or fsdp (load the base straight into shards over the ranks; a base too big for one device or host)",
     ),
 ) -> None:
     """Fine-tune LoRA adapters on their mixes and write adapter bundles (peft files + phishlens.json)."""

@@ -36,6 +36,23 @@ def train_metrics(bundle: Path) -> dict:
     return json.loads((bundle / "phishlens.json").read_text())["metrics"]["train"]
 
 
+def manifest(bundle: Path) -> dict:
+    return json.loads((bundle / "phishlens.json").read_text())
+
+
+def assert_close(got: object, want: object, abs: float, path: str = "") -> None:
+    """``got`` equals the matching part of ``want``: floats to ``abs``, everything else exactly."""
+    if isinstance(got, dict):
+        assert isinstance(want, dict), path
+        for k, v in got.items():
+            assert k in want, f"{path}/{k}"
+            assert_close(v, want[k], abs, f"{path}/{k}")
+    elif isinstance(got, float):
+        assert got == pytest.approx(want, abs=abs), path
+    else:
+        assert got == want, path
+
+
 @pytest.fixture(scope="module")
 def runs(tiny_llama, tmp_path_factory) -> dict[str, Path]:
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
@@ -101,8 +118,9 @@ def test_two_ranks_train_the_single_process_adapter(runs):
 
 @pytest.mark.slow
 def test_fsdp_two_ranks_train_the_single_process_adapter(runs):
-    """FSDP2 (fully_shard over a gloo CPU mesh), with the base loaded straight into shards and the frozen
-    lower layers run through them, still trains the same adapter.
+    """FSDP2 (fully_shard over a gloo CPU mesh), with the base loaded straight into shards, the frozen lower
+    layers run through them and the calibration and evaluation run through them too, still trains and
+    evaluates the same adapter.
 
     Tolerance 1e-4, as for DDP: everything is float32 and the batches, LR schedule and initial LoRA weights
     are identical; the only differences are the order of float sums (each rank sums its half of the batch,
@@ -117,6 +135,15 @@ def test_fsdp_two_ranks_train_the_single_process_adapter(runs):
     m1, m2 = train_metrics(runs["single"]), train_metrics(runs["fsdp2"])
     assert m1["steps"] == m2["steps"] and m1["examples"] == m2["examples"]
     assert abs(m1["final_loss"] - m2["final_loss"]) < 1e-4
+    # rank 0 calibrated and evaluated through the shards with the other rank (no unsharded copy): the same
+    # calibration, evaluation metrics and golden rows as one process, and a peft config peft loads the same
+    a, b = manifest(runs["single"]), manifest(runs["fsdp2"])
+    assert b["calibration"]["temperature"] == pytest.approx(a["calibration"]["temperature"], abs=1e-4)
+    assert b["calibration"]["threshold"] == pytest.approx(a["calibration"]["threshold"], abs=1e-4)
+    assert_close({k: v for k, v in b["metrics"].items() if k != "train"}, a["metrics"], abs=1e-4)
+    assert b["golden"] == a["golden"]
+    ca, cb = (json.loads((runs[k] / "adapter_config.json").read_text()) for k in ("single", "fsdp2"))
+    assert set(ca.pop("target_modules")) == set(cb.pop("target_modules")) and ca == cb  # a set, any order
     # it really sharded: each rank loaded about half of the model's values, not a replica
     log = (runs["fsdp2"].parent / "fsdp2.log").read_text()
     held = {

@@ -190,7 +190,8 @@ def train_bundle(
         (base.sha256, cfg.template, cfg.max_text_tokens, split),
         StateCache(namespace(base.sha256, cfg.template, cfg.max_text_tokens, split), disk_root()),
     )
-    scorer = CachedScorer(model, encoder, split, label_ids, pad, cache=cache)
+    ranks = dist if sharded else None  # sharded: every scoring pass is a collective of all ranks
+    scorer = CachedScorer(model, encoder, split, label_ids, pad, cache=cache, sharded_over=ranks)
 
     t0 = time.monotonic()
     texts = [r.text for r in train_rows] + [r.text for r in val_rows]
@@ -229,17 +230,10 @@ def train_bundle(
     )
     steps_bar.close()
     if sharded:
-        # the model is FSDP shards: every rank gathers the full LoRA weights (a collective),
-        # and rank 0 puts them into a fresh, unsharded copy of the base to calibrate, evaluate and write
-        # the usual bundle (its lower-layer states come from the same cache); the shards go first, so rank 0's
-        # peak is the larger of shards and copy, not their sum
+        # the model is FSDP shards: every rank gathers the full LoRA weights (a collective; the bundle is
+        # written from them) and all ranks calibrate and evaluate through their shards together, below
         lora = gather_full_trainable(model)
-        del scorer, model
-        gc.collect()  # FSDP's hooks tie the modules in reference cycles
-        if dist.is_main:
-            model = _with_lora(base, cfg.lora, lora)
-            scorer = CachedScorer(model, encoder, split, label_ids, pad, cache=cache)
-    if not dist.is_main:  # every rank holds the same adapter now; rank 0 calibrates, evaluates and writes it
+    elif not dist.is_main:  # every rank holds the same adapter; rank 0 calibrates, evaluates and writes it
         dist.barrier()
         return B.load_bundle(out_dir, expected_base_sha256=base.sha256)
 
@@ -265,11 +259,16 @@ def train_bundle(
         "stopped_by": result.stopped_by,
         "config": cfg.model_dump(mode="json"),
     }
+    if not dist.is_main:  # FSDP: the others' shards go before rank 0 writes (and may load a whole copy)
+        del scorer, model
+        gc.collect()
+        dist.barrier()
+        return B.load_bundle(out_dir, expected_base_sha256=base.sha256)
 
     tmp = out_dir.parent / f".{out_dir.name}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(str(tmp))
+    model.save_pretrained(str(tmp), **({"state_dict": lora} if sharded else {}))  # FSDP: the gathered LoRA
     for extra in tmp.iterdir():  # keep only the peft files (peft also writes a boilerplate README card)
         if extra.name not in (B.ADAPTER_CONFIG, B.ADAPTER_WEIGHTS):
             extra.unlink()
@@ -305,6 +304,10 @@ def train_bundle(
     )
     B.write_manifest(tmp, manifest)
     if artifacts is None or len(artifacts):
+        if sharded:  # the builders run a whole model: rank 0 loads an unsharded copy, its shards freed first
+            del scorer, model
+            gc.collect()  # FSDP's hooks tie the modules in reference cycles
+            model = _with_lora(base, cfg.lora, lora)
         model.eval()
         build_artifacts(
             ArtifactContext(

@@ -19,6 +19,7 @@ from phishlens.training.contract.base_models import PreparedBase, resolve_base
 from phishlens.training.contract.bundle import Bundle, BundleError
 from phishlens.training.contract.prompt import PromptEncoder
 from phishlens.training.model.calibration import apply_temperature
+from phishlens.training.model.distributed import DistContext
 from phishlens.training.model.finetune import margins
 from phishlens.training.model.layers import lower_states
 
@@ -100,13 +101,19 @@ class CachedScorer:
         pad_id: int,
         temperature: float = 1.0,
         cache: MutableMapping[str, torch.Tensor] | None = None,
+        sharded_over: DistContext | None = None,
     ) -> None:
+        """``sharded_over``: the model is FSDP shards over these ranks (`sharded.load_sharded`), so every call
+        is a collective that all of them make with the same texts; they agree on the texts to run first."""
         self.model, self.encoder, self.split = model, encoder, split
         self.label_ids, self.pad_id, self.temperature = list(label_ids), pad_id, temperature
         self._cache: MutableMapping[str, torch.Tensor] = {} if cache is None else cache
+        self._ranks = sharded_over
 
     def states(self, texts: Sequence[str]) -> list[torch.Tensor]:
         todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if self._ranks is not None:  # a rank whose disk cache holds a text still runs it with the others
+            todo = self._ranks.union(todo)
         if todo:
             hs = lower_states(self.model, [self.encoder.encode(t).ids for t in todo], self.split, self.pad_id)
             self._cache.update(zip(todo, hs))
