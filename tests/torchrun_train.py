@@ -1,11 +1,12 @@
 """Driver for tests/unit/test_distributed_training.py: one `train_bundle` run (the code `phishlens train`
 runs) on planted data and a tiny base, as a plain process or under `torchrun`.
 
-    python tests/torchrun_train.py BASE_DIR OUT_DIR BATCH_SIZE [ddp|fsdp [CRASH_AT_STEP]]
+    python tests/torchrun_train.py BASE_DIR OUT_DIR BATCH_SIZE [ddp|fsdp [CRASH_AT_STEP]] [--artifacts]
     torchrun --standalone --nproc_per_node 2 tests/torchrun_train.py ...    # the same arguments
 
 CRASH_AT_STEP: every rank exits (code 3) right after the checkpoint of that step is on disk — a crash at an
 exact step, which killing the process from outside cannot time; the next run with the same OUT_DIR resumes.
+--artifacts: build the bundle's artefacts (drift reference, probes) too.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def crash_after_checkpoint(at_step: int) -> None:
     finetune._save_ckpt = save_then_crash
 
 
-def main(base: str, out: str, batch_size: int, strategy: str = "ddp") -> None:
+def main(base: str, out: str, batch_size: int, strategy: str = "ddp", artifacts: bool = False) -> None:
     cfg = TrainConfig(
         name="ddp-check",
         base=base,
@@ -58,7 +59,7 @@ def main(base: str, out: str, batch_size: int, strategy: str = "ddp") -> None:
         eval_sets={"sms_uci": planted(40, seed=2)},
         seen_sources=["sms_uci"],
         progress=False,
-        artifacts=(),
+        artifacts=None if artifacts else (),
         strategy=strategy,
     )  # type: ignore[arg-type]
 
@@ -67,6 +68,8 @@ if __name__ == "__main__":
     logging.basicConfig(
         level=logging.INFO, format="%(name)s: %(message)s"
     )  # the test reads the fsdp shard line
-    if len(sys.argv) > 5:
-        crash_after_checkpoint(int(sys.argv[5]))
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])
+    build = "--artifacts" in sys.argv
+    args = [a for a in sys.argv if a != "--artifacts"]
+    if len(args) > 5:
+        crash_after_checkpoint(int(args[5]))
+    main(args[1], args[2], int(args[3]), *args[4:5], artifacts=build)

@@ -47,6 +47,10 @@ def assert_close(got: object, want: object, abs: float, path: str = "") -> None:
         for k, v in got.items():
             assert k in want, f"{path}/{k}"
             assert_close(v, want[k], abs, f"{path}/{k}")
+    elif isinstance(got, list):
+        assert isinstance(want, list) and len(got) == len(want), path
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_close(g, w, abs, f"{path}[{i}]")
     elif isinstance(got, float):
         assert got == pytest.approx(want, abs=abs), path
     else:
@@ -65,7 +69,9 @@ def runs(tiny_llama, tmp_path_factory) -> dict[str, Path]:
         "fsdp2": tmp / "fsdp2",
         "single-b8": tmp / "single-b8",
     }
-    run([sys.executable, str(DRIVER), str(tiny_llama.path), str(out["single"]), str(BATCH)], tmp)
+    # the single-process and FSDP runs also build the artefacts (FSDP: through the shards, by all ranks)
+    single = [sys.executable, str(DRIVER), str(tiny_llama.path), str(out["single"]), str(BATCH)]
+    run([*single, "--artifacts"], tmp)
     for strategy in ("ddp", "fsdp"):
         log = run(
             [
@@ -78,6 +84,7 @@ def runs(tiny_llama, tmp_path_factory) -> dict[str, Path]:
                 str(out[f"{strategy}2"]),
                 str(BATCH),
                 strategy,
+                *(["--artifacts"] if strategy == "fsdp" else []),
             ],
             tmp,
         )
@@ -164,6 +171,24 @@ def test_fsdp_two_ranks_train_the_single_process_adapter(runs):
 
 
 @pytest.mark.slow
+def test_fsdp_ranks_build_the_single_process_artefacts(runs):
+    """The drift reference and the probes, built by all ranks through the shards (rank 0 keeps its files),
+    are the ones one process builds: reference scores to 1e-4 (measured 1.4e-7); the probes are refitted on
+    hidden states that differ by float rounding, so their weights get 1e-3 (measured 7.6e-5)."""
+    from safetensors.torch import load_file
+
+    one, two = runs["single"], runs["fsdp2"]
+    assert manifest(two)["extras"] == manifest(one)["extras"] and manifest(one)["extras"]
+    for name in ("reference.json", "probes.json"):
+        assert_close(json.loads((two / name).read_text()), json.loads((one / name).read_text()), abs=1e-4)
+    for name, tol in (("reference.safetensors", 1e-5), ("probes.safetensors", 1e-3)):
+        a, b = load_file(str(one / name)), load_file(str(two / name))
+        assert a.keys() == b.keys() and a
+        for k in a:
+            assert float((a[k].double() - b[k].double()).abs().max()) <= tol, (name, k)
+
+
+@pytest.mark.slow
 def test_an_fsdp_run_resumed_from_its_checkpoint_ends_where_an_uninterrupted_one_does(runs):
     """The checkpoint holds gathered full tensors; resuming re-shards them (the same 1e-4 as above)."""
     assert "resumed from step 10" in (runs["fsdp2-resumed"].parent / "fsdp2-resumed.log").read_text()
@@ -226,6 +251,40 @@ def test_fsdp_ranks_load_their_shards_and_never_the_whole_base(big_base, tmp_pat
         # the shards compute the lower-layer states the whole model computes
         assert r["state_norm"] == pytest.approx(whole["state_norm"], rel=1e-5)
     assert whole["loaded_mb"] - whole["before_mb"] > 0.95 * base, whole
+
+
+def test_sharded_loading_reads_exactly_the_asked_rows(tmp_path):
+    """The checkpoint reader behind sharded loading: any row range, dtype converted, scalars, bad ranges
+    refused (checked against safetensors' own loader)."""
+    from safetensors.torch import load_file, save_file
+
+    from phishlens.training.model.sharded import _Checkpoint
+
+    torch.manual_seed(0)
+    tensors = {
+        "w": torch.randn(7, 3, dtype=torch.bfloat16),
+        "v": torch.randn(5),
+        "s": torch.tensor(2.5),
+    }
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    want = load_file(str(tmp_path / "model.safetensors"))
+    ckpt = _Checkpoint(tmp_path)
+    try:
+        for start, n in ((0, 7), (2, 3), (6, 1)):
+            out = torch.empty(n, 3)  # float32 from bfloat16
+            ckpt.read_rows("w", out, start)
+            assert torch.equal(out, want["w"][start : start + n].float())
+        out = torch.empty(2)
+        ckpt.read_rows("v", out, 3)
+        assert torch.equal(out, want["v"][3:5])
+        scalar = torch.empty(())
+        ckpt.read_rows("s", scalar)
+        assert float(scalar) == 2.5
+        assert "w" in ckpt and "lm_head.weight" not in ckpt
+        with pytest.raises(ValueError, match="checkpoint shape"):
+            ckpt.read_rows("w", torch.empty(2, 3), 6)  # past the end
+    finally:
+        ckpt.close()
 
 
 def test_an_unknown_strategy_is_refused():

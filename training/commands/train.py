@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as _dt
-import gc
 import json
 import logging
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,18 +106,6 @@ def lora_model(model: Any, arch: str, opts: LoraOptions) -> tuple[Any, int, list
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, cfg), split, targets
-
-
-def _with_lora(base: Any, opts: LoraOptions, weights: dict[str, torch.Tensor]) -> Any:
-    """A fresh base with the LoRA layout ``opts`` and the given trained LoRA weights (names as peft's)."""
-    _, model = load_model(base)
-    model, _, _ = lora_model(model, base.architecture, opts)
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, w in weights.items():
-            params[name].copy_(w)
-    model.eval()
-    return model
 
 
 def pick_golden(
@@ -231,7 +219,8 @@ def train_bundle(
     steps_bar.close()
     if sharded:
         # the model is FSDP shards: every rank gathers the full LoRA weights (a collective; the bundle is
-        # written from them) and all ranks calibrate and evaluate through their shards together, below
+        # written from them) and all ranks calibrate, evaluate and build the artefacts through their shards
+        # together, below
         lora = gather_full_trainable(model)
     elif not dist.is_main:  # every rank holds the same adapter; rank 0 calibrates, evaluates and writes it
         dist.barrier()
@@ -259,13 +248,10 @@ def train_bundle(
         "stopped_by": result.stopped_by,
         "config": cfg.model_dump(mode="json"),
     }
-    if not dist.is_main:  # FSDP: the others' shards go before rank 0 writes (and may load a whole copy)
-        del scorer, model
-        gc.collect()
-        dist.barrier()
-        return B.load_bundle(out_dir, expected_base_sha256=base.sha256)
-
-    tmp = out_dir.parent / f".{out_dir.name}.tmp"
+    # FSDP: every rank goes on with rank 0 (the artefact builders' passes run through the shards too), writing
+    # its copy of the bundle to a scratch folder; only rank 0's is kept
+    scratch = None if dist.is_main else tempfile.TemporaryDirectory(prefix="phishlens-rank-")
+    tmp = out_dir.parent / f".{out_dir.name}.tmp" if scratch is None else Path(scratch.name) / "bundle"
     if tmp.exists():
         shutil.rmtree(tmp)
     model.save_pretrained(str(tmp), **({"state_dict": lora} if sharded else {}))  # FSDP: the gathered LoRA
@@ -304,10 +290,6 @@ def train_bundle(
     )
     B.write_manifest(tmp, manifest)
     if artifacts is None or len(artifacts):
-        if sharded:  # the builders run a whole model: rank 0 loads an unsharded copy, its shards freed first
-            del scorer, model
-            gc.collect()  # FSDP's hooks tie the modules in reference cycles
-            model = _with_lora(base, cfg.lora, lora)
         model.eval()
         build_artifacts(
             ArtifactContext(
@@ -315,6 +297,10 @@ def train_bundle(
             ),
             None if artifacts is None else list(artifacts),
         )
+    if scratch is not None:  # FSDP, not rank 0: the same bundle is rank 0's to write
+        scratch.cleanup()
+        dist.barrier()
+        return B.load_bundle(out_dir, expected_base_sha256=base.sha256)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)

@@ -28,11 +28,11 @@ Strategies (`phishlens train --strategy ddp|fsdp`, default ddp; the adapter does
   forward and backward and reduce-scatters the gradients, and the optimiser holds only the shards of the
   LoRA weights. Replicated: the final norm (d values) and `sharded.LabelHead`, the two label rows of the
   output head, the only ones training and scoring read. Checkpoints hold gathered full tensors (re-sharded on
-  resume); after training every rank gathers the full LoRA weights (`gather_full_trainable`), all ranks
-  calibrate and evaluate through their shards together (`CachedScorer(sharded_over=...)`), and rank 0 writes
-  the adapter from the gathered weights. Not done: the bundle's artefacts (drift reference, probes; skipped
-  with `--no-artifacts`) are built by rank 0 on an unsharded copy of the base, loaded after every rank has
-  freed its shards; and shards on `cuda:LOCAL_RANK` with NCCL; docs/deploy.md §4.
+  resume); after training every rank gathers the full LoRA weights (`gather_full_trainable`), and all ranks
+  calibrate, evaluate and build the bundle's artefacts through their shards together
+  (`CachedScorer(sharded_over=...)`; the others write their copy of the bundle to a scratch folder), rank 0
+  writing the adapter from the gathered weights: no step needs an unsharded copy. Not done: shards on
+  `cuda:LOCAL_RANK` with NCCL; docs/deploy.md §4.
 """
 
 from __future__ import annotations

@@ -287,8 +287,9 @@ def load_sharded(
                         key = names[(mod, attr)]
                         _fill(p, lambda out, a, k=key: ckpt.read_rows(k, out, a))
                     else:
-                        raise KeyError(
-                            f"sharded loading: no value for {type(mod).__name__}.{attr} in {base.path}"
+                        raise ValueError(
+                            f"sharded loading: {base.path} has no tensor {names.get((mod, attr))!r} for "
+                            f"{type(mod).__name__}.{attr}"
                         )
                     if isinstance(p, DTensor):
                         held, total = held + p.to_local().numel(), total + p.numel()
