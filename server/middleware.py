@@ -176,8 +176,9 @@ def _find(body: bytes) -> tuple[str, int, int] | None:
 
 class AuditMiddleware:
     """One JSON line per admin request (granted or refused) to the `phishlens.audit` logger and, when
-    configured, appended to `audit_log`: time, method, path, status, key fingerprint, client address and
-    the adapter `name`/`path` of a load. `deps.require_admin` marks the request; others are not recorded."""
+    configured, appended to `audit_log`: time, method, route path, status, key fingerprint, client address
+    and, for a load, the adapter `name`, the `bundle` path and `replace`. `deps.require_admin` marks the
+    request; others are not recorded."""
 
     def __init__(self, app: Callable[..., Any], audit_log: Path | None = None) -> None:
         self.app = app
@@ -221,7 +222,12 @@ class AuditMiddleware:
         except (ValueError, RecursionError):
             sent = {}
         if isinstance(sent, dict):  # what was loaded: identifiers only, cut short
-            record.update({k: str(sent[k])[:200] for k in ("name", "path") if k in sent})
+            if "name" in sent:
+                record["name"] = str(sent["name"])[:200]
+            if "path" in sent:  # the bundle's path; `path` stays the route's
+                record["bundle"] = str(sent["path"])[:200]
+            if sent.get("replace") is True:
+                record["replace"] = True
         line = json.dumps(record, ensure_ascii=True)
         audit_logger.info(line)
         if self.audit_log is not None:

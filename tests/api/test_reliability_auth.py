@@ -143,6 +143,12 @@ def test_admin_actions_are_audited(client, audit_path):
         "/v1/adapters", json={"path": "spare", "name": "audited"}, headers={"X-API-Key": KEYS["admin"]}
     )
     assert r.status_code == 201, r.text
+    r = client.post(
+        "/v1/adapters",
+        json={"path": "default", "name": "audited", "replace": True},
+        headers={"X-API-Key": KEYS["admin"]},
+    )
+    assert r.status_code == 201, r.text
     assert client.delete("/v1/adapters/audited", headers={"X-API-Key": KEYS["admin"]}).status_code == 200
     assert client.delete("/v1/adapters/default", headers={"X-API-Key": KEYS["classify"]}).status_code == 403
     assert (
@@ -155,10 +161,12 @@ def test_admin_actions_are_audited(client, audit_path):
         for x in lines
         if x.get("name") == "audited"
         or x["path"] in ("/v1/adapters/audited", "/v1/adapters/default")
-        or x.get("path") == "/etc"
+        or x.get("bundle") == "/etc"
     ]
-    load = next(x for x in lines if x.get("name") == "audited")
+    load, swap = [x for x in lines if x.get("name") == "audited"]
     assert load["method"] == "POST" and load["status"] == 201 and load["outcome"] == "granted"
+    assert load["path"] == "/v1/adapters" and load["bundle"] == "spare" and "replace" not in load
+    assert swap["bundle"] == "default" and swap["replace"] is True and swap["status"] == 201
     assert load["key"] == deps.key_id(KEYS["admin"]) and KEYS["admin"] not in audit_path.read_text()
     unload = next(x for x in lines if x["path"] == "/v1/adapters/audited")
     assert unload["method"] == "DELETE" and unload["status"] == 200
