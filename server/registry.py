@@ -75,7 +75,8 @@ class AdapterRegistry:
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._ids = itertools.count(1)
         self._reserved = 0  # loads of new names past the cap check but not yet in the map
-        self._swapping = 0  # replacements in progress: each holds an engine slot beside its old entry
+        self._swapping = 0  # replacements loading: each holds an engine slot beside its old entry
+        self._retiring = 0  # entries out of the map whose engine copy waits for their requests to finish
         self._staging: Path | None = None  # made on the first load (registries that load nothing leave none)
 
     @property
@@ -205,13 +206,13 @@ class AdapterRegistry:
                     f"adapter {name!r} is already loaded; unload it first, or load with replace=true "
                     "to swap its weights without a gap"
                 )
-            in_engine = len(self._entries) + self._reserved + self._swapping
+            in_engine = len(self._entries) + self._reserved + self._swapping + self._retiring
             if old is None and len(self._entries) + self._reserved >= self.cap:
                 raise BadRequest(f"adapter cap reached ({self.cap} loaded); unload one first")
             if in_engine >= self.backend.max_adapters:
                 raise BadRequest(
                     f"no free engine slot for {name!r}: {in_engine} of {self.backend.max_adapters} in use "
-                    "(another replacement is in progress); retry shortly"
+                    "(an adapter replaced or unloaded is still finishing its requests); retry shortly"
                 )
             counter = "_swapping" if old is not None else "_reserved"
             setattr(self, counter, getattr(self, counter) + 1)
@@ -224,10 +225,10 @@ class AdapterRegistry:
                     raise BackendFailure(f"engine refused adapter {name!r}: {e}") from e
                 entry = AdapterEntry(name, handle, bundle, encoder, pipeline)
                 self._entries[name] = entry  # the swap: one step, no await between old and new
-                if old is not None:
-                    await self._retire(old)
             finally:
                 setattr(self, counter, getattr(self, counter) - 1)
+            if old is not None:
+                await self._retire(old)
         self._gauge()
         logger.info(
             "%s adapter %s (id %d, sha256 %s) from %s",
@@ -252,17 +253,30 @@ class AdapterRegistry:
         return entry
 
     async def _retire(self, entry: AdapterEntry) -> None:
-        """Out of the map already: wait for the requests holding `entry`, then free its engine slot."""
+        """Out of the map already: wait for the requests holding `entry`, then free its engine slot. Shielded:
+        an admin request cancelled meanwhile (shutdown, a dropped connection) must not strand the engine copy;
+        until it is removed it counts against the engine's slots (`_retiring`)."""
         entry.retired = True
-        if entry.refs:
-            await entry._idle.wait()  # requests already admitted finish with this adapter
-        try:
-            await self.backend.remove_adapter(entry.handle)
-        except BackendError as e:  # the name is gone (or serves new weights) either way; report it
-            logger.warning(
-                "engine failed to remove adapter %s (id %d): %s", entry.name, entry.handle.adapter_id, e
-            )
-        discard(entry.bundle.path, self.staging)
+        self._retiring += 1
+
+        async def finish() -> None:
+            try:
+                if entry.refs:
+                    await entry._idle.wait()  # requests already admitted finish with this adapter
+                try:
+                    await self.backend.remove_adapter(entry.handle)
+                except BackendError as e:  # the name is gone (or serves new weights) either way; report it
+                    logger.warning(
+                        "engine failed to remove adapter %s (id %d): %s",
+                        entry.name,
+                        entry.handle.adapter_id,
+                        e,
+                    )
+                discard(entry.bundle.path, self.staging)
+            finally:
+                self._retiring -= 1
+
+        await asyncio.shield(finish())
 
     async def close(self) -> None:
         for name in list(self._entries):

@@ -189,3 +189,37 @@ def test_replace_of_a_name_not_loaded_is_a_plain_load(fake_backend, adapter_root
         assert reg.get("fresh") is e and fake_backend.removed == []
 
     asyncio.run(go())
+
+
+def test_an_unload_still_draining_holds_its_engine_slot_and_survives_cancellation(
+    tokenizer, smollm2_base, adapter_root
+):
+    """The engine copy of an unloaded adapter stays until its requests finish: it counts against the
+    engine's slots until then, and cancelling the admin request that unloads it does not strand it."""
+    from tests.fakes import FakeBackend
+
+    async def go():
+        backend = FakeBackend(tokenizer, smollm2_base.sha256, max_adapters=3)  # 2 names + 1 spare
+        reg = make(backend, adapter_root, max_loaded_adapters=2)
+        await reg.load("default")
+        alt = await reg.load("alt")
+        with reg.lease(["alt"]):
+            unload = asyncio.create_task(reg.unload("alt"))
+            await asyncio.sleep(0.05)
+            await reg.load("spare")  # a free name: the spare slot takes it while alt drains
+            assert len(backend.adapters) == 3
+            with pytest.raises(BadRequest, match="no free engine slot"):
+                await reg.load("alt", name="default", replace=True)  # all three slots are in use
+            unload.cancel()  # e.g. the admin's connection dropped
+            with pytest.raises(asyncio.CancelledError):
+                await unload
+            assert alt.handle.adapter_id in backend.adapters  # our request still runs on it
+        for _ in range(100):  # the lease is back: the shielded retirement finishes on its own
+            if alt.handle.adapter_id not in backend.adapters:
+                break
+            await asyncio.sleep(0.01)
+        assert alt.handle.adapter_id not in backend.adapters and not alt.bundle.path.exists()
+        replaced = await reg.load("alt", name="default", replace=True)  # the slot is free again
+        assert reg.get("default") is replaced and len(backend.adapters) == 2
+
+    asyncio.run(go())
