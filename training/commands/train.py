@@ -38,7 +38,7 @@ from phishlens.training.model.calibration import apply_temperature, fit_calibrat
 from phishlens.training.model.distributed import Strategy, gather_full_trainable
 from phishlens.training.model.distributed import from_env as join_process_group
 from phishlens.training.model.finetune import FitConfig, fit
-from phishlens.training.model.layers import lower_states, n_layers
+from phishlens.training.model.layers import n_layers
 from phishlens.training.model.loading import CachedScorer, load_model, load_tokenizer
 from phishlens.training.model.sharded import load_sharded
 from phishlens.training.model.state_cache import StateCache, disk_root, namespace
@@ -182,14 +182,8 @@ def train_bundle(
     scorer = CachedScorer(model, encoder, split, label_ids, pad, cache=cache, sharded_over=ranks)
 
     t0 = time.monotonic()
-    texts = [r.text for r in train_rows] + [r.text for r in val_rows]
-    todo = [t for t in dict.fromkeys(texts) if t not in cache]
-    if sharded:  # the pass through the sharded layers is a collective: every rank runs the same texts
-        todo = dist.union(todo)
-    bar = tqdm(total=len(todo), desc="lower layers", disable=not progress, file=sys.stderr, mininterval=5)
-    cache.update(
-        zip(todo, lower_states(model, [encoder.encode(t).ids for t in todo], split, pad, progress=bar))
-    )
+    bar = tqdm(desc="lower layers", disable=not progress, file=sys.stderr, mininterval=5)
+    scorer.states([r.text for r in train_rows] + [r.text for r in val_rows], progress=bar)  # fills the cache
     bar.close()
     cache_s = time.monotonic() - t0
     train_states = scorer.states([r.text for r in train_rows])

@@ -110,12 +110,17 @@ class CachedScorer:
         self._cache: MutableMapping[str, torch.Tensor] = {} if cache is None else cache
         self._ranks = sharded_over
 
-    def states(self, texts: Sequence[str]) -> list[torch.Tensor]:
+    def states(self, texts: Sequence[str], progress: Any = None) -> list[torch.Tensor]:
+        """The lower-layer states of `texts`, running the texts not cached yet; `progress` (a tqdm bar)
+        counts those."""
         todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
         if self._ranks is not None:  # a rank whose disk cache holds a text still runs it with the others
             todo = self._ranks.union(todo)
+        if progress is not None:
+            progress.reset(total=len(todo))
         if todo:
-            hs = lower_states(self.model, [self.encoder.encode(t).ids for t in todo], self.split, self.pad_id)
+            ids = [self.encoder.encode(t).ids for t in todo]
+            hs = lower_states(self.model, ids, self.split, self.pad_id, progress=progress)
             self._cache.update(zip(todo, hs))
         return [self._cache[t] for t in texts]
 
