@@ -20,6 +20,7 @@ DEFAULT_MIXES = [
     "configs/mixes/experiments/generalist-v1.toml",
     "configs/mixes/experiments/generalist-v2-ham.toml",
     "configs/mixes/generalist-v2.toml",
+    "configs/mixes/generalist-v2-x2.toml",
 ]
 
 
