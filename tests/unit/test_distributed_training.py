@@ -124,6 +124,17 @@ def test_two_ranks_train_the_single_process_adapter(runs):
 
 
 @pytest.mark.slow
+def test_every_run_writes_the_same_adapter_config(runs):
+    """peft lists target_modules from a set, in each process's hash order (PYTHONHASHSEED differs per run);
+    the bundle writer sorts them, so one recipe writes one adapter_config.json in every process."""
+    texts = {name: (path / "adapter_config.json").read_text() for name, path in runs.items()}
+    for name, text in texts.items():
+        modules = json.loads(text)["target_modules"]
+        assert len(modules) > 1 and modules == sorted(modules), (name, modules)
+    assert texts["single"] == texts["ddp2"] == texts["single-b8"]
+
+
+@pytest.mark.slow
 def test_fsdp_two_ranks_train_the_single_process_adapter(runs):
     """FSDP2 (fully_shard over a gloo CPU mesh), with the base loaded straight into shards, the frozen lower
     layers run through them and the calibration and evaluation run through them too, still trains and

@@ -252,6 +252,7 @@ def train_bundle(
     for extra in tmp.iterdir():  # keep only the peft files (peft also writes a boilerplate README card)
         if extra.name not in (B.ADAPTER_CONFIG, B.ADAPTER_WEIGHTS):
             extra.unlink()
+    _sort_target_modules(tmp / B.ADAPTER_CONFIG)
     manifest = B.Manifest(
         name=cfg.name,
         base_model=B.BaseModelRef(ref=cfg.base, sha256=base.sha256, architecture=base.architecture),
@@ -306,3 +307,12 @@ def train_bundle(
 
 def summary(b: B.Bundle) -> str:
     return json.dumps({"name": b.name, "sha256": b.sha256, "metrics": b.manifest.metrics}, indent=2)
+
+
+def _sort_target_modules(path: Path) -> None:
+    """peft writes `target_modules` from a set, in the process's hash order; sorted, one recipe writes one
+    adapter_config.json in every process."""
+    cfg = json.loads(path.read_text())
+    if isinstance(cfg.get("target_modules"), list):
+        cfg["target_modules"] = sorted(cfg["target_modules"])
+    path.write_text(json.dumps(cfg, indent=2, sort_keys=True))
