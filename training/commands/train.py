@@ -183,10 +183,11 @@ def train_bundle(
 
     t0 = time.monotonic()
     bar = tqdm(desc="lower layers", disable=not progress, file=sys.stderr, mininterval=5)
-    scorer.states([r.text for r in train_rows] + [r.text for r in val_rows], progress=bar)  # fills the cache
+    # one pass fills the cache for the validation rows too (calibration and artefacts read them from it)
+    states = scorer.states([r.text for r in train_rows] + [r.text for r in val_rows], progress=bar)
     bar.close()
     cache_s = time.monotonic() - t0
-    train_states = scorer.states([r.text for r in train_rows])
+    train_states = states[: len(train_rows)]
 
     fit_cfg = FitConfig(**{"seed": cfg.seed, **cfg.fit})
     steps_bar = tqdm(desc="train", unit="step", disable=not progress, file=sys.stderr, mininterval=5)
