@@ -10,7 +10,7 @@ temporarily sliced, so rotary embeddings, masks and final norm stay the model's 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -60,16 +60,23 @@ def lower_states(
     pad_id: int,
     max_tokens: int = 8192,
     progress: Any = None,
+    on_batch: Callable[[list[int], list[torch.Tensor]], None] | None = None,
 ) -> list[torch.Tensor]:
     """Residual stream entering layer ``split`` for each prompt: a list of [len_i, d_model] tensors.
 
     Stops the forward right after layer ``split-1`` (a hook raises), so the top layers and the head
-    are never computed.
+    are never computed. ``on_batch(indices, states)`` sees each token batch as soon as it is done, so a
+    caller can keep the work of a pass that is interrupted later.
     """
     dec = decoder(model)
     if split == 0:
         emb = dec.embed_tokens
-        return [emb(torch.tensor([list(p)]))[0].clone() for p in prompts]
+        states = [emb(torch.tensor([list(p)]))[0].clone() for p in prompts]
+        if on_batch is not None:
+            on_batch(list(range(len(prompts))), states)
+        if progress is not None:
+            progress.update(len(prompts))
+        return states
     captured: dict[str, torch.Tensor] = {}
 
     def hook(_mod: Any, _inp: Any, out: Any) -> None:
@@ -88,6 +95,8 @@ def lower_states(
             h = captured.pop("h")  # [batch, width, d_model]
             for row, i in enumerate(chunk):
                 result[i] = h[row, : len(prompts[i])].clone()
+            if on_batch is not None:
+                on_batch(list(chunk), [result[i] for i in chunk])
             if progress is not None:
                 progress.update(len(chunk))
     finally:

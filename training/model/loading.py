@@ -120,8 +120,12 @@ class CachedScorer:
             progress.reset(total=len(todo))
         if todo:
             ids = [self.encoder.encode(t).ids for t in todo]
-            hs = lower_states(self.model, ids, self.split, self.pad_id, progress=progress)
-            self._cache.update(zip(todo, hs))
+
+            def keep(batch: list[int], hs: list[torch.Tensor]) -> None:
+                # Cache each batch as it finishes: an interrupted pass (an hour on Gemma) keeps its work.
+                self._cache.update((todo[i], h) for i, h in zip(batch, hs, strict=True))
+
+            lower_states(self.model, ids, self.split, self.pad_id, progress=progress, on_batch=keep)
         return [self._cache[t] for t in texts]
 
     def margins(self, texts: Sequence[str]) -> np.ndarray:
