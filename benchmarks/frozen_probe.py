@@ -19,13 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-STYLES = ("email", "sms", "url")
-
-
-def log_odds(p: np.ndarray) -> np.ndarray:
-    q = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(q / (1 - q))
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,12 +29,14 @@ def main() -> None:
 
     from sklearn.linear_model import LogisticRegression
 
+    from phishlens.explain.logit_lens import sigmoid
     from phishlens.training.artifacts.build import mix_rows
     from phishlens.training.commands.evaluate import adapter_scorers
     from phishlens.training.contract.bundle import load_bundle
     from phishlens.training.data.mixes import load_mix
+    from phishlens.training.data.records import STYLES
     from phishlens.training.data.splits import load_splits
-    from phishlens.training.evaluation.generalization import held_out_of, unseen_sets
+    from phishlens.training.evaluation.generalization import held_out_of, logit, unseen_sets
     from phishlens.training.evaluation.metrics import binary_metrics
     from phishlens.training.model.calibration import choose_threshold
 
@@ -87,7 +82,7 @@ def main() -> None:
             p = {g: clf.predict_proba((x - mu) / sd)[:, 1] for g, x in f.items() if g != "train"}
             print(row(f"frozen probe, {pool} pooled, C={c:g}", p))
             if pool == "mean":
-                ens = {g: 1 / (1 + np.exp(-(log_odds(served[g]) + log_odds(p[g])) / 2)) for g in p}
+                ens = {g: sigmoid((logit(served[g]) + logit(p[g])) / 2) for g in p}
                 print(row(f"ensemble: served + mean probe C={c:g}", ens))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-STYLES = ("email", "sms", "url")
+from phishlens.training.data.records import STYLES
 
 
 def rates(p: np.ndarray, y: np.ndarray, t: float | np.ndarray) -> tuple[float, float]:

@@ -210,7 +210,8 @@ def ood_accuracy(
     return out
 
 
-def _logit(p: np.ndarray | float) -> np.ndarray:
+def logit(p: np.ndarray | float) -> np.ndarray:
+    """log(p / (1 - p)), clipped so that 0 and 1 stay finite."""
     q = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
     return np.log(q) - np.log1p(-q)
 
@@ -232,7 +233,7 @@ def route_scores(
         for i, r in enumerate(us.records):
             target = detect(r.text)
             scores, t = routes[target] if target in routes else routes[fallback]
-            z[i] = _logit(scores[style][i]) - _logit(t)
+            z[i] = logit(scores[style][i]) - logit(t)
         out[style] = 1.0 / (1.0 + np.exp(-z))
     return out
 
