@@ -623,6 +623,14 @@ def adapters_unload(
 # data fetch
 
 
+def _supplementary_fetchers() -> dict[str, Callable[[], Path]]:
+    """Training-only corpora outside the shared data root, each with its own pinned fetch step."""
+    from phishlens.training.data.corpora_extra import fetch_top_sites
+    from phishlens.training.data.enron import fetch_enron1
+
+    return {"url_top_sites": fetch_top_sites, "email_enron1": fetch_enron1}
+
+
 @data_app.command("fetch")
 def data_fetch(
     only: Annotated[
@@ -682,7 +690,8 @@ def data_fetch(
     from phishlens.training.data.downloads import select
     from phishlens.training.data.fetch import fetch_all, summary
 
-    corpus = [n for n in only or [] if n != "url_top_sites"]
+    extra = _supplementary_fetchers()
+    corpus = [n for n in only or [] if n not in extra]
     try:
         files = select(corpus) if corpus or not only else []
     except ValueError as exc:
@@ -694,21 +703,20 @@ def data_fetch(
     tags = {"present": "ok", "fetched": "ok", "manual": "MANUAL", "failed": "FAILED"}
     for r in results:
         typer.echo(f"{tags[r.status]:<7}{r.message}")
+    import subprocess
+
+    import httpx
+
     extra_failed = False
-    if not only or "url_top_sites" in only:  # supplementary legitimate URLs (npm, not in the data root)
-        import subprocess
-
-        from phishlens.training.data.corpora_extra import fetch_top_sites
-
+    for name, fetch in extra.items():  # supplementary corpora: not in the data root, fetched on their own
+        if only and name not in only:
+            continue
         try:
-            typer.echo(f"ok     url_top_sites: {fetch_top_sites()}")
-        except (
-            OSError,
-            ValueError,
-            subprocess.SubprocessError,
-        ) as exc:  # npm missing/failed, sha256 mismatch
+            typer.echo(f"ok     {name}: {fetch()}")
+        except (OSError, ValueError, subprocess.SubprocessError, httpx.HTTPError) as exc:
+            # npm missing/failed, download failed, sha256 or content digest mismatch
             extra_failed = True
-            typer.echo(f"FAILED url_top_sites: {exc}")
+            typer.echo(f"FAILED {name}: {exc}")
     typer.echo(summary(results))
     if extra_failed or any(r.status == "failed" for r in results):
         raise typer.Exit(1)

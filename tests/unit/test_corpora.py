@@ -29,6 +29,8 @@ EXPECTED = {
     "url_hannousse": (5714, 5715),
     # supplementary legitimate URLs (training/data/corpora_extra.py); top-sites is fetched from npm
     "url_spamassassin_ham": (0, 3102),
+    # Enron-Spam enron1 (training/data/enron.py), fetched from a pinned GitHub commit
+    "email_enron1": (1462, 3432),
     "url_top_sites": (0, 500),
 }
 
@@ -80,7 +82,7 @@ def test_loader_counts_labels_and_fields(loaded, source):
 
 @pytest.mark.data
 def test_email_layout(loaded):
-    for src in SOURCES:
+    for src in loaded:  # a supplementary source that was not fetched is not in `loaded`
         if SOURCES[src].style != "email":
             continue
         for r in loaded[src]:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from phishlens.training.contract.layout import EMAIL_BODY_CAP, SUBJECT_CAP  # noqa: F401 - re-exported
 from phishlens.training.data import corpora_extra as _extra
+from phishlens.training.data import enron as _enron
 from phishlens.training.data.config import REPO_ROOT
 from phishlens.training.data.config import data_root as _default_root
 from phishlens.training.data.records import Record
@@ -145,8 +146,8 @@ class SourceInfo:
     loader: Callable[[Path], list[Record]]
     description: str
     labels: tuple[str, ...]  # labels the source provides ('phishing', 'legitimate')
-    # Training-only additions (one class, to widen a mix's legitimate side): left out of evaluation sets so
-    # the cross-domain matrix stays on the original corpora and does not depend on a fetched file.
+    # Training-only additions (to widen a mix; one class, or fetched outside the data root): left out of
+    # evaluation sets so the cross-domain matrix stays on the original corpora and needs no fetched file.
     supplementary: bool = False
 
 
@@ -243,6 +244,14 @@ SOURCES: dict[str, SourceInfo] = {
             supplementary=True,
         ),
         SourceInfo(
+            "email_enron1",
+            "email",
+            _enron.load_email_enron1,
+            "Enron-Spam enron1: one Enron mailbox's ham 1999-2002 + spam 2003-05 (fetched)",
+            _BOTH,
+            supplementary=True,
+        ),
+        SourceInfo(
             "url_top_sites",
             "url",
             _extra.load_url_top_sites,
@@ -276,6 +285,7 @@ CACHE_ENV = "PHISHLENS_RECORD_CACHE"  # "0" disables; a path overrides <repo>/.c
 _CODE_FILES = (
     "data/corpora.py",
     "data/corpora_extra.py",
+    "data/enron.py",
     "data/rows.py",
     "data/dedup.py",
     "data/records.py",

@@ -53,6 +53,7 @@ DEDUP_PRIORITY: tuple[str, ...] = (
     "email_llm_multigen",
     "email_spamassassin",
     "email_nazario_classic",
+    "email_enron1",
     "sms_smishtank",
     "sms_exais",
     "sms_uci",

@@ -1,0 +1,103 @@
+"""Enron-Spam enron1 (training/data/enron.py): pinned content, GitHub-tarball unpacking, loading."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from phishlens.training.data import enron as E
+from phishlens.training.data.corpora_extra import EXTRA_DATA_ENV, ExtraDataMissing, extra_data_dir
+
+FETCHED = extra_data_dir() / E.FOLDER
+needs_copy = pytest.mark.skipif(
+    not FETCHED.is_dir(),
+    reason=f"{FETCHED} is not fetched (phishlens data fetch --only email_enron1; docs/data.md)",
+)
+
+
+def _tarball(files: dict[str, bytes], top: str = f"email_classification-{E.COMMIT}") -> bytes:
+    """A tar.gz laid out as GitHub's codeload archives: one top folder, then the repository's paths."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in {"README.md": b"readme", **files}.items():
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_split_reads_the_subject_line():
+    assert E._split("Subject: re : meter 1234\r\nhi daren ,\r\nsee below") == (
+        "re : meter 1234",
+        "hi daren ,\nsee below",
+    )
+    assert E._split("no subject line\nbody") == ("", "no subject line\nbody")
+
+
+def test_missing_copy_names_the_fetch_step(monkeypatch, tmp_path):
+    monkeypatch.setenv(EXTRA_DATA_ENV, str(tmp_path))
+    with pytest.raises(ExtraDataMissing, match="phishlens data fetch --only email_enron1"):
+        E.load_email_enron1(tmp_path)
+
+
+def test_a_changed_copy_is_refused_and_an_existing_one_kept(monkeypatch, tmp_path):
+    monkeypatch.setenv(EXTRA_DATA_ENV, str(tmp_path))
+    (tmp_path / "enron1" / "ham").mkdir(parents=True)
+    (tmp_path / "enron1" / "ham" / "0001.ham.txt").write_bytes(b"Subject: kept\nthe earlier copy")
+    forged = _tarball({"enron1/ham/0001.ham.txt": b"Subject: hi\nforged", "enron1/spam/0002.spam.txt": b"x"})
+    with pytest.raises(ValueError, match="digest"):
+        E.unpack_enron1(forged, tmp_path)
+    assert (tmp_path / "enron1" / "ham" / "0001.ham.txt").read_bytes() == b"Subject: kept\nthe earlier copy"
+    with pytest.raises(ValueError, match="differ from the pinned copy"):
+        E.load_email_enron1(tmp_path)
+
+
+@needs_copy
+def test_fetch_over_http_unpacks_the_pinned_files_and_they_load(monkeypatch, tmp_path):
+    """A GitHub-style archive of the real files, served on 127.0.0.1: fetched, checked, unpacked, loaded."""
+    files = {f"enron1/{p.parent.name}/{p.name}": p.read_bytes() for p in E._files(FETCHED)}
+    files["enron1/Summary.txt"] = b"Legitimate\n----------\n- Owner: farmer-d\n"
+    serve = tmp_path / "serve"
+    serve.mkdir()
+    (serve / "archive.tar.gz").write_bytes(_tarball(files))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(serve))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dest = tmp_path / "extra"
+    try:
+        got = E.fetch_enron1(dest, url=f"http://127.0.0.1:{server.server_port}/archive.tar.gz")
+    finally:
+        server.shutdown()
+    assert got == dest / "enron1" and E.content_digest(got) == E.DIGEST
+    assert not (got / "Summary.txt").exists()  # only the messages are kept
+    monkeypatch.setenv(EXTRA_DATA_ENV, str(dest))
+    recs = E.load_email_enron1(Path("/unused"))
+    labels = {r.label for r in recs}
+    assert labels == {"phishing", "legitimate"}
+    assert all(r.source == "email_enron1" and r.style == "email" for r in recs)
+    ham = [r for r in recs if r.original_label == "ham"]
+    assert len(ham) == 3672 and all(r.label == "legitimate" for r in ham)
+    # the subject line becomes the project's e-mail layout, not a body line
+    assert ham[0].text.startswith("Subject: christmas tree farm pictures")
+
+
+@needs_copy
+def test_cli_fetch_only_enron1_checks_the_present_copy(monkeypatch, tmp_path):
+    """`phishlens data fetch --only email_enron1` verifies a present copy without downloading it again."""
+    from typer.testing import CliRunner
+
+    from phishlens.clients import cli
+
+    monkeypatch.setenv(EXTRA_DATA_ENV, str(FETCHED.parent))
+    r = CliRunner().invoke(
+        cli.app, ["data", "fetch", "--no-progress", "--only", "email_enron1", "--data-root", str(tmp_path)]
+    )
+    assert r.exit_code == 0, r.output
+    assert f"ok     email_enron1: {FETCHED}" in r.output
