@@ -7,8 +7,9 @@ no adapter involved), pooled two ways (the last prompt token, where the served v
 over every position), is fitted on the adapter's own training rows (its mix, rebuilt and fingerprint-checked)
 and scored on the unseen sets of `phishlens evaluate --protocol unseen` (same held-out sources, seed, size).
 Every row's threshold follows the adapter's served rule (`choose_threshold` with its `max_fpr`) on the
-validation rows only. The last rows average the adapter's and the probe's log-odds (an ensemble). The states
-come from the frozen-layer cache, so with PHISHLENS_STATE_CACHE warm it takes about 5 minutes on 2 cores.
+validation rows only. The ensemble rows average log-odds: the adapter with the probe, with the TF-IDF peer
+trained on the same rows (`fit_tfidf`), and all three (a hybrid with the classical peer, session 11). The
+states come from the frozen-layer cache: with PHISHLENS_STATE_CACHE warm, about 5 minutes on 2 cores.
 Result and its reading: docs/eval/experiments.md.
 """
 
@@ -39,6 +40,7 @@ def main() -> None:
     from phishlens.training.evaluation.generalization import held_out_of, logit, unseen_sets
     from phishlens.training.evaluation.metrics import binary_metrics
     from phishlens.training.model.calibration import choose_threshold
+    from phishlens.training.model.tfidf import fit_tfidf
 
     bundle = load_bundle(args.adapter)
     m = bundle.manifest
@@ -60,6 +62,13 @@ def main() -> None:
             if g != "train":
                 served[g] = np.concatenate([scorer(texts[i : i + 64]) for i in range(0, len(texts), 64)])
 
+    peer = fit_tfidf(train, val, max_fpr=m.calibration.max_fpr)
+    tfidf = {g: peer.score([r.text for r in groups[g]]) for g in served}
+
+    def mean_logit(*ps: np.ndarray) -> np.ndarray:
+        # the peer's probabilities can reach 0 or 1 exactly: clip before the log-odds
+        return sigmoid(np.mean([logit(np.clip(p, 1e-6, 1 - 1e-6)) for p in ps], axis=0))
+
     def row(name: str, p: dict[str, np.ndarray]) -> str:
         t = choose_threshold(p["val"], y["val"], m.calibration.max_fpr)
         r = {s: binary_metrics(y[s], p[s], t) for s in styles}
@@ -74,6 +83,8 @@ def main() -> None:
     print("| model | threshold | " + " | ".join(f"{s} F1 (FPR) AUC" for s in styles) + " | macro F1 |")
     print("|---|---:|" + "---:|" * (len(styles) + 1))
     print(row(f"{m.name} (served LoRA readout)", served))
+    print(row("TF-IDF peer, same rows", tfidf))
+    print(row("ensemble: served + TF-IDF peer", {g: mean_logit(served[g], tfidf[g]) for g in served}))
     for pool in ("last", "mean"):
         f = feats[pool]
         mu, sd = f["train"].mean(0), f["train"].std(0) + 1e-6
@@ -82,8 +93,10 @@ def main() -> None:
             p = {g: clf.predict_proba((x - mu) / sd)[:, 1] for g, x in f.items() if g != "train"}
             print(row(f"frozen probe, {pool} pooled, C={c:g}", p))
             if pool == "mean":
-                ens = {g: sigmoid((logit(served[g]) + logit(p[g])) / 2) for g in p}
+                ens = {g: mean_logit(served[g], p[g]) for g in p}
                 print(row(f"ensemble: served + mean probe C={c:g}", ens))
+                ens3 = {g: mean_logit(served[g], p[g], tfidf[g]) for g in p}
+                print(row(f"ensemble: served + mean probe C={c:g} + TF-IDF peer", ens3))
 
 
 if __name__ == "__main__":

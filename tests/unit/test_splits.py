@@ -133,12 +133,20 @@ def test_hannousse_phishtank_cross_source_dedup(splits):
 
 @pytest.mark.data
 @pytest.mark.parametrize(
-    "name", ["specialist-email", "specialist-sms", "specialist-url", "generalist", "generalist-v2-x2"]
+    "name",
+    [
+        "specialist-email",
+        "specialist-sms",
+        "specialist-url",
+        "generalist",
+        "generalist-v2-x2",
+        "generalist-v3-enron",
+    ],
 )
 def test_mixes_balanced_leak_free_deterministic(splits, name):
     spec = load_mix(name)
     missing = [s for s in spec.sources if s not in splits.by_source]
-    if missing:  # the shipped default's mix needs the supplementary URL corpora (`phishlens data fetch`)
+    if missing:  # the shipped default's mix needs the supplementary corpora (`phishlens data fetch`)
         pytest.skip(f"mix {name} needs {missing}, not fetched into this data root (`phishlens data fetch`)")
     mix = build_mix(spec, splits)
     test_uids = {r.uid for r in splits.rows("test")}
@@ -161,5 +169,9 @@ def test_mixes_balanced_leak_free_deterministic(splits, name):
         assert len(mix.train) == 3600
     if name in ("specialist-email", "specialist-url"):
         assert len(mix.train) == 2400
-    if name == "generalist-v2-x2":  # 1,200 per class for e-mail and URLs; SMS capped by UCI's phishing rows
+    if name in ("generalist-v2-x2", "generalist-v3-enron"):
+        # 1,200 per class for e-mail and URLs; SMS capped by UCI's phishing rows
         assert len(mix.train) == 2 * (1200 + 1200) + 2 * 847
+    if name == "generalist-v3-enron":  # Enron's ham takes its even share of the e-mail legitimate quota
+        ham = [r for r in mix.train if r.style == "email" and r.label == "legitimate"]
+        assert sum(r.source == "email_enron1" for r in ham) == 400
