@@ -6,6 +6,8 @@ import json
 import logging
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -13,6 +15,20 @@ import typer
 app = typer.Typer(
     help="Prepare bases, train adapter bundles, evaluate them across domains.", no_args_is_help=True
 )
+
+
+@contextmanager
+def _data_errors() -> Iterator[None]:
+    """A mix that cannot be built (a training-only corpus not fetched, an unknown source): the reason and
+    exit 2, no traceback. Errors inside training or scoring keep theirs."""
+    from phishlens.training.data.corpora_extra import ExtraDataMissing
+    from phishlens.training.data.mixes import MixError
+
+    try:
+        yield
+    except (MixError, ExtraDataMissing) as e:
+        typer.echo(f"error: data: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _log() -> None:
@@ -93,15 +109,16 @@ def train_cmd(
         configs.append(cfg)
     for cfg in configs:
         target = out or REPO / "adapters" / cfg.name
-        b = train_bundle(
-            cfg,
-            target,
-            [command],
-            data_root=data_root,
-            resume=resume,
-            artifacts=None if artifacts else (),
-            strategy=strategy,
-        )  # type: ignore[arg-type]
+        with _data_errors():
+            b = train_bundle(
+                cfg,
+                target,
+                [command],
+                data_root=data_root,
+                resume=resume,
+                artifacts=None if artifacts else (),
+                strategy=strategy,
+            )  # type: ignore[arg-type]
         typer.echo(summary(b))
 
 
@@ -141,26 +158,28 @@ def evaluate_cmd(
     if protocol == "unseen":
         if from_manifests:
             raise typer.BadParameter("--from-manifests applies to the matrix protocol only")
-        r = run_unseen(
+        with _data_errors():
+            r = run_unseen(
+                adapters,
+                out,
+                per_label=per_label,
+                tfidf=tfidf,
+                data_root=data_root,
+                peer_mixes=peer_mix,
+                command=shlex.join(["phishlens", *sys.argv[1:]]),
+            )
+        typer.echo(r.to_markdown())
+        return
+    with _data_errors():
+        m = run_evaluation(
             adapters,
             out,
             per_label=per_label,
             tfidf=tfidf,
             data_root=data_root,
-            peer_mixes=peer_mix,
-            command=shlex.join(["phishlens", *sys.argv[1:]]),
+            from_manifests=from_manifests,
+            progress=progress,
         )
-        typer.echo(r.to_markdown())
-        return
-    m = run_evaluation(
-        adapters,
-        out,
-        per_label=per_label,
-        tfidf=tfidf,
-        data_root=data_root,
-        from_manifests=from_manifests,
-        progress=progress,
-    )
     typer.echo(m.to_markdown())
 
 

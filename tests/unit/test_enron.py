@@ -101,3 +101,14 @@ def test_cli_fetch_only_enron1_checks_the_present_copy(monkeypatch, tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert f"ok     email_enron1: {FETCHED}" in r.output
+
+
+def test_unfetched_sources_names_only_missing_training_only_corpora(monkeypatch, tmp_path):
+    from phishlens.training.data.corpora import unfetched_sources
+
+    monkeypatch.setenv(EXTRA_DATA_ENV, str(tmp_path))  # nothing fetched; email_spamassassin is never checked
+    missing = unfetched_sources(["email_spamassassin", "email_enron1"], tmp_path)
+    assert (
+        list(missing) == ["email_enron1"]
+        and "phishlens data fetch --only email_enron1" in missing["email_enron1"]
+    )

@@ -260,18 +260,14 @@ def test_shipped_bundles_training_data_fingerprints_reproduce(data_root, name):
     from phishlens.training import artifacts as A
     from phishlens.training.commands.train import REPO
     from phishlens.training.contract.bundle import read_manifest
-    from phishlens.training.data.corpora import SOURCES, load_source
-    from phishlens.training.data.corpora_extra import ExtraDataMissing
+    from phishlens.training.data.corpora import unfetched_sources
     from phishlens.training.data.mixes import load_mix
 
     m = read_manifest(REPO / "adapters" / name)
     assert (m.pipeline.name, m.pipeline.version) == (PIPELINE.name, PIPELINE.version)  # the v1 default
-    for source in load_mix(m.training_data.mix).sources:  # training-only corpora are fetched outside the root
-        if SOURCES[source].supplementary:
-            try:
-                load_source(source, data_root)
-            except ExtraDataMissing as exc:
-                pytest.skip(f"{name}: {exc}")
+    missing = unfetched_sources(load_mix(m.training_data.mix).sources, data_root)
+    if missing:  # training-only corpora are fetched outside the data root
+        pytest.skip(f"{name}: {'; '.join(missing.values())}")
     rows = A.validation_rows(m, data_root)  # raises ValueError when the fingerprint differs
     assert len(rows) == m.training_data.rows["validation"], name
 

@@ -83,3 +83,26 @@ def test_calibrate_refuses_a_missing_bundle_and_a_bad_cap(tmp_path):
     assert r.exit_code == 2 and "error:" in r.output and "nope" in r.output, r.output
     r = runner.invoke(app, ["calibrate", str(tmp_path), "--max-fpr", "1.5"])
     assert r.exit_code == 2 and "max-fpr" in r.output, r.output
+
+
+@pytest.mark.data
+def test_evaluate_names_the_fetch_step_when_a_training_only_corpus_is_missing(
+    data_root, tmp_path, monkeypatch
+):
+    """The shipped default's mix lists Enron-Spam (fetched outside the data root): without it, `evaluate`
+    (which trains the TF-IDF peer on that mix) names the corpus and the command, exit 2, no traceback."""
+    from phishlens.training.commands.train import REPO
+
+    monkeypatch.setenv("PHISHLENS_EXTRA_DATA", str(tmp_path / "extra"))  # nothing fetched there
+    monkeypatch.setenv("PHISHLENS_RECORD_CACHE", "0")  # a cached copy of the records would hide the absence
+    args = [
+        "evaluate",
+        str(REPO / "adapters" / "default"),
+        "--from-manifests",
+        "--out",
+        str(tmp_path / "eval"),
+    ]
+    r = runner.invoke(app, [*args, "--data-root", str(data_root)])
+    assert r.exit_code == 2, r.output
+    assert "error: data:" in r.stderr and "email_enron1" in r.stderr and "phishlens data fetch" in r.stderr
+    assert "Traceback" not in r.output and not (tmp_path / "eval").exists()

@@ -280,6 +280,18 @@ def load_source(source: str, root: Path | None = None) -> list[Record]:
     return SOURCES[source].loader(Path(root) if root is not None else _default_root())
 
 
+def unfetched_sources(ids: Iterable[str], root: Path | None = None) -> dict[str, str]:
+    """The training-only sources among ``ids`` whose files are not fetched: id -> how to fetch them."""
+    missing = {}
+    for s in ids:
+        if SOURCES[s].supplementary:
+            try:
+                load_source(s, root)
+            except _extra.ExtraDataMissing as e:
+                missing[s] = str(e)
+    return missing
+
+
 # --- on-disk cache of loaded records (masking all e-mail takes ~10 s on 2 cores) ----------------------
 CACHE_ENV = "PHISHLENS_RECORD_CACHE"  # "0" disables; a path overrides <repo>/.cache/records
 _CODE_FILES = (
