@@ -92,9 +92,11 @@ def test_evaluate_names_the_fetch_step_when_a_training_only_corpus_is_missing(
     """The shipped default's mix lists Enron-Spam (fetched outside the data root): without it, `evaluate`
     (which trains the TF-IDF peer on that mix) names the corpus and the command, exit 2, no traceback."""
     from phishlens.training.commands.train import REPO
+    from phishlens.training.data import splits as splits_module
 
     monkeypatch.setenv("PHISHLENS_EXTRA_DATA", str(tmp_path / "extra"))  # nothing fetched there
     monkeypatch.setenv("PHISHLENS_RECORD_CACHE", "0")  # a cached copy of the records would hide the absence
+    monkeypatch.setattr(splits_module, "_CACHE", {})  # and so would the splits other tests memoised
     args = [
         "evaluate",
         str(REPO / "adapters" / "default"),
