@@ -29,7 +29,7 @@ from phishlens.training.data.rows import email_records
 REPO = "luikyv/email_classification"
 COMMIT = "81b3aa67e16382cc485070120e39a94107efa8b2"
 FOLDER = "enron1"
-KINDS = {"ham": "ham", "spam": "spam"}  # sub-folder -> original label (rows.map_label maps it)
+KINDS = ("ham", "spam")  # sub-folders, named by their original label (rows.map_label maps it)
 N_FILES = 5172  # 3,672 ham + 1,500 spam
 DIGEST = "52c313f7f855c7b07db684b882f85ab77b84bfdf66e28397e0e7614663d53ce9"
 ARCHIVE_URL = f"https://codeload.github.com/{REPO}/tar.gz/{COMMIT}"
@@ -39,12 +39,16 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for kind in KINDS for p in (folder / kind).glob("*.txt"))
 
 
+def _digest(blobs: list[tuple[Path, bytes]]) -> str:
+    h = hashlib.sha256()
+    for p, data in blobs:
+        h.update(f"{p.parent.name}/{p.name} {hashlib.sha256(data).hexdigest()}\n".encode())
+    return h.hexdigest()
+
+
 def content_digest(folder: Path) -> str:
     """sha256 over ``<kind>/<name> <sha256 of the bytes>`` lines of every message file, in name order."""
-    h = hashlib.sha256()
-    for p in _files(folder):
-        h.update(f"{p.parent.name}/{p.name} {hashlib.sha256(p.read_bytes()).hexdigest()}\n".encode())
-    return h.hexdigest()
+    return _digest([(p, p.read_bytes()) for p in _files(folder)])
 
 
 def enron1_dir() -> Path:
@@ -68,12 +72,14 @@ def load_email_enron1(root: Path) -> list[Record]:  # noqa: ARG001 - not in the 
             f"{folder} is missing: run `phishlens data fetch --only email_enron1` "
             f"(the folder {FOLDER}/ of github.com/{REPO} at {COMMIT})"
         )
-    if len(files) != N_FILES or content_digest(folder) != DIGEST:
+    blobs = [(p, p.read_bytes()) for p in files]  # read once: checked, then parsed
+    if len(files) != N_FILES or _digest(blobs) != DIGEST:
         raise ValueError(f"{folder}: contents differ from the pinned copy ({N_FILES} files, digest {DIGEST})")
     rows = []
-    for p in files:
-        subject, body = _split(p.read_text(encoding="latin-1"))
-        rows.append((subject, body, KINDS[p.parent.name]))
+    for p, data in blobs:
+        # newlines as text-mode reading gives them (the records' uids depend on the text)
+        subject, body = _split(data.decode("latin-1").replace("\r\n", "\n").replace("\r", "\n"))
+        rows.append((subject, body, p.parent.name))
     return email_records(rows, "email_enron1")
 
 
