@@ -1,9 +1,9 @@
 """Minimal pairs: edit one cue of a message, re-score, count how often the verdict flips.
 
 Each :class:`Edit` changes exactly one thing that should not decide "phishing" on its own
-(remove the URLs, change the sender, strip the HTML, swap the brand names). A model that flips
-its verdict often under an edit keys on that cue (a shortcut); a robust model's verdict moves
-little. Only texts the edit actually changes are counted.
+(remove the URLs, change the sender, strip the HTML, swap the brand names, flatten the surface). A
+model that flips its verdict often under an edit keys on that cue (a shortcut); a robust model's
+verdict moves little. Only texts the edit actually changes are counted.
 """
 
 from __future__ import annotations
@@ -62,6 +62,39 @@ def swap_brands(text: str) -> str:
     return BRAND_RE.sub(repl, text)
 
 
+_SUBJECT = "Subject: "  # the e-mail layout's first line (pipeline version 1) keeps its case
+_URL_TOKEN_RE = re.compile(r"<URL>")
+_PUNCT_RE = re.compile(r"([^\w\s])")
+_BLANKS_RE = re.compile(r"[ \t]+")
+
+
+def _flat(text: str) -> str:
+    t = _PUNCT_RE.sub(r" \1 ", text.lower())
+    return "\n".join(_BLANKS_RE.sub(" ", line).strip() for line in t.split("\n"))
+
+
+def flatten_surface(text: str, keep: re.Pattern[str] = _URL_TOKEN_RE) -> str:
+    """The same words in the look of a pre-tokenised corpus (Ling-Spam, Enron-Spam): lower-case, every
+    punctuation mark set off by spaces, line breaks kept. Matches of `keep` (placeholders) and a leading
+    ``Subject:`` stay as they are. Idempotent."""
+    head = ""
+    if text.startswith(_SUBJECT):
+        head, text = _SUBJECT, text[len(_SUBJECT) :]
+    parts: list[str] = []
+    pos = 0
+    for m in keep.finditer(text):
+        parts += [_flat(text[pos : m.start()]), m.group(0)]
+        pos = m.end()
+    parts.append(_flat(text[pos:]))
+    joined = _BLANKS_RE.sub(" ", " ".join(p for p in parts if p))
+    return head + re.sub(r" *\n *", "\n", joined).strip()
+
+
+def _flatten_prose(text: str) -> str:
+    """:func:`flatten_surface` on prose; a text without whitespace (a URL) has no surface to flatten."""
+    return flatten_surface(text) if any(c.isspace() for c in text.strip()) else text
+
+
 @dataclass(frozen=True)
 class Edit:
     name: str
@@ -76,6 +109,8 @@ EDITS: tuple[Edit, ...] = (
     ),
     Edit("strip_html", "strip HTML tags and entities", strip_html),
     Edit("swap_brand", "swap brand names for other brands", swap_brands),
+    # a corpus's preparation, not its content: a verdict that moves under it keys on the source's look
+    Edit("flatten_surface", "lower-case and space out punctuation, words unchanged", _flatten_prose),
 )
 
 

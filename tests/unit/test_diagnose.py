@@ -79,7 +79,8 @@ def test_diagnosis_finds_planted_label_noise_and_writes_report(zebra_model, tmp_
     # probes fitted on the sample: the label is decodable at the adapted layers
     assert max(ev.probe_accuracy["label"]["accuracy"][2:]) >= 0.85
     assert ev.label_probe_transfer is not None and len(ev.label_probe_transfer) == 4
-    assert {p["edit"] for p in ev.pairs} == {"remove_url", "change_sender", "strip_html", "swap_brand"}
+    edits = {"remove_url", "change_sender", "strip_html", "swap_brand", "flatten_surface"}
+    assert {p["edit"] for p in ev.pairs} == edits
     assert "sms" in ev.shap and ev.shap["sms"]["n_texts"] == 1
     modes = [f.mode for f in verdict(d)]
     assert any(m.startswith("label noise") for m in modes)

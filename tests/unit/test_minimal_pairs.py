@@ -10,6 +10,7 @@ import pytest
 from phishlens.explain.minimal_pairs import (
     EDITS,
     change_sender,
+    flatten_surface,
     flip_rates,
     remove_urls,
     strip_html,
@@ -30,6 +31,11 @@ def test_edits_touch_only_their_cue():
     assert change_sender("lunch at noon") == "lunch at noon"
     assert swap_brands("Your PayPal account") == "Your Venmo account"
     assert swap_brands("lunch at noon") == "lunch at noon"
+    assert flatten_surface("Subject: Hi Bob!\n\nSee <URL>, OK?") == "Subject: hi bob !\n\nsee <URL> , ok ?"
+    assert flatten_surface("lunch at noon") == "lunch at noon"
+    flat = next(e for e in EDITS if e.name == "flatten_surface")
+    assert flat.apply("https://Example.com/a?b=1") == "https://Example.com/a?b=1"  # a URL is not prose
+    assert flat.apply("Call NOW!") == "call now !"
 
 
 def test_flip_rates_count_only_changed_texts():
@@ -45,6 +51,8 @@ def test_flip_rates_count_only_changed_texts():
     )
     assert res["swap_brand"].n_changed == 1 and res["swap_brand"].n_flipped == 0
     assert res["strip_html"].n_changed == 0 and np.isnan(res["strip_html"].flip_rate)
+    # "see <URL>" and "hello there" are already flat; the other two keep their link (or none): no flip
+    assert res["flatten_surface"].n_changed == 2 and res["flatten_surface"].n_flipped == 0
     assert res["remove_url"].examples and res["remove_url"].examples[0]["p_after"] < 0.5
 
 

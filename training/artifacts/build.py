@@ -21,6 +21,7 @@ from phishlens.training.artifacts.context import ArtifactContext, Builder
 from phishlens.training.artifacts.probes import build_probes
 from phishlens.training.artifacts.reference import build_reference
 from phishlens.training.contract import bundle as B
+from phishlens.training.data.augment import AugmentOptions
 from phishlens.training.data.mixes import build_mix, load_mix
 from phishlens.training.data.records import Record, fingerprint
 from phishlens.training.data.splits import load_splits
@@ -64,11 +65,15 @@ def validation_rows(manifest: B.Manifest, data_root: Path | None = None) -> list
 
 def mix_rows(manifest: B.Manifest, data_root: Path | None = None) -> tuple[list[Record], list[Record]]:
     """(train, validation) rows of a bundle's mix, rebuilt from its seed; refuse if the fingerprint
-    differs."""
-    seed = int(manifest.metrics.get("train", {}).get("config", {}).get("seed", 13))
+    differs. The training rows are returned as drawn, before the recipe's augmentation (the fingerprint covers
+    the augmented rows the fit read): the reference profile describes text as it is served."""
+    config = manifest.metrics.get("train", {}).get("config", {})
+    seed = int(config.get("seed", 13))
     splits = load_splits(data_root, seed=seed)
     mix = build_mix(load_mix(manifest.training_data.mix), splits)
-    fp = fingerprint(list(mix.train) + list(mix.validation))
+    # bundles trained before augmentation existed record no [augment] table: theirs was off
+    train = AugmentOptions.model_validate(config.get("augment", {})).apply(mix.train, seed)
+    fp = fingerprint(train + list(mix.validation))
     if fp != manifest.training_data.fingerprint:
         raise ValueError(
             f"{manifest.name}: the rebuilt mix {manifest.training_data.mix!r} has fingerprint "

@@ -28,6 +28,7 @@ from phishlens.training.contract.prompt import (
     PromptEncoder,
     label_token_ids,
 )
+from phishlens.training.data.augment import AugmentOptions
 from phishlens.training.data.config import REPO_ROOT
 from phishlens.training.data.mixes import build_mix, load_mix
 from phishlens.training.data.records import Record, fingerprint
@@ -67,6 +68,7 @@ class TrainConfig(BaseModel):
     label_words: tuple[str, str] = DEFAULT_LABEL_WORDS
     max_text_tokens: int = 160
     lora: LoraOptions = Field(default_factory=LoraOptions)
+    augment: AugmentOptions = Field(default_factory=AugmentOptions)
     fit: dict[str, Any] = Field(default_factory=dict)
     eval_per_label: int = 100
     max_fpr: float | None = Field(default=None, ge=0.0, lt=1.0)
@@ -160,6 +162,8 @@ def train_bundle(
     else:
         train_rows, val_rows = records
         seen_sources = list(seen_sources or sorted({r.source for r in train_rows}))
+    # the fit reads the augmented rows; the artefacts' reference describes text as served (rows as drawn)
+    drawn_rows, train_rows = list(train_rows), cfg.augment.apply(train_rows, cfg.seed)
 
     base = resolve_base(cfg.base)
     tok = load_tokenizer(base)
@@ -289,7 +293,7 @@ def train_bundle(
         model.eval()
         build_artifacts(
             ArtifactContext(
-                tmp, manifest, list(val_rows), model, tok, encoder, seed=cfg.seed, train=list(train_rows)
+                tmp, manifest, list(val_rows), model, tok, encoder, seed=cfg.seed, train=drawn_rows
             ),
             None if artifacts is None else list(artifacts),
         )

@@ -1,7 +1,8 @@
 """The input pipeline: what a caller holds → ``(style, text the model sees)`` (DESIGN.md §3a).
 
 One pure, versioned function shared by training (corpora → records), evaluation, the drift reference,
-explain / probe and serving; nothing else rewrites text. Inputs:
+explain / probe and serving; nothing else rewrites text (except a recipe's training-only augmentation,
+``training/data/augment.py``, which never reaches validation, evaluation or serving). Inputs:
 
 * :class:`EmailInput` — a raw RFC 822 / MIME message (:mod:`.mime`), laid out as in training
   (``Subject: …\\n\\nbody``, :mod:`.layout`) after the e-mail masking rules (:mod:`.masking`);
