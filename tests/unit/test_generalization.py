@@ -10,6 +10,7 @@ from phishlens.training.data.records import Record, text_uid
 from phishlens.training.data.splits import make_splits
 from phishlens.training.evaluation.generalization import (
     GeneralizationReport,
+    ModelResult,
     evaluate_unseen,
     held_out_of,
     nested_thresholds,
@@ -182,3 +183,47 @@ def test_ood_table_compares_accuracy_of_flagged_and_unflagged_texts(tmp_path):
         json.loads(rep.to_json(tmp_path / "g.json").read_text())["models"][0]["ood"]["url"]["threshold"]
         == 0.9
     )
+
+
+def _style_result(name: str, f1: dict[str, float], info: dict | None = None) -> ModelResult:
+    styles = {
+        s: {k: {"f1": v, "precision": v, "recall": v, "fpr": 0.1} for k in ("served", "nested")}
+        for s, v in f1.items()
+    }
+    return ModelResult(name, "lora", "test", 0.5, {}, styles, {}, info or {})
+
+
+def test_generalist_or_routed_is_chosen_per_style_on_the_other_styles_only(tmp_path):
+    """The session-13 numbers: routed wins e-mail and SMS on their own rows, but each style's choice is made
+    on the other two, so e-mail and SMS get the generalist (it wins on the rows that chose) and URLs the
+    router."""
+    from phishlens.training.evaluation.generalization import nested_choice
+
+    gen = _style_result("default", {"email": 0.83, "sms": 0.73, "url": 0.82})
+    routed = _style_result(
+        "routed-specialists",
+        {"email": 0.87, "sms": 0.74, "url": 0.75},
+        {"routes": "x", "generalist": "default"},
+    )
+    choice = nested_choice(gen, routed)
+    assert choice == {
+        "email": ("default", 0.83),
+        "sms": ("default", 0.73),
+        "url": ("routed-specialists", 0.75),
+    }
+    # a router that is better everywhere is chosen everywhere; ties go to the generalist
+    assert {
+        n for n, _ in nested_choice(gen, _style_result("r", {"email": 0.9, "sms": 0.8, "url": 0.9})).values()
+    } == {"r"}
+    assert {n for n, _ in nested_choice(gen, gen).values()} == {"default"}
+    rep = GeneralizationReport(per_label=20, seed=13, held_out=HELD, set_sizes={}, models=[gen, routed])
+    md = rep.to_markdown()
+    assert "## Generalist or routed, chosen per style on the other styles (nested)" in md
+    assert (
+        "| default or routed-specialists | 0.83 (default) | 0.73 (default) | 0.75 (routed-specialists) "
+        "| **0.77** |" in md
+    )
+    d = json.loads(rep.to_json(tmp_path / "g.json").read_text())
+    assert d["choices"][0]["per_style"]["url"] == {"model": "routed-specialists", "f1": 0.75}
+    # no router row naming a generalist: no section
+    assert "Generalist or routed" not in GeneralizationReport(20, 13, HELD, {}, [gen]).to_markdown()

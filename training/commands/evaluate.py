@@ -163,6 +163,7 @@ def run_unseen(
         per_label=per_label, seed=13, held_out=held, set_sizes=report_sets(sets), command=command
     )
     specialists: dict[str, tuple[dict, float]] = {}  # style -> (scores, served threshold)
+    generalist = next((b.name for b in bundles if len(mixes[b.manifest.training_data.mix].styles) > 1), None)
     embeddings: dict[int, dict[str, Any]] = {}  # OOD: MiniLM max_tokens -> style -> [n, dim], shared
     for b, scorer in adapter_scorers(bundles):
         m = b.manifest
@@ -207,7 +208,7 @@ def run_unseen(
                 name="routed-specialists",
                 kind="lora",
                 architecture=report.models[0].architecture,
-                info={"routes": "detected style -> specialist"},
+                info={"routes": "detected style -> specialist", "generalist": generalist},
             )
         )
     if tfidf:
@@ -215,7 +216,9 @@ def run_unseen(
 
         peers: dict[str, tuple[dict, float]] = {}
         rule = peer_rules(bundles)
-        for name, spec in {**mixes, **extra}.items():
+        all_mixes = {**mixes, **extra}
+        peer_generalist = next((f"tfidf-{n}" for n, sp in all_mixes.items() if len(sp.styles) > 1), None)
+        for name, spec in all_mixes.items():
             peer = train_tfidf(build_mix(spec, splits), max_fpr=rule.get(name))
             p = score_sets(peer, sets)
             report.models.append(
@@ -240,7 +243,7 @@ def run_unseen(
                     name="tfidf-routed-specialists",
                     kind="tfidf",
                     architecture=ARCHITECTURE,
-                    info={"routes": "detected style -> specialist peer"},
+                    info={"routes": "detected style -> specialist peer", "generalist": peer_generalist},
                 )
             )
     out.mkdir(parents=True, exist_ok=True)

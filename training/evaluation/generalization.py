@@ -238,6 +238,29 @@ def route_scores(
     return out
 
 
+def nested_choice(a: ModelResult, b: ModelResult) -> dict[str, tuple[str, float | None]]:
+    """Style -> (the chosen model's name, its served F1): for style S, whichever of ``a`` and ``b`` has the
+    higher mean served F1 on the *other* styles' unseen rows (leave-one-style-out, ties to ``a``).
+
+    The honest form of "ship whichever wins": picking the model per style by its own unseen rows would tune
+    to them; this score is what that choice is worth on a style that took no part in it.
+    """
+    styles = [s for s in a.styles if s in b.styles]
+
+    def f1(m: ModelResult, s: str) -> float:
+        v = m.styles[s]["served"]["f1"]
+        return 0.0 if v is None else float(v)
+
+    out: dict[str, tuple[str, float | None]] = {}
+    for style in styles:
+        others = [s for s in styles if s != style]
+        if not others:
+            continue
+        pick = b if np.mean([f1(b, s) for s in others]) > np.mean([f1(a, s) for s in others]) else a
+        out[style] = (pick.name, pick.styles[style]["served"]["f1"])
+    return out
+
+
 def _rule(m: ModelResult) -> str:
     """The served threshold and the rule it came from (`choose_threshold`)."""
     if m.info.get("routes"):
@@ -266,6 +289,14 @@ class GeneralizationReport:
         for m, md in zip(self.models, d["models"]):
             md["macro_f1"] = {k: m.macro_f1(k) for k in THRESHOLDS}
             md["max_fpr"] = {k: m.max_fpr(k) for k in THRESHOLDS}
+        d["choices"] = [
+            {
+                "generalist": g.name,
+                "router": r.name,
+                "per_style": {s: {"model": n, "f1": f} for s, (n, f) in c.items()},
+            }
+            for g, r, c in self.choices()
+        ]
         return d
 
     def to_json(self, path: Path) -> Path:
@@ -319,6 +350,7 @@ class GeneralizationReport:
                     + (f" {_rule(m)} |" if served else "")
                 )
             lines.append("")
+        lines += self._choice_lines(styles)
         srcs = sort_sources({s for m in self.models for s in m.sources})
         lines += [
             "## Per source (served threshold)",
@@ -342,6 +374,36 @@ class GeneralizationReport:
             "",
         ]
         return "\n".join(lines)
+
+    def choices(self) -> list[tuple[ModelResult, ModelResult, dict[str, tuple[str, float | None]]]]:
+        """(generalist, router, nested choice) for each router row naming the generalist it competes with."""
+        by_name = {m.name: m for m in self.models}
+        return [
+            (by_name[m.info["generalist"]], m, nested_choice(by_name[m.info["generalist"]], m))
+            for m in self.models
+            if m.info.get("generalist") in by_name
+        ]
+
+    def _choice_lines(self, styles: list[str]) -> list[str]:
+        rows = self.choices()
+        if not rows:
+            return []
+        lines = [
+            "## Generalist or routed, chosen per style on the other styles (nested)",
+            "",
+            "For each style, the model with the higher mean served F1 on the *other* styles' unseen rows, "
+            "scored on this style: what choosing between the two on this benchmark is worth where the "
+            "choice was not made.",
+            "",
+            "| choice | " + " | ".join(f"{s} F1 (model)" for s in styles) + " | macro F1 |",
+            "|---|" + "---:|" * (len(styles) + 1),
+        ]
+        for gen, router, choice in rows:
+            f1s = [choice[s][1] for s in styles if s in choice]
+            macro = None if not f1s or any(f is None for f in f1s) else float(np.mean(f1s))
+            cells = ["–" if s not in choice else f"{_f(choice[s][1])} ({choice[s][0]})" for s in styles]
+            lines.append(f"| {gen.name} or {router.name} | " + " | ".join(cells) + f" | **{_f(macro)}** |")
+        return lines + [""]
 
     def _ood_lines(self, styles: list[str]) -> list[str]:
         rows = [m for m in self.models if m.ood]
