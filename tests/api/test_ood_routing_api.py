@@ -90,8 +90,10 @@ def test_in_distribution_text_is_mostly_unflagged_and_other_styles_are_flagged(c
     scores = [r["ood"]["score"] for r in res]
     assert all(r["ood"]["flagged"] == (r["ood"]["score"] > r["ood"]["threshold"]) for r in res)
 
-    # the URL specialist saw only URLs: SMS and e-mails are another style for it
-    urls = classify(client, rows_of(splits, "url_phishtank_iscx", 40), adapter="specialist-url")
+    # the URL specialist saw only URLs: SMS and e-mails are another style for it. 200 seen-source URLs, not
+    # 40: its reference spreads the legitimate side over three sources (50 ISCX rows), so ISCX's legitimate
+    # URLs are flagged more often than its phishing ones (about 15 % vs 1 %): 40 rows cannot bound the mean
+    urls = classify(client, rows_of(splits, "url_phishtank_iscx", 200), adapter="specialist-url")
     other = classify(
         client,
         rows_of(splits, "sms_uci", 30) + rows_of(splits, "email_spamassassin", 30),
