@@ -111,6 +111,7 @@ def write_bundle(
     r: int = 4,
     max_text_tokens: int = 64,
     seed: int = 0,
+    template: str = DEFAULT_TEMPLATE,
 ) -> Path:
     """Write a small valid bundle `<root>/<name>` (manifest + LORA adapter_config + safetensors)."""
     from safetensors.numpy import save_file
@@ -122,7 +123,7 @@ def write_bundle(
         {
             "name": name,
             "base_model": {"ref": "smollm2", "sha256": base_sha256, "architecture": "llama"},
-            "prompt": {"template": DEFAULT_TEMPLATE, "max_text_tokens": max_text_tokens},
+            "prompt": {"template": template, "max_text_tokens": max_text_tokens},
             "labels": [
                 {"name": "phishing", "word": DEFAULT_LABEL_WORDS[0], "token_id": ids[0]},
                 {"name": "legitimate", "word": DEFAULT_LABEL_WORDS[1], "token_id": ids[1]},

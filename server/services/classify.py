@@ -257,11 +257,12 @@ def _first_texts(jobs: Sequence[tuple[int, AdapterEntry]], prepared: Sequence[Pr
 def _encode(jobs: Sequence[tuple[int, AdapterEntry]], prepared: Sequence[Prepared]) -> list:
     """encoded[k]: job k's text through its adapter's encoder (each distinct (encoder spec, text) once:
     adapters sharing a template get one encoding)."""
-    cache: dict[tuple[str, int, float, str], object] = {}
+    cache: dict[tuple[str, int, float, str, str], object] = {}
     out = []
     for (_, e), p in zip(jobs, prepared):
-        key = (e.encoder.template, e.encoder.max_text_tokens, e.encoder.head_fraction, p.text)
+        key = (e.encoder.template, e.encoder.max_text_tokens, e.encoder.head_fraction, p.style, p.text)
         if key not in cache:
-            cache[key] = e.encoder.encode(p.text)
+            # a template that names the style gets the input's (declared or detected; golden rows: detected)
+            cache[key] = e.encoder.encode(p.text, p.style or None)
         out.append(cache[key])
     return out

@@ -38,6 +38,7 @@ from phishlens.explain.attribution import (
 )
 from phishlens.explain.prefix_tree import PrefixTreeScorer
 from phishlens.training.contract.pipeline import InputItem, Prepared
+from phishlens.training.contract.style import Style
 
 from ..backends.base import Backend, BackendError, ScoreRequest
 from ..backends.hf_replica import HFReplica
@@ -157,10 +158,11 @@ class ExplainService:
             with self.registry.lease([adapter]) as (entry,):
                 prepared = (await asyncio.to_thread(prepare_inputs, [item], [entry], field))[0][0]
                 text = prepared.text
+                style = prepared.style  # every masked variant is scored as the input's style
                 if self.engine == "prefix_tree":
-                    score = self._tree(entry, asyncio.get_running_loop(), cancelled)
+                    score = self._tree(entry, style, asyncio.get_running_loop(), cancelled)
                 else:
-                    score = self._bridge(entry, asyncio.get_running_loop(), cancelled)
+                    score = self._bridge(entry, style, asyncio.get_running_loop(), cancelled)
                 try:
                     with engine_failures("inference engine"):  # BackendError from either engine → 424
                         attr = await asyncio.to_thread(
@@ -181,7 +183,7 @@ class ExplainService:
                 except AttributionError as e:
                     raise ValidationFailed(str(e)) from e
                 v = verdict(attr.prediction, entry.manifest.calibration)
-                truncated = entry.encoder.encode(attr.masked_text).truncated
+                truncated = entry.encoder.encode(attr.masked_text, style).truncated
         seconds = time.perf_counter() - start
         if self.metrics:
             self.metrics.explain_latency.labels(granularity=granularity).observe(seconds)
@@ -198,7 +200,9 @@ class ExplainService:
             prepared,
         )
 
-    def _bridge(self, entry: AdapterEntry, loop: asyncio.AbstractEventLoop, cancelled: threading.Event):
+    def _bridge(
+        self, entry: AdapterEntry, style: Style, loop: asyncio.AbstractEventLoop, cancelled: threading.Event
+    ):
         """score(texts) for the worker thread: encode here, one backend call on the loop, calibrate."""
         label_ids = entry.manifest.label_token_ids
         cal = entry.manifest.calibration
@@ -206,7 +210,7 @@ class ExplainService:
         def score(texts: Sequence[str]) -> np.ndarray:
             if cancelled.is_set():
                 raise _Cancelled()
-            encoded = entry.encoder.encode_many(texts)
+            encoded = entry.encoder.encode_many(texts, style)
             requests = [ScoreRequest(enc.ids, entry.handle, label_ids) for enc in encoded]
             results = asyncio.run_coroutine_threadsafe(self.backend.score(requests), loop).result()
             if len(results) != len(requests):
@@ -216,7 +220,9 @@ class ExplainService:
 
         return score
 
-    def _tree(self, entry: AdapterEntry, loop: asyncio.AbstractEventLoop, cancelled: threading.Event):
+    def _tree(
+        self, entry: AdapterEntry, style: Style, loop: asyncio.AbstractEventLoop, cancelled: threading.Event
+    ):
         """score(texts) for the worker thread on the HF replica, reusing K/V across this explanation's rounds.
 
         The forwards run where the backend says heavy work contends least (`Backend.run_compute`).
@@ -243,7 +249,7 @@ class ExplainService:
         def score(texts: Sequence[str]) -> np.ndarray:
             if cancelled.is_set():
                 raise _Cancelled()
-            prompts = [list(enc.ids) for enc in entry.encoder.encode_many(texts)]
+            prompts = [list(enc.ids) for enc in entry.encoder.encode_many(texts, style)]
             try:
                 logprobs, computed = asyncio.run_coroutine_threadsafe(
                     self.backend.run_compute(lambda: forward(prompts)), loop

@@ -17,6 +17,7 @@ from typing import Any
 
 from phishlens.explain.probes import ProbeError, ProbeSet
 from phishlens.training.contract.pipeline import InputItem, Prepared
+from phishlens.training.contract.style import Style
 
 from ..backends.hf_replica import HFReplica
 from ..errors import BackendFailure
@@ -69,12 +70,12 @@ class HFProbeModel:
             self._probes[entry.sha256] = ps
         return self._probes[entry.sha256]
 
-    def run(self, entry: AdapterEntry, text: str, live: set[str]) -> ProbeOutcome:
+    def run(self, entry: AdapterEntry, text: str, style: Style, live: set[str]) -> ProbeOutcome:
         from phishlens.explain.hidden import collect_hidden
         from phishlens.explain.logit_lens import LogitLens
 
         m = entry.manifest
-        enc = entry.encoder.encode(text)
+        enc = entry.encoder.encode(text, style)
         with self.lock:
             model = self.replica.activate(entry, live)
             probes = self.probes_of(entry)
@@ -134,7 +135,7 @@ class ProbeService:
             prepared = (await asyncio.to_thread(prepare_inputs, [item], [entry]))[0][0]
             live = {e.sha256 for e in self.registry.list()}
             with engine_failures("probe model", any_exception=True):
-                out = await asyncio.to_thread(self.engine.run, entry, prepared.text, live)
+                out = await asyncio.to_thread(self.engine.run, entry, prepared.text, prepared.style, live)
             return dataclasses.replace(out, input=prepared)
 
     def close(self) -> None:

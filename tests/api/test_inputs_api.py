@@ -16,8 +16,9 @@ from phishlens.clients import PhishlensClient, SmsInput, UrlInput
 from phishlens.server.app import create_app
 from phishlens.server.settings import Settings
 from phishlens.training.contract.pipeline import PIPELINE
+from phishlens.training.contract.style import detect_style
 from tests.email_fixtures import fixtures, raw_email
-from tests.fakes import expected_p
+from tests.fakes import expected_p, write_bundle
 
 API = {"Authorization": "Bearer k-user"}
 ADMIN = {"X-API-Key": "k-admin"}
@@ -215,6 +216,47 @@ def test_kserve_predict_and_explain_take_typed_inputs(client):
         headers=API,
     )
     assert r.status_code == 200 and r.json()["explanations"][0]["style"] == "sms"
+
+
+def test_a_template_that_names_the_style_gets_the_declared_or_detected_one(
+    tmp_path, tokenizer, smollm2_base, fake_backend
+):
+    """{style} in a bundle's template: a typed input's declared style, a plain string's detected one, and
+    every masked variant of an explanation scored as its input's style."""
+    write_bundle(
+        tmp_path,
+        "default",
+        tokenizer=tokenizer,
+        base_sha256=smollm2_base.sha256,
+        template="Is the {style} below phishing or legit?\n{text}\nAnswer:",
+    )
+    one_line = "reply urgent, your parcel is held at the depot until you confirm the fee"
+    long_sms = f"{one_line} https://parcel.example/{'a' * 260}"
+    assert detect_style(long_sms) == "email"  # 300+ characters: a plain string this long reads as e-mail
+    settings = settings_for(tmp_path, adapters=["default"])
+    with TestClient(create_app(settings, backend=fake_backend)) as c:
+        fake_backend.calls.clear()
+        mail = raw_email("Parcel", one_line).decode()
+        data = classify(c, [one_line, {"email": mail}, {"url": "a.example.com"}, {"sms": long_sms}, long_sms])
+        assert [(d["style"], d["style_source"]) for d in data] == [
+            ("sms", "detected"),
+            ("email", "given"),
+            ("url", "given"),
+            ("sms", "given"),
+            ("email", "detected"),
+        ]
+        prompts = [tokenizer.decode(r.prompt_ids) for call in fake_backend.calls for r in call]
+        assert [p.split("\n")[0] for p in prompts] == [
+            f"Is the {word} below phishing or legit?" for word in ("SMS", "e-mail", "URL", "SMS", "e-mail")
+        ]
+        # an explanation scores every masked variant as its input's style (here declared, not detected)
+        fake_backend.calls.clear()
+        body = {"input": {"sms": long_sms}, "max_evals": 40, "return_text": True}
+        r = c.post("/v1/explain", json=body, headers=API)
+        assert r.status_code == 200 and r.json()["style"] == "sms", r.text
+        assert r.json()["text"] == long_sms
+        prompts = {tokenizer.decode(r.prompt_ids).split("\n")[0] for call in fake_backend.calls for r in call}
+        assert prompts == {"Is the SMS below phishing or legit?"}
 
 
 def test_client_typed_inputs_against_the_app(client):

@@ -7,7 +7,14 @@ import pytest
 from pydantic import ValidationError
 
 from phishlens.training.contract.bundle import PromptSpec
-from phishlens.training.contract.prompt import DEFAULT_TEMPLATE, PromptEncoder, PromptError, label_token_ids
+from phishlens.training.contract.prompt import (
+    DEFAULT_TEMPLATE,
+    STYLE_WORDS,
+    PromptEncoder,
+    PromptError,
+    label_token_ids,
+)
+from phishlens.training.contract.style import detect_style
 
 LONG = " ".join(f"word{i} lorem ipsum {i * 7}" for i in range(60))  # a few hundred tokens, no repeats
 
@@ -82,3 +89,51 @@ def test_prefix_is_identical_across_texts(tokenizer):
     # and it is the tokenisation of the template's text before the slot
     prefix_text = DEFAULT_TEMPLATE.split("{text}")[0]
     assert tokenizer.decode(enc.prefix_ids, skip_special_tokens=True) == prefix_text
+
+
+STYLED = "Decide whether the {style} below is phishing or legit.\n{text}\nAnswer:"
+STYLED_TEXTS = {
+    "url": "https://github.com/pytorch/pytorch/issues",
+    "sms": "Your parcel is waiting, confirm delivery at dpd-track.co today",
+    "email": "Subject: Quarterly report\n\nHi all, the figures are attached. Best regards, Ann",
+}
+
+
+@pytest.mark.parametrize("style", ["email", "sms", "url"])
+def test_style_slot_is_filled_with_the_detected_style(tokenizer, style):
+    enc = PromptEncoder(tokenizer, template=STYLED, max_text_tokens=64)
+    text = STYLED_TEXTS[style]
+    want = STYLED.replace("{style}", STYLE_WORDS[style]).replace("{text}", text)
+    assert tokenizer.decode(enc.encode(text).ids, skip_special_tokens=True) == want
+    # detection is the serving pipeline's own rule, so a plain-string request gets the same prompt
+    assert enc.encode(text).ids == enc.encode(text, detect_style(text)).ids
+
+
+def test_declared_style_overrides_detection(tokenizer):
+    enc = PromptEncoder(tokenizer, template=STYLED, max_text_tokens=64)
+    text = STYLED_TEXTS["sms"]
+    as_email = enc.encode(text, "email")
+    decoded = tokenizer.decode(as_email.ids, skip_special_tokens=True)
+    assert decoded.startswith("Decide whether the e-mail below")
+    assert as_email.ids != enc.encode(text).ids
+    # one style for a batch (the masked variants of one input keep the input's style)
+    variants = [text, text.replace("parcel", ""), "today"]
+    batch = enc.encode_many(variants, "email")
+    assert [e.ids for e in batch] == [enc.encode(t, "email").ids for t in variants]
+    assert enc.frame("today") == enc.frame("anything short", "sms") != enc.frame("today", "url")
+
+
+def test_template_without_style_slot_ignores_the_style(tokenizer):
+    enc = PromptEncoder(tokenizer, max_text_tokens=64)
+    text = STYLED_TEXTS["sms"]
+    assert not enc.names_style
+    assert enc.encode(text, "url").ids == enc.encode(text).ids == enc.encode(text, "email").ids
+
+
+def test_style_slot_at_most_once(tokenizer):
+    template = "{style} or {style}: {text}"
+    with pytest.raises(PromptError, match=r"at most once"):
+        PromptEncoder(tokenizer, template=template)
+    with pytest.raises(ValidationError, match=r"at most once"):
+        PromptSpec(template=template, max_text_tokens=16)
+    assert PromptSpec(template=STYLED, max_text_tokens=16).template == STYLED

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from phishlens.training.contract.pipeline import PIPELINE_NAME
-from phishlens.training.contract.prompt import TEXT_SLOT
+from phishlens.training.contract.prompt import check_template
 
 MANIFEST = "phishlens.json"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -47,9 +47,8 @@ class PromptSpec(_Strict):
 
     @field_validator("template")
     @classmethod
-    def _one_slot(cls, v: str) -> str:
-        if v.count(TEXT_SLOT) != 1:
-            raise ValueError(f"template must contain {TEXT_SLOT} exactly once")
+    def _slots(cls, v: str) -> str:
+        check_template(v)  # a PromptError is a ValueError: pydantic reports it as a validation error
         return v
 
 

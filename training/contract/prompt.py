@@ -4,6 +4,11 @@ Texts are tokenised here, once, by our code; backends receive token ids. That ma
 backends see byte-identical inputs (parity) and makes the truncation policy exact: when the text is
 longer than ``max_text_tokens`` we keep its head and its tail (phishing cues sit in both the opening
 lines and the closing call to action) and report it.
+
+A template may also name the text's style once (``{style}``: "e-mail", "SMS" or "URL"). The caller passes
+the style it knows (a typed input's declared one); without it the style is detected from the text itself, so
+training, evaluation and a plain-string request all see the same word for the same text, and the frozen-layer
+cache (keyed by text) stays exact.
 """
 
 from __future__ import annotations
@@ -12,7 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .style import Style, detect_style
+
 TEXT_SLOT = "{text}"
+STYLE_SLOT = "{style}"
+# How a template names each style (issue 13's "the prompt: the style" lever).
+STYLE_WORDS: dict[Style, str] = {"email": "e-mail", "sms": "SMS", "url": "URL"}
 DEFAULT_TEMPLATE = (
     "Decide whether the message below is phishing (or spam) or legit.\n"
     "Message:\n{text}\n"
@@ -57,23 +67,37 @@ class PromptEncoder:
         max_text_tokens: int = 256,
         head_fraction: float = 0.5,
     ) -> None:
-        if template.count(TEXT_SLOT) != 1:
-            raise PromptError(f"template must contain {TEXT_SLOT} exactly once")
+        check_template(template)
         if max_text_tokens < 2:
             raise PromptError("max_text_tokens must be >= 2")
         self.tokenizer = tokenizer
         self.template = template
         self.max_text_tokens = max_text_tokens
         self.head_fraction = head_fraction
-        prefix, suffix = template.split(TEXT_SLOT)
+        self.names_style = STYLE_SLOT in template
+        # (prefix ids, suffix ids) per style; one entry shared by all styles when the template names none.
         # The prefix carries the tokenizer's special tokens (BOS where the model wants one, e.g. Gemma).
-        self.prefix_ids: list[int] = list(tokenizer.encode(prefix, add_special_tokens=True))
-        self.suffix_ids: list[int] = list(tokenizer.encode(suffix, add_special_tokens=False))
+        self._frames: dict[Style, tuple[list[int], list[int]]] = {}
+        for style, word in STYLE_WORDS.items():
+            prefix, suffix = template.replace(STYLE_SLOT, word).split(TEXT_SLOT)
+            self._frames[style] = (
+                list(tokenizer.encode(prefix, add_special_tokens=True)),
+                list(tokenizer.encode(suffix, add_special_tokens=False)),
+            )
+        # Without a style slot every style's frame is the same; these are it (and the e-mail frame otherwise).
+        self.prefix_ids, self.suffix_ids = self._frames["email"]
 
     def text_ids(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def encode(self, text: str) -> EncodedPrompt:
+    def frame(self, text: str, style: Style | None = None) -> tuple[list[int], list[int]]:
+        """The (prefix, suffix) ids around ``text``: its declared style's, else its detected one's."""
+        if not self.names_style:
+            return self.prefix_ids, self.suffix_ids
+        return self._frames[style or detect_style(text)]
+
+    def encode(self, text: str, style: Style | None = None) -> EncodedPrompt:
+        prefix_ids, suffix_ids = self.frame(text, style)
         ids = self.text_ids(text)
         n_in = len(ids)
         truncated = n_in > self.max_text_tokens
@@ -81,7 +105,16 @@ class PromptEncoder:
             head = int(round(self.max_text_tokens * self.head_fraction))
             tail = self.max_text_tokens - head
             ids = ids[:head] + (ids[-tail:] if tail else [])
-        return EncodedPrompt(self.prefix_ids + ids + self.suffix_ids, len(ids), n_in, truncated)
+        return EncodedPrompt(prefix_ids + ids + suffix_ids, len(ids), n_in, truncated)
 
-    def encode_many(self, texts: Sequence[str]) -> list[EncodedPrompt]:
-        return [self.encode(t) for t in texts]
+    def encode_many(self, texts: Sequence[str], style: Style | None = None) -> list[EncodedPrompt]:
+        """Every text as one declared style (the masked variants of one input), or each as detected."""
+        return [self.encode(t, style) for t in texts]
+
+
+def check_template(template: str) -> None:
+    """``{text}`` exactly once, ``{style}`` at most once; :class:`PromptError` otherwise."""
+    if template.count(TEXT_SLOT) != 1:
+        raise PromptError(f"template must contain {TEXT_SLOT} exactly once")
+    if template.count(STYLE_SLOT) > 1:
+        raise PromptError(f"template may contain {STYLE_SLOT} at most once")
