@@ -143,3 +143,38 @@ def test_runner_on_real_corpora_with_tiny_bundles(tiny_bundles, data_root, tmp_p
     assert [m["name"] for m in data["models"]] == ["zebra-phish", "zebra-legit"]
     assert {"email", "sms", "url"} <= set(data["models"][0]["by_style"])
     assert "## Verdict" in report.read_text()
+
+
+@pytest.mark.data
+def test_runner_diagnoses_adapters_with_different_prompts(tiny_bundles, data_root, tmp_path):
+    """Adapters whose templates differ (one names the style) are diagnosed side by side, each through its own
+    prompt: the frozen-layer states are shared per prompt, never across prompts."""
+    import shutil
+
+    from phishlens.training.commands.diagnose import run_diagnosis
+
+    _, _, legit = tiny_bundles
+    styled = tmp_path / "bundles" / "zebra-styled"
+    shutil.copytree(legit.path, styled)
+    manifest = json.loads((styled / "phishlens.json").read_text())
+    manifest["name"] = "zebra-styled"
+    manifest["prompt"]["template"] = "Is this {style} phishing or legit?\n{text}\nAnswer:"
+    (styled / "phishlens.json").write_text(json.dumps(manifest))
+    with single_thread():
+        run_diagnosis(
+            [legit.path, styled],
+            tmp_path / "out",
+            data_root=data_root,
+            per_label=1,
+            shap_per_style=0,
+            matrix_path=None,
+        )
+    plain, named = json.loads((tmp_path / "out" / "diagnosis.json").read_text())["models"]
+    assert (plain["name"], named["name"]) == ("zebra-legit", "zebra-styled")
+    # each adapter's diagnostic forward equals its served score (states resumed from its own prompt's cache)
+    assert plain["served_check_max_diff"] < 1e-4 and named["served_check_max_diff"] < 1e-4
+    # same weights, other prompt: other probabilities
+    assert any(
+        plain["by_style"][s]["mean_p_legit_rows"] != named["by_style"][s]["mean_p_legit_rows"]
+        for s in ("email", "sms", "url")
+    )

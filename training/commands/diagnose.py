@@ -14,6 +14,7 @@ import os
 import platform
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,15 @@ from phishlens.training.contract.prompt import PromptEncoder
 from phishlens.training.model.loading import CachedScorer, load_adapter_model
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Frozen:
+    """One prompt's encoder and the frozen-layer states of the texts it has wrapped (keyed by text)."""
+
+    enc: PromptEncoder
+    seq: dict[str, Any]  # block split-1's full output, to resume the forward from
+    pooled: dict[str, tuple[np.ndarray, np.ndarray]]  # (last, mean) of the blocks below the split
 
 
 def _sample(data_root: Path | None, per_label: int, seed: int) -> list[Any]:
@@ -89,21 +99,13 @@ def run_diagnosis(
     logger.info("diagnosis sample: %d rows", len(rows))
 
     # LoRA touches only blocks >= split in every bundle: blocks below are the frozen base, computed once
-    # per text and shared by all adapters (pooled states for the probes / lens, block split-1's full
-    # output to resume the forward from).
+    # per (prompt, text) and shared by the adapters with that prompt (pooled states for the probes / lens,
+    # block split-1's full output to resume the forward from).
     split = min(min(b.manifest.lora.layers or [0]) for b in bundles)
-    specs = {
-        (b.manifest.prompt.template, b.manifest.prompt.max_text_tokens, b.manifest.prompt.head_fraction)
-        for b in bundles
-    }
-    if len(specs) != 1:
-        raise ValueError("diagnose adapters that share one prompt template")
-    enc = PromptEncoder(tok, *specs.pop())
-    seq_cache: dict[str, Any] = {}
-    pooled: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    frozen: dict[tuple[str, int, float], _Frozen] = {}
 
-    def lower(texts: list[str]) -> None:
-        todo = [t for t in dict.fromkeys(texts) if t not in pooled]
+    def lower(texts: list[str], fz: _Frozen) -> None:
+        todo = [t for t in dict.fromkeys(texts) if t not in fz.pooled]
         if not todo or split == 0:
             return
         with tqdm(
@@ -116,30 +118,34 @@ def run_diagnosis(
         ) as bar:
             h = collect_hidden(
                 peft,
-                [enc.encode(t).ids for t in todo],
+                [fz.enc.encode(t).ids for t in todo],
                 pad,
                 keep_sequence_of=split - 1,
                 end=split,
                 progress=bar,
             )
         for i, t in enumerate(todo):
-            pooled[t] = (h.last[i], h.mean[i])
-            seq_cache[t] = h.sequences[i]
+            fz.pooled[t] = (h.last[i], h.mean[i])
+            fz.seq[t] = h.sequences[i]
 
     models = []
     for b in bundles:
         m = b.manifest
+        spec = (m.prompt.template, m.prompt.max_text_tokens, m.prompt.head_fraction)
+        if spec not in frozen:
+            frozen[spec] = _Frozen(PromptEncoder(tok, *spec), {}, {})
+        fz = frozen[spec]
         lens = LogitLens.of(peft, m.label_token_ids)
         temp = m.calibration.temperature
 
         def activate(name: str = b.name) -> None:
             peft.set_adapter(name)
 
-        def hidden(texts: list[str], activate: Any = activate) -> Any:
+        def hidden(texts: list[str], activate: Any = activate, fz: _Frozen = fz) -> Any:
             activate()
             if split == 0:
-                return collect_hidden(peft, [enc.encode(t).ids for t in texts], pad)
-            lower(texts)
+                return collect_hidden(peft, [fz.enc.encode(t).ids for t in texts], pad)
+            lower(texts, fz)
             with tqdm(
                 total=len(texts),
                 desc=f"{peft.active_adapter}: top layers",
@@ -150,17 +156,17 @@ def run_diagnosis(
             ) as bar:
                 top = collect_hidden(
                     peft,
-                    [enc.encode(t).ids for t in texts],
+                    [fz.enc.encode(t).ids for t in texts],
                     pad,
                     start=split,
-                    start_states=[seq_cache[t] for t in texts],
+                    start_states=[fz.seq[t] for t in texts],
                     progress=bar,
                 )
-            last = np.concatenate([np.stack([pooled[t][0] for t in texts]), top.last], axis=1)
-            mean = np.concatenate([np.stack([pooled[t][1] for t in texts]), top.mean], axis=1)
+            last = np.concatenate([np.stack([fz.pooled[t][0] for t in texts]), top.last], axis=1)
+            mean = np.concatenate([np.stack([fz.pooled[t][1] for t in texts]), top.mean], axis=1)
             return HiddenStates([layer_name(i) for i in range(last.shape[1])], last, mean)
 
-        scorer = CachedScorer(peft, enc, split, m.label_token_ids, pad, temperature=temp, cache=seq_cache)
+        scorer = CachedScorer(peft, fz.enc, split, m.label_token_ids, pad, temperature=temp, cache=fz.seq)
 
         def score(texts: list[str], activate: Any = activate, scorer: Any = scorer) -> np.ndarray:
             activate()
