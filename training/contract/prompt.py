@@ -75,17 +75,22 @@ class PromptEncoder:
         self.max_text_tokens = max_text_tokens
         self.head_fraction = head_fraction
         self.names_style = STYLE_SLOT in template
-        # (prefix ids, suffix ids) per style; one entry shared by all styles when the template names none.
+        # (prefix ids, suffix ids) per style when the template names the style; none otherwise.
+        self._frames: dict[Style, tuple[list[int], list[int]]] = {
+            style: self._frame_ids(template.replace(STYLE_SLOT, word))
+            for style, word in (STYLE_WORDS.items() if self.names_style else ())
+        }
+        # The one frame of a template without a style slot (the e-mail frame otherwise).
+        frame = self._frames["email"] if self.names_style else self._frame_ids(template)
+        self.prefix_ids, self.suffix_ids = frame
+
+    def _frame_ids(self, filled: str) -> tuple[list[int], list[int]]:
+        prefix, suffix = filled.split(TEXT_SLOT)
         # The prefix carries the tokenizer's special tokens (BOS where the model wants one, e.g. Gemma).
-        self._frames: dict[Style, tuple[list[int], list[int]]] = {}
-        for style, word in STYLE_WORDS.items():
-            prefix, suffix = template.replace(STYLE_SLOT, word).split(TEXT_SLOT)
-            self._frames[style] = (
-                list(tokenizer.encode(prefix, add_special_tokens=True)),
-                list(tokenizer.encode(suffix, add_special_tokens=False)),
-            )
-        # Without a style slot every style's frame is the same; these are it (and the e-mail frame otherwise).
-        self.prefix_ids, self.suffix_ids = self._frames["email"]
+        return (
+            list(self.tokenizer.encode(prefix, add_special_tokens=True)),
+            list(self.tokenizer.encode(suffix, add_special_tokens=False)),
+        )
 
     def text_ids(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
