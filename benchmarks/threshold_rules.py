@@ -14,7 +14,9 @@ PHISHLENS_STATE_CACHE warm it takes a few minutes on 2 cores (docs/eval/experime
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +30,42 @@ def rates(p: np.ndarray, y: np.ndarray, t: float | np.ndarray) -> tuple[float, f
     return 2 * tp / max(2 * tp + fp + fn, 1), fp / max(int((y == 0).sum()), 1)
 
 
+@dataclass
+class Scored:
+    """One adapter's scores (its temperature applied) on its validation rows and on the unseen sets."""
+
+    bundle: Any
+    val: list[Any]  # validation records, rebuilt from the manifest's mix and seed
+    sets: dict[str, Any]  # style -> unseen set (`unseen_sets`)
+    pv: np.ndarray  # P(phishing) per validation row
+    unseen: dict[str, tuple[np.ndarray, np.ndarray]]  # style -> (P(phishing), y)
+
+
+def score_validation_and_unseen(adapter: Path, per_label: int) -> Scored:
+    """Score the validation rows and the unseen sets of `phishlens evaluate --protocol unseen` once."""
+    from phishlens.training.artifacts.build import validation_rows
+    from phishlens.training.commands.evaluate import adapter_scorers
+    from phishlens.training.contract.bundle import load_bundle
+    from phishlens.training.data.mixes import load_mix
+    from phishlens.training.data.splits import load_splits
+    from phishlens.training.evaluation.generalization import held_out_of, unseen_sets
+
+    bundle = load_bundle(adapter)
+    m = bundle.manifest
+    val = validation_rows(m)
+    sets = unseen_sets(load_splits(None), held_out_of([load_mix(m.training_data.mix)]), per_label=per_label)
+
+    def score(scorer: Any, rows: list[Any]) -> np.ndarray:
+        return np.concatenate([scorer([r.text for r in rows[i : i + 64]]) for i in range(0, len(rows), 64)])
+
+    for _, scorer in adapter_scorers([bundle]):  # the adapter is active only while it is yielded
+        unseen = {
+            s: (score(scorer, us.records), np.array([r.y for r in us.records])) for s, us in sets.items()
+        }
+        pv = score(scorer, val)
+    return Scored(bundle, val, sets, pv, unseen)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--adapter", type=Path, default=Path("adapters/default"))
@@ -35,32 +73,11 @@ def main() -> None:
     ap.add_argument("--caps", default="0.01,0.02,0.05,0.1,0.2")
     args = ap.parse_args()
 
-    from phishlens.training.artifacts.build import validation_rows
-    from phishlens.training.commands.evaluate import adapter_scorers
-    from phishlens.training.contract.bundle import load_bundle
     from phishlens.training.contract.style import detect_style
-    from phishlens.training.data.mixes import load_mix
-    from phishlens.training.data.splits import load_splits
-    from phishlens.training.evaluation.generalization import held_out_of, unseen_sets
     from phishlens.training.model.calibration import choose_threshold
 
-    bundle = load_bundle(args.adapter)
-    m = bundle.manifest
-    val = validation_rows(m)
-    sets = unseen_sets(
-        load_splits(None), held_out_of([load_mix(m.training_data.mix)]), per_label=args.per_label
-    )
-    for _, scorer in adapter_scorers([bundle]):
-        pv = np.concatenate([scorer([r.text for r in val[i : i + 64]]) for i in range(0, len(val), 64)])
-        unseen = {
-            st: (
-                np.concatenate(
-                    [scorer([r.text for r in us.records[i : i + 64]]) for i in range(0, len(us.records), 64)]
-                ),
-                np.array([r.y for r in us.records]),
-            )
-            for st, us in sets.items()
-        }
+    sc = score_validation_and_unseen(args.adapter, args.per_label)
+    bundle, m, val, sets, pv, unseen = sc.bundle, sc.bundle.manifest, sc.val, sc.sets, sc.pv, sc.unseen
     yv = np.array([r.y for r in val])
     rules: dict[str, float | None] = {"F1-best": None} | {
         f"FPR ≤ {float(c):g}": float(c) for c in args.caps.split(",")
