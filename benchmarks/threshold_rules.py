@@ -66,6 +66,16 @@ def score_validation_and_unseen(adapter: Path, per_label: int) -> Scored:
     return Scored(bundle, val, sets, pv, unseen)
 
 
+def print_header(
+    lead: list[str], per_style: str, tail: list[str], styles: list[str], text_cols: int = 1
+) -> None:
+    """A Markdown table header: `lead` columns, one `per_style` column per style (`{s}` = the style), `tail`;
+    the first `text_cols` columns left-aligned, the rest right-aligned."""
+    cells = lead + [per_style.format(s=s) for s in styles] + tail
+    print("| " + " | ".join(cells) + " |")
+    print("|" + "---|" * text_cols + "---:|" * (len(cells) - text_cols))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--adapter", type=Path, default=Path("adapters/default"))
@@ -102,12 +112,8 @@ def main() -> None:
         f"threshold {m.calibration.threshold:.3f}; {len(val)} validation rows; "
         f"unseen {args.per_label}/label/style\n"
     )
-    print(
-        "| rule (on validation) | threshold | validation FPR | "
-        + " | ".join(f"unseen {s} F1 (FPR)" for s in styles)
-        + " | macro F1 | max FPR |"
-    )
-    print("|---|---:|---:|" + "---:|" * (len(styles) + 2))
+    lead = ["rule (on validation)", "threshold", "validation FPR"]
+    print_header(lead, "unseen {s} F1 (FPR)", ["macro F1", "max FPR"], styles)
     for name, t in cut.items():
         r = res[name]
         shown = " / ".join(f"{k} {v:.3f}" for k, v in t.items()) if isinstance(t, dict) else f"{t:.3f}"

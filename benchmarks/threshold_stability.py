@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from threshold_rules import rates, score_validation_and_unseen
+from threshold_rules import print_header, rates, score_validation_and_unseen
 
 from phishlens.training.model.calibration import choose_threshold
 
@@ -68,14 +68,9 @@ def main() -> None:
             t = rule(sc.pv, yv)
             rows[name].append((path.name, t, {s: rates(*sc.unseen[s], t) for s in styles}))
 
-    print(
-        f"\n{len(args.adapter)} adapters, validation cap FPR ≤ {cap:g}, "
-        f"unseen {args.per_label}/label/style\n\n"
-        "| rule | adapter | threshold | "
-        + " | ".join(f"unseen {s} F1 (FPR)" for s in styles)
-        + " | macro F1 |"
-    )
-    print("|---|---|---:|" + "---:|" * (len(styles) + 1))
+    n_fits = len(args.adapter)
+    print(f"\n{n_fits} adapters, validation cap FPR ≤ {cap:g}, unseen {args.per_label}/label/style\n")
+    print_header(["rule", "adapter", "threshold"], "unseen {s} F1 (FPR)", ["macro F1"], styles, text_cols=2)
     for name, per in rows.items():
         for adapter, t, r in per:
             print(
@@ -83,12 +78,10 @@ def main() -> None:
                 + " | ".join(f"{r[s][0]:.3f} ({r[s][1]:.2f})" for s in styles)
                 + f" | {np.mean([r[s][0] for s in styles]):.3f} |"
             )
-    print(
-        "\n| rule | threshold range | "
-        + " | ".join(f"{s} F1 mean (spread)" for s in styles)
-        + " | macro mean (spread) | max FPR mean |"
+    print()
+    print_header(
+        ["rule", "threshold range"], "{s} F1 mean (spread)", ["macro mean (spread)", "max FPR mean"], styles
     )
-    print("|---|---:|" + "---:|" * (len(styles) + 2))
     for name, per in rows.items():
         ts = [t for _, t, _ in per]
         f1 = {s: [r[s][0] for _, _, r in per] for s in styles}
