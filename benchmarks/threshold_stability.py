@@ -48,12 +48,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=13)
     args = ap.parse_args()
 
-    cap, n, seed = args.max_fpr, args.resamples, args.seed
-    rules: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-        "served": lambda p, y: choose_threshold(p, y, cap),
-        "bootstrap mean": lambda p, y: float(bootstrap_cuts(p, y, cap, n, seed).mean()),
-        "bootstrap median": lambda p, y: float(np.median(bootstrap_cuts(p, y, cap, n, seed))),
-        "legit quantile": lambda p, y: float(np.quantile(p[y == 0], 1.0 - cap)),
+    cap = args.max_fpr
+    # each rule: (validation scores, labels, the bootstrap resamples' cuts, drawn once per adapter) -> cut
+    rules: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], float]] = {
+        "served": lambda p, y, boot: choose_threshold(p, y, cap),
+        "bootstrap mean": lambda p, y, boot: float(boot.mean()),
+        "bootstrap median": lambda p, y, boot: float(np.median(boot)),
+        "legit quantile": lambda p, y, boot: float(np.quantile(p[y == 0], 1.0 - cap)),
     }
     rows: dict[str, list[tuple[str, float, dict[str, tuple[float, float]]]]] = {r: [] for r in rules}
     styles: list[str] = []
@@ -61,12 +62,12 @@ def main() -> None:
         sc = score_validation_and_unseen(path, args.per_label)
         yv = np.array([r.y for r in sc.val])
         styles = sorted(sc.unseen)
-        shipped = sc.bundle.manifest.calibration.threshold
-        here = choose_threshold(sc.pv, yv, cap)
-        print(f"{path}: manifest threshold {shipped:.3f}, served rule here {here:.3f}")
+        boot = bootstrap_cuts(sc.pv, yv, cap, args.resamples, args.seed)
         for name, rule in rules.items():
-            t = rule(sc.pv, yv)
+            t = rule(sc.pv, yv, boot)
             rows[name].append((path.name, t, {s: rates(*sc.unseen[s], t) for s in styles}))
+        shipped, here = sc.bundle.manifest.calibration.threshold, rows["served"][-1][1]
+        print(f"{path}: manifest threshold {shipped:.3f}, served rule here {here:.3f}")
 
     n_fits = len(args.adapter)
     print(f"\n{n_fits} adapters, validation cap FPR ≤ {cap:g}, unseen {args.per_label}/label/style\n")
