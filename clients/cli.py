@@ -38,6 +38,7 @@ TRAINING_COMMANDS = {
     "evaluate": "Evaluate adapter bundles (per-style and cross-domain metrics).",
     "augment": "Add or rebuild bundle artefacts (drift reference, probes) of existing bundles.",
     "calibrate": "Re-choose the served threshold of existing bundles (e.g. capped validation FPR).",
+    "soup": "Average fits of one recipe (other fit seeds) into one calibrated adapter bundle.",
     "diagnose": "Diagnose generalisation failures: probes, logit lens, SHAP, minimal pairs, label noise.",
 }
 

@@ -41,8 +41,10 @@ def train_tiny_bundle(
     epochs: float = 6.0,
     seed: int = 0,
     r: int = 8,
+    fit_seed: int | None = None,
 ):
-    """A tiny-llama adapter bundle that learned the planted rule (≈10-20 s on 2 cores)."""
+    """A tiny-llama adapter bundle that learned the planted rule (≈10-20 s on 2 cores). `fit_seed` (batch
+    order, dropout) alone varies a refit of the same rows and initialisation."""
     from phishlens.training.commands.train import TrainConfig, train_bundle
 
     cfg = TrainConfig(
@@ -51,7 +53,8 @@ def train_tiny_bundle(
         mix="planted",
         max_text_tokens=32,
         lora={"r": r, "alpha": 2 * r, "dropout": 0.0, "top_layers": 2},
-        fit={"lr": 5e-3, "epochs": epochs, "batch_size": 16},
+        fit={"lr": 5e-3, "epochs": epochs, "batch_size": 16}
+        | ({} if fit_seed is None else {"seed": fit_seed}),
         seed=13 + seed,
     )
     train = planted(400, trigger_means_phishing, seed=seed)

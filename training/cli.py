@@ -234,6 +234,31 @@ def calibrate_cmd(
         typer.echo(json.dumps({"name": b.name, "sha256": b.sha256, **b.manifest.calibration.model_dump()}))
 
 
+@app.command("soup")
+def soup_cmd(
+    bundles: list[Path] = typer.Argument(
+        ..., help="two or more bundles: fits of one recipe (other fit seeds)"
+    ),
+    out: Path = typer.Option(..., help="the soup's bundle directory (replaced when the soup is written)"),
+    name: str = typer.Option(..., help="the soup's bundle name"),
+    data_root: Path | None = typer.Option(None, envvar="PHISHLENS_DATA_ROOT"),
+    artifacts: bool = typer.Option(True, help="build the drift reference and probes into the soup"),
+) -> None:
+    """Average fits of one recipe into one adapter (the mean of their LoRA deltas) and calibrate it."""
+    _log()
+    from phishlens.training.commands.soup import soup_bundles
+    from phishlens.training.contract.bundle import BundleError
+
+    command = shlex.join(["phishlens", *sys.argv[1:]])
+    try:
+        with _data_errors():
+            b = soup_bundles(bundles, out, name, [command], data_root=data_root, artifacts=artifacts)
+    except (BundleError, ValueError, FileNotFoundError) as e:  # fits that do not match, a bad bundle: say why
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps({"name": b.name, "sha256": b.sha256, **b.manifest.calibration.model_dump()}))
+
+
 @app.command("diagnose")
 def diagnose_cmd(
     adapters: list[Path] = typer.Option(..., "--adapters", "-a", help="bundle directories (repeat)"),

@@ -85,6 +85,55 @@ def test_rank_32_adapter_is_served_by_vllm_and_matches_hf_loaded_with_dtype_auto
     assert served[0].label == "phishing" and served[1].label == "legitimate"
 
 
+def test_soup_of_three_fits_is_served_by_vllm_at_rank_24_and_matches_hf(live_server, tiny_llama):
+    """`phishlens soup` of three r=8 fits is a rank-24 adapter (not a power of two, as a shipped soup of three
+    fits is): vLLM loads it, agrees with HF, and it still reads the planted rule."""
+    from phishlens.training.commands.soup import soup_bundles
+    from tests.models import single_thread, train_tiny_bundle
+
+    work = live_server.root.parent / "soup-fits"
+    with single_thread():
+        fits = [
+            train_tiny_bundle(tiny_llama.path, work / f"fit{s}", f"fit{s}", seed=4, fit_seed=s, epochs=4.0)
+            for s in (1, 2, 3)
+        ]
+        name = "zebra-soup"
+        soup = soup_bundles(
+            [f.path for f in fits],
+            live_server.root / name,
+            name,
+            ["tests"],
+            artifacts=False,
+            validation=planted(80, True, seed=104),
+            eval_sets={"sms_uci": planted(60, True, seed=204)},
+            seen_sources=["sms_uci"],
+        )
+    assert soup.manifest.lora.r == 24
+    rt = live_server.app.state.runtime
+    with live_server.admin() as c:
+        c.load_adapter(name)
+        try:
+            entry = rt.registry.get(name)
+            requests = build_requests(
+                rt.backend.tokenizer, [(entry.handle, entry.manifest)], _texts(8, seed=6)
+            )
+
+            async def run():
+                hf = await start_hf(live_server.settings.base_model, [entry.handle])
+                try:
+                    return await compare(rt.backend, hf, requests)
+                finally:
+                    await hf.close()
+
+            rep = asyncio.run(run())
+            served = c.classify(["invoice zebra update", "lunch meeting friday"], adapter=name).data
+        finally:
+            c.unload_adapter(name)
+    assert rep.max_dp <= P_TOL, rep.worst()
+    assert rep.max_dlogprob <= LOGPROB_TOL, rep.worst()
+    assert served[0].label == "phishing" and served[1].label == "legitimate"
+
+
 @pytest.mark.slow
 def test_vllm_matches_hf_on_smollm2_with_the_default_bundle(tmp_path, smollm2_base):
     """The real base and the shipped bundle; runs in a subprocess (its own vLLM engine, ≈60 s)."""

@@ -23,26 +23,29 @@ from phishlens.training.data.records import Record
 logger = logging.getLogger(__name__)
 
 
-def calibrate_bundle(
-    path: Path,
+def score_calibration(
+    bundle: B.Bundle,
     max_fpr: float | None,
+    temperature: float | None,
     data_root: Path | None = None,
     *,
     validation: list[Record] | None = None,
     eval_sets: Mapping[str, list[Record]] | None = None,
     seen_sources: Sequence[str] | None = None,
-    command: str = "",
-) -> B.Bundle:
-    """Recalibrate the bundle at `path` in place; `validation`/`eval_sets` override the corpora (tests)."""
+) -> tuple[B.Calibration, dict[str, Any] | None, list[Record], np.ndarray]:
+    """Calibrate `bundle` on its validation rows as `phishlens train` does (`fit_calibration`; `temperature`
+    None fits it) and re-measure its in-distribution metrics at that threshold.
+
+    Returns (calibration, the metrics report or None without eval sets, the validation rows, their calibrated
+    P(phishing))."""
     from phishlens.training.artifacts.build import validation_rows
     from phishlens.training.commands.evaluate import adapter_scorers
     from phishlens.training.data.mixes import load_mix
     from phishlens.training.data.splits import load_splits
     from phishlens.training.evaluation.report import eval_sets as make_eval_sets
     from phishlens.training.evaluation.report import evaluate_scorer
-    from phishlens.training.model.calibration import fit_calibration
+    from phishlens.training.model.calibration import apply_temperature, fit_calibration
 
-    bundle = B.load_bundle(path)
     m = bundle.manifest
     train_cfg: dict[str, Any] = m.metrics.get("train", {}).get("config", {})
     if validation is None:
@@ -55,16 +58,44 @@ def calibrate_bundle(
     seen = list(seen_sources or m.training_data.sources)
     yv = np.array([r.y for r in validation])
     for _, scorer in adapter_scorers([bundle]):
-        cal = fit_calibration(
-            scorer.margins([r.text for r in validation]),
-            yv,
-            max_fpr=max_fpr,
-            temperature=m.calibration.temperature,  # probabilities stay as served; only the cut moves
-        )
+        margins = scorer.margins([r.text for r in validation])
+        cal = fit_calibration(margins, yv, max_fpr=max_fpr, temperature=temperature)
+        scorer.temperature = cal.temperature
         report = evaluate_scorer(scorer, cal.threshold, eval_sets, seen) if eval_sets else None
+    return (
+        cal,
+        None if report is None else report.to_dict(),
+        validation,
+        apply_temperature(margins, cal.temperature),
+    )
+
+
+def calibrate_bundle(
+    path: Path,
+    max_fpr: float | None,
+    data_root: Path | None = None,
+    *,
+    validation: list[Record] | None = None,
+    eval_sets: Mapping[str, list[Record]] | None = None,
+    seen_sources: Sequence[str] | None = None,
+    command: str = "",
+) -> B.Bundle:
+    """Recalibrate the bundle at `path` in place; `validation`/`eval_sets` override the corpora (tests)."""
+    bundle = B.load_bundle(path)
+    m = bundle.manifest
+    train_cfg: dict[str, Any] = m.metrics.get("train", {}).get("config", {})
+    cal, report, _, _ = score_calibration(
+        bundle,
+        max_fpr,
+        m.calibration.temperature,  # probabilities stay as served; only the cut moves
+        data_root,
+        validation=validation,
+        eval_sets=eval_sets,
+        seen_sources=seen_sources,
+    )
     metrics = dict(m.metrics)
-    if report is not None:
-        metrics = {**report.to_dict(), "train": metrics.get("train", {})}
+    if report is not None:  # the in-distribution report is replaced; what else the manifest records stays
+        metrics = {**metrics, **report}
     metrics["calibrated"] = {"max_fpr": max_fpr, "previous_threshold": m.calibration.threshold}
     if command:
         metrics["calibrated"]["command"] = command
