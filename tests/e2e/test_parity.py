@@ -50,6 +50,32 @@ def test_vllm_matches_hf_on_tiny_llama(live_server):
     assert max(by[PHISH]) - min(by[PHISH]) > 0.5 and max(by[LEGIT]) - min(by[LEGIT]) > 0.5
 
 
+def _serve_and_compare(live_server, name: str, texts_seed: int, dtype: str = "float32"):
+    """Hot-load bundle `name` into the live vLLM server, compare its answers with the HF backend's on 8 texts,
+    classify the planted pair through the API, unload: (parity report, served results)."""
+    rt = live_server.app.state.runtime
+    with live_server.admin() as c:
+        c.load_adapter(name)
+        try:
+            entry = rt.registry.get(name)
+            requests = build_requests(
+                rt.backend.tokenizer, [(entry.handle, entry.manifest)], _texts(8, seed=texts_seed)
+            )
+
+            async def run():
+                hf = await start_hf(live_server.settings.base_model, [entry.handle], dtype=dtype)
+                try:
+                    return await compare(rt.backend, hf, requests)
+                finally:
+                    await hf.close()
+
+            rep = asyncio.run(run())
+            served = c.classify(["invoice zebra update", "lunch meeting friday"], adapter=name).data
+        finally:
+            c.unload_adapter(name)
+    return rep, served
+
+
 def test_rank_32_adapter_is_served_by_vllm_and_matches_hf_loaded_with_dtype_auto(
     live_server, tiny_llama, tmp_path
 ):
@@ -61,26 +87,7 @@ def test_rank_32_adapter_is_served_by_vllm_and_matches_hf_loaded_with_dtype_auto
     with single_thread():
         b = train_tiny_bundle(tiny_llama.path, live_server.root / name, name, seed=3, r=32, epochs=4.0)
     assert b.manifest.lora.r == 32
-    rt = live_server.app.state.runtime
-    with live_server.admin() as c:
-        c.load_adapter(name)
-        try:
-            entry = rt.registry.get(name)
-            requests = build_requests(
-                rt.backend.tokenizer, [(entry.handle, entry.manifest)], _texts(8, seed=5)
-            )
-
-            async def run():
-                hf = await start_hf(live_server.settings.base_model, [entry.handle], dtype="auto")
-                try:
-                    return await compare(rt.backend, hf, requests)
-                finally:
-                    await hf.close()
-
-            rep = asyncio.run(run())
-            served = c.classify(["invoice zebra update", "lunch meeting friday"], adapter=name).data
-        finally:
-            c.unload_adapter(name)
+    rep, served = _serve_and_compare(live_server, name, texts_seed=5, dtype="auto")
     assert rep.max_dp <= P_TOL, rep.worst()
     assert served[0].label == "phishing" and served[1].label == "legitimate"
 
@@ -109,26 +116,7 @@ def test_soup_of_three_fits_is_served_by_vllm_at_rank_24_and_matches_hf(live_ser
             seen_sources=["sms_uci"],
         )
     assert soup.manifest.lora.r == 24
-    rt = live_server.app.state.runtime
-    with live_server.admin() as c:
-        c.load_adapter(name)
-        try:
-            entry = rt.registry.get(name)
-            requests = build_requests(
-                rt.backend.tokenizer, [(entry.handle, entry.manifest)], _texts(8, seed=6)
-            )
-
-            async def run():
-                hf = await start_hf(live_server.settings.base_model, [entry.handle])
-                try:
-                    return await compare(rt.backend, hf, requests)
-                finally:
-                    await hf.close()
-
-            rep = asyncio.run(run())
-            served = c.classify(["invoice zebra update", "lunch meeting friday"], adapter=name).data
-        finally:
-            c.unload_adapter(name)
+    rep, served = _serve_and_compare(live_server, name, texts_seed=6)
     assert rep.max_dp <= P_TOL, rep.worst()
     assert rep.max_dlogprob <= LOGPROB_TOL, rep.worst()
     assert served[0].label == "phishing" and served[1].label == "legitimate"
