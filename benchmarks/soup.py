@@ -7,8 +7,9 @@ of their log-odds, n passes per text), on sources none of them saw.
 The fits differ only in the fit seed (docs/eval/experiments.md, "The fit seed's noise"); the soup is
 `phishlens soup` of them. Every row picks its cut by the served rule (`choose_threshold` at the fits'
 `max_fpr`) on the shared validation rows only; the unseen sets of `phishlens evaluate --protocol unseen` only
-score it. Cells: F1 (FPR) ROC-AUC per unseen style. With PHISHLENS_STATE_CACHE warm it takes a few minutes
-per adapter on 2 cores.
+score it. Cells: F1 (FPR) ROC-AUC per unseen style. A second table counts each fit's unseen errors at its
+served cut and how many every fit shares. With PHISHLENS_STATE_CACHE warm it takes a few minutes per adapter
+on 2 cores.
 """
 
 from __future__ import annotations
@@ -66,6 +67,24 @@ def main() -> None:
         )
     shipped = soup.bundle.manifest.calibration.threshold
     print(f"\nsoup manifest threshold {shipped:.3f} (the served rule above recomputes it)")
+
+    # Do the fits fail on the same texts? Averaging can only help where their errors differ.
+    fit_names = list(rows)[: len(fits)]
+    wrong = {}
+    for name in fit_names:
+        pv, pu = rows[name]
+        t = choose_threshold(pv, yv, cap)
+        wrong[name] = {s: (pu[s] >= t) != (y[s] == 1) for s in styles}
+    print("\nunseen errors of the fits at their served cuts: how many, and how many all fits share\n")
+    print_header(["style"], "{s}", [], [*fit_names, "made by every fit", "by any fit"])
+    for s in styles:
+        each = [wrong[n][s] for n in fit_names]
+        every, some = np.logical_and.reduce(each), np.logical_or.reduce(each)
+        print(
+            f"| {s} | "
+            + " | ".join(str(int(w.sum())) for w in each)
+            + f" | {int(every.sum())} ({every.sum() / max(some.sum(), 1):.0%} of any) | {int(some.sum())} |"
+        )
 
 
 if __name__ == "__main__":
