@@ -44,8 +44,9 @@ def main() -> None:
     for sc in fits[1:] + [soup]:  # the rows compared must be the same texts
         assert [r.uid for r in sc.val] == [r.uid for r in fits[0].val], "validation rows differ"
     # each row: name -> (validation P, style -> unseen P)
+    fit_names = [f"fit {p.name}" for p in args.fit]
     rows: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = {
-        f"fit {p.name}": (sc.pv, {s: sc.unseen[s][0] for s in styles}) for p, sc in zip(args.fit, fits)
+        name: (sc.pv, {s: sc.unseen[s][0] for s in styles}) for name, sc in zip(fit_names, fits)
     }
     mean_logit = lambda ps: 1 / (1 + np.exp(-np.mean([_logit(p) for p in ps], axis=0)))  # noqa: E731
     rows[f"ensemble of {len(fits)} (mean log-odds)"] = (
@@ -54,11 +55,12 @@ def main() -> None:
     )
     rows[f"soup {args.soup.name}"] = (soup.pv, {s: soup.unseen[s][0] for s in styles})
     y = {s: fits[0].unseen[s][1] for s in styles}
+    cuts = {name: choose_threshold(pv, yv, cap) for name, (pv, _) in rows.items()}  # the served rule, per row
 
     print(f"validation cap FPR ≤ {cap}, {len(yv)} validation rows; unseen {args.per_label}/label/style\n")
     print_header(["model", "threshold"], "unseen {s} F1 (FPR) AUC", ["macro F1", "macro AUC"], styles)
-    for name, (pv, pu) in rows.items():
-        t = choose_threshold(pv, yv, cap)
+    for name, (_, pu) in rows.items():
+        t = cuts[name]
         cells = [(*rates(pu[s], y[s], t), roc_auc_score(y[s], pu[s])) for s in styles]
         print(
             f"| {name} | {t:.3f} | "
@@ -69,12 +71,7 @@ def main() -> None:
     print(f"\nsoup manifest threshold {shipped:.3f} (the served rule above recomputes it)")
 
     # Do the fits fail on the same texts? Averaging can only help where their errors differ.
-    fit_names = list(rows)[: len(fits)]
-    wrong = {}
-    for name in fit_names:
-        pv, pu = rows[name]
-        t = choose_threshold(pv, yv, cap)
-        wrong[name] = {s: (pu[s] >= t) != (y[s] == 1) for s in styles}
+    wrong = {n: {s: (rows[n][1][s] >= cuts[n]) != (y[s] == 1) for s in styles} for n in fit_names}
     print("\nunseen errors of the fits at their served cuts: how many, and how many all fits share\n")
     print_header(["style"], "{s}", [], [*fit_names, "made by every fit", "by any fit"])
     for s in styles:
