@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -628,8 +629,10 @@ def _supplementary_fetchers() -> dict[str, Callable[[], Path]]:
     """Training-only corpora outside the shared data root, each with its own pinned fetch step."""
     from phishlens.training.data.corpora_extra import fetch_top_sites
     from phishlens.training.data.enron import fetch_enron1
+    from phishlens.training.data.link_lists import LINK_LISTS, fetch_link_list
 
-    return {"url_top_sites": fetch_top_sites, "email_enron1": fetch_enron1}
+    lists = {s: partial(fetch_link_list, ll) for s, ll in LINK_LISTS.items()}
+    return {"url_top_sites": fetch_top_sites, "email_enron1": fetch_enron1, **lists}
 
 
 @data_app.command("fetch")

@@ -148,7 +148,7 @@ def capture_raw_rows(data_root, sources=None) -> dict[str, list]:
     (text, label) for SMS and URL sources."""
     import pytest
 
-    from phishlens.training.data import corpora, corpora_extra, enron, rows
+    from phishlens.training.data import corpora, corpora_extra, enron, link_lists, rows
 
     captured: dict[str, list] = {}
     mp = pytest.MonkeyPatch()
@@ -176,6 +176,7 @@ def capture_raw_rows(data_root, sources=None) -> dict[str, list]:
     mp.setattr(corpora, "email_records", emails)  # the loaders' own names for the record builders
     mp.setattr(corpora, "short_records", short)
     mp.setattr(corpora_extra, "short_records", short)
+    mp.setattr(link_lists, "short_records", short)
     mp.setattr(enron, "email_records", emails)
     mp.setattr(rows, "make_record", record)
     try:
@@ -186,7 +187,7 @@ def capture_raw_rows(data_root, sources=None) -> dict[str, list]:
                 continue
             try:
                 info.loader(data_root)
-            except corpora_extra.ExtraDataMissing:  # email_enron1 when not fetched (docs/data.md)
+            except corpora_extra.ExtraDataMissing:  # a fetched corpus (email_enron1, link lists) not fetched
                 continue
     finally:
         mp.undo()

@@ -32,6 +32,9 @@ EXPECTED = {
     # Enron-Spam enron1 (training/data/enron.py), fetched from a pinned GitHub commit
     "email_enron1": (1462, 3432),
     "url_top_sites": (0, 500),
+    # curated public link lists (training/data/link_lists.py), fetched from pinned GitHub commits
+    "url_free_programming_books": (0, 4596),
+    "url_public_apis": (0, 1563),
 }
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 from phishlens.training.contract.layout import EMAIL_BODY_CAP, SUBJECT_CAP  # noqa: F401 - re-exported
 from phishlens.training.data import corpora_extra as _extra
 from phishlens.training.data import enron as _enron
+from phishlens.training.data import link_lists as _links
 from phishlens.training.data.config import REPO_ROOT
 from phishlens.training.data.config import data_root as _default_root
 from phishlens.training.data.records import Record
@@ -259,6 +260,22 @@ SOURCES: dict[str, SourceInfo] = {
             ("legitimate",),
             supplementary=True,
         ),
+        SourceInfo(
+            "url_free_programming_books",
+            "url",
+            _links.load_url_free_programming_books,
+            "Links of the free-programming-books lists, <= 3 per host (legitimate only, fetched)",
+            ("legitimate",),
+            supplementary=True,
+        ),
+        SourceInfo(
+            "url_public_apis",
+            "url",
+            _links.load_url_public_apis,
+            "API documentation links of the public-apis list, <= 3 per host (legitimate only, fetched)",
+            ("legitimate",),
+            supplementary=True,
+        ),
     )
 }
 
@@ -298,6 +315,7 @@ _CODE_FILES = (
     "data/corpora.py",
     "data/corpora_extra.py",
     "data/enron.py",
+    "data/link_lists.py",
     "data/rows.py",
     "data/dedup.py",
     "data/records.py",

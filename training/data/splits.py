@@ -60,6 +60,8 @@ DEDUP_PRIORITY: tuple[str, ...] = (
     "url_hannousse",
     "url_spamassassin_ham",
     "url_top_sites",
+    "url_free_programming_books",
+    "url_public_apis",
     "url_phishtank_iscx",
 )
 assert set(DEDUP_PRIORITY) == set(SOURCES), "DEDUP_PRIORITY must list every source"

@@ -1,0 +1,144 @@
+"""Legitimate URLs from curated link lists (training/data/link_lists.py): parsing, pinned content, fetch."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import tarfile
+import threading
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from phishlens.training.data import link_lists as L
+from phishlens.training.data.corpora_extra import EXTRA_DATA_ENV, ExtraDataMissing, extra_data_dir
+
+
+def _fetched(ll: L.LinkList) -> pytest.MarkDecorator:
+    folder = extra_data_dir() / ll.folder
+    why = f"{folder} is not fetched (phishlens data fetch --only {ll.source}; docs/data.md)"
+    return pytest.mark.skipif(not folder.is_dir(), reason=why)
+
+
+def _tarball(files: dict[str, bytes], top: str = "repo-abc") -> bytes:
+    """A tar.gz laid out as GitHub's codeload archives: one top folder, then the repository's paths."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _spec(files: dict[str, bytes], **kw) -> L.LinkList:
+    """A link list pinned to exactly ``files`` (the kept ones)."""
+    blobs = list(files.items())
+    return L.LinkList(
+        source="url_test", repo="o/repo", commit="abc1234def", include=r"^books/[^/]+\.md$",
+        n_files=len(blobs), digest=L._digest(blobs), **kw,
+    )  # fmt: skip
+
+
+def test_markdown_links_are_cleaned_capped_per_host_and_in_order():
+    texts = [
+        "* [Book](https://a.org/x.pdf) - [mirror](http://b.net/~u/y.html). See https://bare.org/ (bare)\n"
+        "* [API](https://example.com/api) [local](http://localhost:8080/) [dup](https://a.org/x.pdf)",
+        "[1](https://a.org/1) [2](https://a.org/2) [3](https://a.org/3) [ip](http://10.0.0.1/x)"
+        " [end](https://c.io/z).",
+    ]
+    assert L.markdown_links(texts, per_host=3) == [
+        "https://a.org/x.pdf",
+        "http://b.net/~u/y.html",
+        "https://a.org/1",
+        "https://a.org/2",
+        "https://c.io/z",
+    ]
+
+
+def test_missing_copy_names_the_fetch_step(monkeypatch, tmp_path):
+    monkeypatch.setenv(EXTRA_DATA_ENV, str(tmp_path))
+    for ll in L.LINK_LISTS.values():
+        with pytest.raises(ExtraDataMissing, match=f"phishlens data fetch --only {ll.source}"):
+            L.load_link_list(ll)
+
+
+def test_tarball_keeps_only_the_listed_files_and_a_changed_copy_is_refused(monkeypatch, tmp_path):
+    kept = {"books/a.md": b"[x](https://a.org/b.pdf)", "books/b.md": b"[y](https://b.org/)"}
+    ll = _spec(kept)
+    archive = _tarball(
+        {**kept, "README.md": b"[r](https://r.org/)", "books/sub/c.md": b"[c](https://c.org/)"}
+    )
+    got = L.unpack_link_list(archive, tmp_path, ll)
+    assert got == tmp_path / ll.folder
+    assert sorted(p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file()) == sorted(kept)
+    monkeypatch.setenv(EXTRA_DATA_ENV, str(tmp_path))
+    assert [r.text for r in L.load_link_list(ll)] == ["https://a.org/b.pdf", "https://b.org/"]
+    forged = _tarball({"books/a.md": b"[x](https://evil.example/)", "books/b.md": kept["books/b.md"]})
+    with pytest.raises(ValueError, match="digest"):
+        L.unpack_link_list(forged, tmp_path, ll)
+    assert (got / "books/a.md").read_bytes() == kept["books/a.md"]  # the earlier copy is kept
+    (got / "books/a.md").write_bytes(b"edited")
+    with pytest.raises(ValueError, match="differ from the pinned copy"):
+        L.load_link_list(ll)
+
+
+def test_a_raw_file_list_is_laid_out_under_its_path(tmp_path):
+    ll = replace(_spec({"README.md": b"[a](https://a.org/)"}), include=r"^README\.md$", raw_path="README.md")
+    assert ll.url == "https://raw.githubusercontent.com/o/repo/abc1234def/README.md"
+    got = L.unpack_link_list(b"[a](https://a.org/)", tmp_path, ll)
+    assert (got / "README.md").read_bytes() == b"[a](https://a.org/)"
+    with pytest.raises(ValueError, match="digest"):
+        L.unpack_link_list(b"[a](https://b.org/)", tmp_path / "other", ll)
+
+
+@pytest.mark.parametrize("ll", list(L.LINK_LISTS.values()), ids=list(L.LINK_LISTS))
+def test_real_list_loads_thousands_of_hosts_at_most_three_each(ll):
+    if not (extra_data_dir() / ll.folder).is_dir():
+        pytest.skip(f"{ll.source} is not fetched (phishlens data fetch --only {ll.source}; docs/data.md)")
+    recs = L.load_link_list(ll)
+    hosts = Counter(urlsplit(r.text).hostname for r in recs)
+    assert len(recs) > 1500 and len(hosts) > 1400
+    assert max(hosts.values()) <= L.PER_HOST
+    assert all(r.label == "legitimate" and r.style == "url" and r.source == ll.source for r in recs)
+    reserved = ("example.com", "example.org")
+    assert not any(h in reserved or h.endswith(tuple("." + r for r in reserved)) for h in hosts)
+
+
+@_fetched(L.PUBLIC_APIS)
+def test_fetch_over_http_checks_and_lays_out_the_real_file(monkeypatch, tmp_path):
+    """The pinned README served on 127.0.0.1 as GitHub serves it raw: fetched, checked, loaded."""
+    serve = tmp_path / "serve"
+    serve.mkdir()
+    (serve / "README.md").write_bytes((L.list_dir(L.PUBLIC_APIS) / "README.md").read_bytes())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(serve))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dest = tmp_path / "extra"
+    try:
+        got = L.fetch_link_list(L.PUBLIC_APIS, dest, url=f"http://127.0.0.1:{server.server_port}/README.md")
+    finally:
+        server.shutdown()
+    assert got == dest / L.PUBLIC_APIS.folder and L.content_digest(got, L.PUBLIC_APIS) == L.PUBLIC_APIS.digest
+    monkeypatch.setenv(EXTRA_DATA_ENV, str(dest))
+    assert len(L.load_url_public_apis(Path("/unused"))) == 1563
+
+
+@_fetched(L.FREE_PROGRAMMING_BOOKS)
+def test_cli_fetch_only_a_link_list_checks_the_present_copy(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from phishlens.clients import cli
+
+    ll = L.FREE_PROGRAMMING_BOOKS
+    monkeypatch.setenv(EXTRA_DATA_ENV, str(extra_data_dir()))
+    r = CliRunner().invoke(
+        cli.app, ["data", "fetch", "--no-progress", "--only", ll.source, "--data-root", str(tmp_path)]
+    )
+    assert r.exit_code == 0, r.output
+    assert f"ok     {ll.source}: {extra_data_dir() / ll.folder}" in r.output
