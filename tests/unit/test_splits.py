@@ -141,6 +141,7 @@ def test_hannousse_phishtank_cross_source_dedup(splits):
         "generalist",
         "generalist-v2-x2",
         "generalist-v3-enron",
+        "generalist-v4-links",
     ],
 )
 def test_mixes_balanced_leak_free_deterministic(splits, name):
@@ -169,9 +170,25 @@ def test_mixes_balanced_leak_free_deterministic(splits, name):
         assert len(mix.train) == 3600
     if name in ("specialist-email", "specialist-url"):
         assert len(mix.train) == 2400
-    if name in ("generalist-v2-x2", "generalist-v3-enron"):
+    if name in ("generalist-v2-x2", "generalist-v3-enron", "generalist-v4-links"):
         # 1,200 per class for e-mail and URLs; SMS capped by UCI's phishing rows
         assert len(mix.train) == 2 * (1200 + 1200) + 2 * 847
     if name == "generalist-v3-enron":  # Enron's ham takes its even share of the e-mail legitimate quota
         ham = [r for r in mix.train if r.style == "email" and r.label == "legitimate"]
         assert sum(r.source == "email_enron1" for r in ham) == 400
+    if (
+        name == "generalist-v4-links"
+    ):  # five legitimate-URL sources share the quota evenly; e-mail and SMS unchanged
+        urls = [r for r in mix.train if r.style == "url" and r.label == "legitimate"]
+        assert {r.source: sum(u.source == r.source for u in urls) for r in urls} == {
+            s: 240
+            for s in (
+                "url_phishtank_iscx",
+                "url_spamassassin_ham",
+                "url_top_sites",
+                "url_free_programming_books",
+                "url_public_apis",
+            )
+        }
+        v3 = build_mix(load_mix("generalist-v3-enron"), splits)
+        assert {r.uid for r in mix.train if r.style != "url"} == {r.uid for r in v3.train if r.style != "url"}
