@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import io
-import tarfile
-import threading
 from pathlib import Path
 
 import pytest
 
 from phishlens.training.data import enron as E
 from phishlens.training.data.corpora_extra import EXTRA_DATA_ENV, ExtraDataMissing, extra_data_dir
+from tests.static_http import github_tarball, serving
 
 FETCHED = extra_data_dir() / E.FOLDER
 needs_copy = pytest.mark.skipif(
@@ -22,14 +18,7 @@ needs_copy = pytest.mark.skipif(
 
 
 def _tarball(files: dict[str, bytes], top: str = f"email_classification-{E.COMMIT}") -> bytes:
-    """A tar.gz laid out as GitHub's codeload archives: one top folder, then the repository's paths."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in {"README.md": b"readme", **files}.items():
-            info = tarfile.TarInfo(f"{top}/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return github_tarball({"README.md": b"readme", **files}, top)
 
 
 def test_split_reads_the_subject_line():
@@ -63,18 +52,9 @@ def test_fetch_over_http_unpacks_the_pinned_files_and_they_load(monkeypatch, tmp
     """A GitHub-style archive of the real files, served on 127.0.0.1: fetched, checked, unpacked, loaded."""
     files = {f"enron1/{p.parent.name}/{p.name}": p.read_bytes() for p in E._files(FETCHED)}
     files["enron1/Summary.txt"] = b"Legitimate\n----------\n- Owner: farmer-d\n"
-    serve = tmp_path / "serve"
-    serve.mkdir()
-    (serve / "archive.tar.gz").write_bytes(_tarball(files))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(serve))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     dest = tmp_path / "extra"
-    try:
-        got = E.fetch_enron1(dest, url=f"http://127.0.0.1:{server.server_port}/archive.tar.gz")
-    finally:
-        server.shutdown()
+    with serving({"archive.tar.gz": _tarball(files)}, tmp_path / "serve") as base:
+        got = E.fetch_enron1(dest, url=f"{base}/archive.tar.gz")
     assert got == dest / "enron1" and E.content_digest(got) == E.DIGEST
     assert not (got / "Summary.txt").exists()  # only the messages are kept
     monkeypatch.setenv(EXTRA_DATA_ENV, str(dest))

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import io
-import tarfile
-import threading
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +11,7 @@ import pytest
 
 from phishlens.training.data import link_lists as L
 from phishlens.training.data.corpora_extra import EXTRA_DATA_ENV, ExtraDataMissing, extra_data_dir
+from tests.static_http import github_tarball, serving
 
 
 def _fetched(ll: L.LinkList) -> pytest.MarkDecorator:
@@ -24,15 +20,8 @@ def _fetched(ll: L.LinkList) -> pytest.MarkDecorator:
     return pytest.mark.skipif(not folder.is_dir(), reason=why)
 
 
-def _tarball(files: dict[str, bytes], top: str = "repo-abc") -> bytes:
-    """A tar.gz laid out as GitHub's codeload archives: one top folder, then the repository's paths."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"{top}/{name}")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+def _tarball(files: dict[str, bytes]) -> bytes:
+    return github_tarball(files, "repo-abc")
 
 
 def _spec(files: dict[str, bytes], **kw) -> L.LinkList:
@@ -112,18 +101,10 @@ def test_real_list_loads_thousands_of_hosts_at_most_three_each(ll):
 @_fetched(L.PUBLIC_APIS)
 def test_fetch_over_http_checks_and_lays_out_the_real_file(monkeypatch, tmp_path):
     """The pinned README served on 127.0.0.1 as GitHub serves it raw: fetched, checked, loaded."""
-    serve = tmp_path / "serve"
-    serve.mkdir()
-    (serve / "README.md").write_bytes((L.list_dir(L.PUBLIC_APIS) / "README.md").read_bytes())
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(serve))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    readme = (L.list_dir(L.PUBLIC_APIS) / "README.md").read_bytes()
     dest = tmp_path / "extra"
-    try:
-        got = L.fetch_link_list(L.PUBLIC_APIS, dest, url=f"http://127.0.0.1:{server.server_port}/README.md")
-    finally:
-        server.shutdown()
+    with serving({"README.md": readme}, tmp_path / "serve") as base:
+        got = L.fetch_link_list(L.PUBLIC_APIS, dest, url=f"{base}/README.md")
     assert got == dest / L.PUBLIC_APIS.folder and L.content_digest(got, L.PUBLIC_APIS) == L.PUBLIC_APIS.digest
     monkeypatch.setenv(EXTRA_DATA_ENV, str(dest))
     assert len(L.load_url_public_apis(Path("/unused"))) == 1563

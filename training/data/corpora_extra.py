@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -100,23 +101,29 @@ def clean_link(raw: str) -> str | None:
     return url
 
 
-def ham_links(bodies: list[str], per_host: int = PER_HOST) -> list[str]:
-    """Distinct links of the given bodies in file order, at most ``per_host`` per host."""
+def capped_links(
+    raw_links: Iterable[str], per_host: int = PER_HOST, skip_host: Callable[[str], bool] | None = None
+) -> list[str]:
+    """Distinct cleaned links in order, at most ``per_host`` per host; ``skip_host`` drops hosts outright."""
     seen: set[str] = set()
     per: dict[str, int] = {}
     out: list[str] = []
-    for body in bodies:
-        for raw in _LINK.findall(body):
-            url = clean_link(raw)
-            if url is None or url in seen:
-                continue
-            host = urlsplit(url).hostname or ""
-            if per.get(host, 0) >= per_host:
-                continue
-            seen.add(url)
-            per[host] = per.get(host, 0) + 1
-            out.append(url)
+    for raw in raw_links:
+        url = clean_link(raw)
+        if url is None or url in seen:
+            continue
+        host = urlsplit(url).hostname or ""
+        if (skip_host is not None and skip_host(host)) or per.get(host, 0) >= per_host:
+            continue
+        seen.add(url)
+        per[host] = per.get(host, 0) + 1
+        out.append(url)
     return out
+
+
+def ham_links(bodies: list[str], per_host: int = PER_HOST) -> list[str]:
+    """Distinct links of the given bodies in file order, at most ``per_host`` per host."""
+    return capped_links((raw for body in bodies for raw in _LINK.findall(body)), per_host)
 
 
 def load_url_spamassassin_ham(root: Path) -> list[Record]:

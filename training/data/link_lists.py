@@ -27,9 +27,8 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from phishlens.training.data.corpora_extra import PER_HOST, ExtraDataMissing, clean_link, extra_data_dir
+from phishlens.training.data.corpora_extra import PER_HOST, ExtraDataMissing, capped_links, extra_data_dir
 from phishlens.training.data.records import Record
 from phishlens.training.data.rows import short_records
 
@@ -108,23 +107,11 @@ def list_dir(ll: LinkList) -> Path:
 
 def markdown_links(texts: list[str], per_host: int = PER_HOST) -> list[str]:
     """Distinct Markdown link targets in order, public hosts only, at most ``per_host`` per host."""
-    seen: set[str] = set()
-    per: dict[str, int] = {}
-    out: list[str] = []
-    for text in texts:
-        for raw in _MD_LINK.findall(text):
-            url = clean_link(raw)
-            if url is None or url in seen:
-                continue
-            host = (urlsplit(url).hostname or "").lower()
-            if host == "" or any(host == r or host.endswith("." + r) for r in _RESERVED):
-                continue
-            if per.get(host, 0) >= per_host:
-                continue
-            seen.add(url)
-            per[host] = per.get(host, 0) + 1
-            out.append(url)
-    return out
+    return capped_links((raw for text in texts for raw in _MD_LINK.findall(text)), per_host, _reserved)
+
+
+def _reserved(host: str) -> bool:
+    return host == "" or any(host == r or host.endswith("." + r) for r in _RESERVED)
 
 
 def _checked(ll: LinkList) -> list[tuple[str, bytes]]:
