@@ -101,6 +101,11 @@ def content_digest(folder: Path, ll: LinkList) -> str:
     return _digest(_kept(folder, ll))
 
 
+def _pinned(blobs: list[tuple[str, bytes]], ll: LinkList) -> bool:
+    """The kept files are exactly the pinned ones (count and content digest)."""
+    return len(blobs) == ll.n_files and _digest(blobs) == ll.digest
+
+
 def list_dir(ll: LinkList) -> Path:
     return extra_data_dir() / ll.folder
 
@@ -122,7 +127,7 @@ def _checked(ll: LinkList) -> list[tuple[str, bytes]]:
             f"{folder} is missing: run `phishlens data fetch --only {ll.source}` "
             f"(github.com/{ll.repo} at {ll.commit})"
         )
-    if len(blobs) != ll.n_files or _digest(blobs) != ll.digest:
+    if not _pinned(blobs, ll):
         pinned = f"{ll.n_files} files, digest {ll.digest}"
         raise ValueError(f"{folder}: contents differ from the pinned copy ({pinned})")
     return blobs
@@ -155,7 +160,7 @@ def unpack_link_list(payload: bytes, dest: Path, ll: LinkList) -> Path:
         else:
             _untar(payload, out, pat)
         blobs = _kept(out, ll)
-        if len(blobs) != ll.n_files or _digest(blobs) != ll.digest:
+        if not _pinned(blobs, ll):
             raise ValueError(f"{ll.url}: {len(blobs)} files, digest {_digest(blobs)} != pinned {ll.digest}")
         final = dest / ll.folder
         if final.exists():
@@ -187,7 +192,7 @@ def fetch_link_list(
 
     dest = dest or extra_data_dir()
     have = dest / ll.folder
-    if have.is_dir() and content_digest(have, ll) == ll.digest:
+    if have.is_dir() and _pinned(_kept(have, ll), ll):
         return have
     resp = httpx.get(url or ll.url, follow_redirects=True, timeout=timeout)
     resp.raise_for_status()
