@@ -628,11 +628,12 @@ def adapters_unload(
 def _supplementary_fetchers() -> dict[str, Callable[[], Path]]:
     """Training-only corpora outside the shared data root, each with its own pinned fetch step."""
     from phishlens.training.data.corpora_extra import fetch_top_sites
-    from phishlens.training.data.enron import fetch_enron1
-    from phishlens.training.data.link_lists import LINK_LISTS, fetch_link_list
+    from phishlens.training.data.enron import ENRON1
+    from phishlens.training.data.link_lists import LINK_LISTS
+    from phishlens.training.data.pinned import fetch
 
-    lists = {s: partial(fetch_link_list, ll) for s, ll in LINK_LISTS.items()}
-    return {"url_top_sites": fetch_top_sites, "email_enron1": fetch_enron1, **lists}
+    pinned = {p.source: partial(fetch, p) for p in (ENRON1, *LINK_LISTS.values())}
+    return {"url_top_sites": fetch_top_sites, **pinned}
 
 
 @data_app.command("fetch")

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from phishlens.training.data import enron as E
+from phishlens.training.data import pinned as P
 from phishlens.training.data.corpora_extra import EXTRA_DATA_ENV, ExtraDataMissing, extra_data_dir
 from tests.static_http import github_tarball, serving
 
-FETCHED = extra_data_dir() / E.FOLDER
+FETCHED = extra_data_dir() / E.ENRON1.folder
 needs_copy = pytest.mark.skipif(
     not FETCHED.is_dir(),
     reason=f"{FETCHED} is not fetched (phishlens data fetch --only email_enron1; docs/data.md)",
@@ -41,7 +42,7 @@ def test_a_changed_copy_is_refused_and_an_existing_one_kept(monkeypatch, tmp_pat
     (tmp_path / "enron1" / "ham" / "0001.ham.txt").write_bytes(b"Subject: kept\nthe earlier copy")
     forged = _tarball({"enron1/ham/0001.ham.txt": b"Subject: hi\nforged", "enron1/spam/0002.spam.txt": b"x"})
     with pytest.raises(ValueError, match="digest"):
-        E.unpack_enron1(forged, tmp_path)
+        P.unpack(forged, tmp_path, E.ENRON1)
     assert (tmp_path / "enron1" / "ham" / "0001.ham.txt").read_bytes() == b"Subject: kept\nthe earlier copy"
     with pytest.raises(ValueError, match="differ from the pinned copy"):
         E.load_email_enron1(tmp_path)
@@ -50,12 +51,12 @@ def test_a_changed_copy_is_refused_and_an_existing_one_kept(monkeypatch, tmp_pat
 @needs_copy
 def test_fetch_over_http_unpacks_the_pinned_files_and_they_load(monkeypatch, tmp_path):
     """A GitHub-style archive of the real files, served on 127.0.0.1: fetched, checked, unpacked, loaded."""
-    files = {f"enron1/{p.parent.name}/{p.name}": p.read_bytes() for p in E._files(FETCHED)}
+    files = {f"enron1/{rel}": data for rel, data in P.kept(FETCHED, E.ENRON1)}
     files["enron1/Summary.txt"] = b"Legitimate\n----------\n- Owner: farmer-d\n"
     dest = tmp_path / "extra"
     with serving({"archive.tar.gz": _tarball(files)}, tmp_path / "serve") as base:
-        got = E.fetch_enron1(dest, url=f"{base}/archive.tar.gz")
-    assert got == dest / "enron1" and E.content_digest(got) == E.DIGEST
+        got = P.fetch(E.ENRON1, dest, url=f"{base}/archive.tar.gz")
+    assert got == dest / "enron1" and P.content_digest(got, E.ENRON1) == E.ENRON1.digest
     assert not (got / "Summary.txt").exists()  # only the messages are kept
     monkeypatch.setenv(EXTRA_DATA_ENV, str(dest))
     recs = E.load_email_enron1(Path("/unused"))

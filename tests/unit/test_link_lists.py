@@ -10,11 +10,12 @@ from urllib.parse import urlsplit
 import pytest
 
 from phishlens.training.data import link_lists as L
+from phishlens.training.data import pinned as P
 from phishlens.training.data.corpora_extra import EXTRA_DATA_ENV, ExtraDataMissing, extra_data_dir
 from tests.static_http import github_tarball, serving
 
 
-def _fetched(ll: L.LinkList) -> pytest.MarkDecorator:
+def _fetched(ll: P.PinnedCopy) -> pytest.MarkDecorator:
     folder = extra_data_dir() / ll.folder
     why = f"{folder} is not fetched (phishlens data fetch --only {ll.source}; docs/data.md)"
     return pytest.mark.skipif(not folder.is_dir(), reason=why)
@@ -24,12 +25,12 @@ def _tarball(files: dict[str, bytes]) -> bytes:
     return github_tarball(files, "repo-abc")
 
 
-def _spec(files: dict[str, bytes], **kw) -> L.LinkList:
+def _spec(files: dict[str, bytes], **kw) -> P.PinnedCopy:
     """A link list pinned to exactly ``files`` (the kept ones)."""
     blobs = list(files.items())
-    return L.LinkList(
+    return P.PinnedCopy(
         source="url_test", repo="o/repo", commit="abc1234def", include=r"^books/[^/]+\.md$",
-        n_files=len(blobs), digest=L._digest(blobs), **kw,
+        n_files=len(blobs), digest=P.digest(blobs), **kw,
     )  # fmt: skip
 
 
@@ -62,14 +63,14 @@ def test_tarball_keeps_only_the_listed_files_and_a_changed_copy_is_refused(monke
     archive = _tarball(
         {**kept, "README.md": b"[r](https://r.org/)", "books/sub/c.md": b"[c](https://c.org/)"}
     )
-    got = L.unpack_link_list(archive, tmp_path, ll)
+    got = P.unpack(archive, tmp_path, ll)
     assert got == tmp_path / ll.folder
     assert sorted(p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file()) == sorted(kept)
     monkeypatch.setenv(EXTRA_DATA_ENV, str(tmp_path))
     assert [r.text for r in L.load_link_list(ll)] == ["https://a.org/b.pdf", "https://b.org/"]
     forged = _tarball({"books/a.md": b"[x](https://evil.example/)", "books/b.md": kept["books/b.md"]})
     with pytest.raises(ValueError, match="digest"):
-        L.unpack_link_list(forged, tmp_path, ll)
+        P.unpack(forged, tmp_path, ll)
     assert (got / "books/a.md").read_bytes() == kept["books/a.md"]  # the earlier copy is kept
     (got / "books/a.md").write_bytes(b"edited")
     with pytest.raises(ValueError, match="differ from the pinned copy"):
@@ -79,10 +80,10 @@ def test_tarball_keeps_only_the_listed_files_and_a_changed_copy_is_refused(monke
 def test_a_raw_file_list_is_laid_out_under_its_path(tmp_path):
     ll = replace(_spec({"README.md": b"[a](https://a.org/)"}), include=r"^README\.md$", raw_path="README.md")
     assert ll.url == "https://raw.githubusercontent.com/o/repo/abc1234def/README.md"
-    got = L.unpack_link_list(b"[a](https://a.org/)", tmp_path, ll)
+    got = P.unpack(b"[a](https://a.org/)", tmp_path, ll)
     assert (got / "README.md").read_bytes() == b"[a](https://a.org/)"
     with pytest.raises(ValueError, match="digest"):
-        L.unpack_link_list(b"[a](https://b.org/)", tmp_path / "other", ll)
+        P.unpack(b"[a](https://b.org/)", tmp_path / "other", ll)
 
 
 @pytest.mark.parametrize("ll", list(L.LINK_LISTS.values()), ids=list(L.LINK_LISTS))
@@ -101,11 +102,11 @@ def test_real_list_loads_thousands_of_hosts_at_most_three_each(ll):
 @_fetched(L.PUBLIC_APIS)
 def test_fetch_over_http_checks_and_lays_out_the_real_file(monkeypatch, tmp_path):
     """The pinned README served on 127.0.0.1 as GitHub serves it raw: fetched, checked, loaded."""
-    readme = (L.list_dir(L.PUBLIC_APIS) / "README.md").read_bytes()
+    readme = (P.local_dir(L.PUBLIC_APIS) / "README.md").read_bytes()
     dest = tmp_path / "extra"
     with serving({"README.md": readme}, tmp_path / "serve") as base:
-        got = L.fetch_link_list(L.PUBLIC_APIS, dest, url=f"{base}/README.md")
-    assert got == dest / L.PUBLIC_APIS.folder and L.content_digest(got, L.PUBLIC_APIS) == L.PUBLIC_APIS.digest
+        got = P.fetch(L.PUBLIC_APIS, dest, url=f"{base}/README.md")
+    assert got == dest / L.PUBLIC_APIS.folder and P.content_digest(got, L.PUBLIC_APIS) == L.PUBLIC_APIS.digest
     monkeypatch.setenv(EXTRA_DATA_ENV, str(dest))
     assert len(L.load_url_public_apis(Path("/unused"))) == 1563
 
@@ -123,3 +124,28 @@ def test_cli_fetch_only_a_link_list_checks_the_present_copy(monkeypatch, tmp_pat
     )
     assert r.exit_code == 0, r.output
     assert f"ok     {ll.source}: {extra_data_dir() / ll.folder}" in r.output
+
+
+def test_a_root_folder_keeps_only_its_own_files_and_no_parent_paths(tmp_path):
+    """A copy of one repository folder (Enron's ``enron1/``): files beside it, or matching only outside it,
+    are not kept, and a ``..`` member never escapes the folder."""
+    kept = {"ham/a.txt": b"a", "spam/b.txt": b"b"}
+    pin = P.PinnedCopy(
+        source="t", repo="o/r", commit="abc1234", root="enron1", include=r"^(ham|spam)/[^/]+\.txt$",
+        n_files=2, digest=P.digest(list(kept.items())), local="enron1",
+    )  # fmt: skip
+    archive = github_tarball(
+        {
+            **{f"enron1/{k}": v for k, v in kept.items()},
+            "other/ham/c.txt": b"c",
+            "ham/d.txt": b"d",
+            "enron1/ham/sub/e.txt": b"e",
+            "enron1/Summary.txt": b"s",
+            "enron1/ham/../../../escape.txt": b"f",
+        },
+        "r-abc1234",
+    )
+    got = P.unpack(archive, tmp_path, pin)
+    assert got == tmp_path / "enron1"
+    assert sorted(p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file()) == sorted(kept)
+    assert not (tmp_path / "escape.txt").exists()
