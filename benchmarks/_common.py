@@ -62,6 +62,19 @@ def corpus_rows(
     return out
 
 
+def held_out_rows(splits, sources: Sequence[str], per_label: int) -> dict[str, list]:
+    """Each held-out source on its own: its first ``per_label`` rows per label by uid, from every split (the
+    screening benchmarks' view of an unseen source)."""
+    rows = {}
+    for s in sources:
+        recs = [r for sp in ("train", "validation", "test") for r in splits.rows(sp, [s])]
+        pick = []
+        for lab in ("phishing", "legitimate"):
+            pick += sorted((r for r in recs if r.label == lab), key=lambda r: r.uid)[:per_label]
+        rows[s] = pick
+    return rows
+
+
 def matmul_gflops(n: int = 1024, repeat: int = 20) -> float:
     """Measured torch fp32 matmul rate on this machine (GFLOP/s), all intra-op threads."""
     import torch

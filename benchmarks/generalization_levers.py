@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from _common import held_out_rows
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MIXES = [
@@ -39,13 +40,7 @@ def main() -> None:
     splits = load_splits()
     specs = [load_mix(REPO / m if not Path(m).is_absolute() else m) for m in args.mixes]
     held = held_out_of(specs)
-    rows = {}
-    for s in held:
-        recs = [r for sp in ("train", "validation", "test") for r in splits.rows(sp, [s])]
-        pick = []
-        for lab in ("phishing", "legitimate"):
-            pick += sorted((r for r in recs if r.label == lab), key=lambda r: r.uid)[: args.per_label]
-        rows[s] = pick
+    rows = held_out_rows(splits, held, args.per_label)
     print("| mix | threshold | " + " | ".join(f"{s} F1 / FPR" for s in held) + " |")
     print("|---|---:|" + "---:|" * len(held))
     for spec in specs:

@@ -18,6 +18,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+from _common import held_out_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,13 +47,7 @@ def main() -> None:
     spec = load_mix(REPO / args.mix if not Path(args.mix).is_absolute() else args.mix)
     mix = build_mix(spec, splits)
     held = held_out_of([spec])
-    rows = {}
-    for s in held:
-        recs = [r for sp in ("train", "validation", "test") for r in splits.rows(sp, [s])]
-        pick = []
-        for lab in ("phishing", "legitimate"):
-            pick += sorted((r for r in recs if r.label == lab), key=lambda r: r.uid)[: args.per_label]
-        rows[s] = pick
+    rows = held_out_rows(splits, held, args.per_label)
 
     n_ids: dict[str, int] = {}
 
