@@ -106,7 +106,7 @@ def test_fetch_over_http_checks_and_lays_out_the_real_file(monkeypatch, tmp_path
     dest = tmp_path / "extra"
     with serving({"README.md": readme}, tmp_path / "serve") as base:
         got = P.fetch(L.PUBLIC_APIS, dest, url=f"{base}/README.md")
-    assert got == dest / L.PUBLIC_APIS.folder and P.content_digest(got, L.PUBLIC_APIS) == L.PUBLIC_APIS.digest
+    assert got == dest / L.PUBLIC_APIS.folder and P.digest(P.kept(got, L.PUBLIC_APIS)) == L.PUBLIC_APIS.digest
     monkeypatch.setenv(EXTRA_DATA_ENV, str(dest))
     assert len(L.load_url_public_apis(Path("/unused"))) == 1563
 

@@ -67,10 +67,6 @@ def kept(folder: Path, pin: PinnedCopy) -> Blobs:
     return out
 
 
-def content_digest(folder: Path, pin: PinnedCopy) -> str:
-    return digest(kept(folder, pin))
-
-
 def is_pinned(blobs: Blobs, pin: PinnedCopy) -> bool:
     """The kept files are exactly the pinned ones (count and content digest)."""
     return len(blobs) == pin.n_files and digest(blobs) == pin.digest
@@ -127,8 +123,9 @@ def _untar(archive: bytes, out: Path, pin: PinnedCopy) -> None:
                 continue
             if Path(*parts[1:skip]) != Path(pin.root):
                 continue
-            rel = "/".join(parts[skip:])
-            f = tar.extractfile(member) if pat.match(rel) else None
+            if not pat.match("/".join(parts[skip:])):
+                continue
+            f = tar.extractfile(member)
             if f is None:
                 continue
             target = out.joinpath(*parts[skip:])
