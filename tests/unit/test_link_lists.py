@@ -124,6 +124,9 @@ def test_cli_fetch_only_a_link_list_checks_the_present_copy(monkeypatch, tmp_pat
     )
     assert r.exit_code == 0, r.output
     assert f"ok     {ll.source}: {extra_data_dir() / ll.folder}" in r.output
+    # no shared-root file was asked for: no "0 of 0 files" line, one line for the supplementary corpora
+    assert r.output.splitlines()[-1] == "supplementary corpora: 1 of 1 in place"
+    assert "files in place" not in r.output
 
 
 def test_a_root_folder_keeps_only_its_own_files_and_no_parent_paths(tmp_path):

