@@ -5,7 +5,8 @@
 For each mix (default: the experiment mixes in configs/mixes/experiments/ and configs/mixes/generalist.toml)
 a TF-IDF + logistic-regression peer is trained on the mix (threshold on its validation rows) and scored on
 every held-out source on its own (all splits, up to --per-label texts per label): F1 and FPR at the peer's
-served threshold. The table is docs/eval/experiments.md's screening table.
+served threshold, and where a source has both classes its ROC-AUC (ranking, which a shared threshold moving
+between mixes does not change). The table is docs/eval/experiments.md's screening table.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def main() -> None:
     specs = [load_mix(REPO / m if not Path(m).is_absolute() else m) for m in args.mixes]
     held = held_out_of(specs)
     rows = held_out_rows(splits, held, args.per_label)
-    print("| mix | threshold | " + " | ".join(f"{s} F1 / FPR" for s in held) + " |")
+    print("| mix | threshold | " + " | ".join(f"{s} F1 / FPR / AUC" for s in held) + " |")
     print("|---|---:|" + "---:|" * len(held))
     for spec in specs:
         peer = train_tfidf(build_mix(spec, splits))
@@ -50,7 +51,8 @@ def main() -> None:
             y = np.array([r.y for r in rows[s]])
             m = binary_metrics(y, peer.score([r.text for r in rows[s]]), peer.threshold)
             fpr = "–" if m["fpr"] is None else f"{m['fpr']:.2f}"
-            cells.append(f"{m['f1']:.2f} / {fpr}")
+            auc = "" if m["roc_auc"] is None else f" / {m['roc_auc']:.3f}"
+            cells.append(f"{m['f1']:.2f} / {fpr}{auc}")
         print(f"| {spec.name} | {peer.threshold:.2f} | " + " | ".join(cells) + " |", flush=True)
 
 

@@ -625,14 +625,19 @@ def adapters_unload(
 # data fetch
 
 
-def _supplementary_fetchers() -> dict[str, Callable[[], Path]]:
-    """Training-only corpora outside the shared data root, each with its own pinned fetch step."""
+def _supplementary_fetchers() -> dict[str, Callable[[], object]]:
+    """Training-only corpora outside the shared data root, each with its own pinned fetch step (a source may
+    read several pinned copies); each returns where its files are."""
     from phishlens.training.data.corpora_extra import fetch_top_sites
     from phishlens.training.data.enron import ENRON1
     from phishlens.training.data.link_lists import LINK_LISTS
-    from phishlens.training.data.pinned import fetch
+    from phishlens.training.data.pinned import PinnedCopy, fetch
 
-    pinned = {p.source: partial(fetch, p) for p in (ENRON1, *LINK_LISTS.values())}
+    def fetch_each(pins: tuple[PinnedCopy, ...]) -> str:
+        return ", ".join(str(fetch(p)) for p in pins)
+
+    sources = {ENRON1.source: (ENRON1,), **LINK_LISTS}
+    pinned = {src: partial(fetch_each, pins) for src, pins in sources.items()}
     return {"url_top_sites": fetch_top_sites, **pinned}
 
 

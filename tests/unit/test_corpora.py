@@ -35,6 +35,7 @@ EXPECTED = {
     # curated public link lists (training/data/link_lists.py), fetched from pinned GitHub commits
     "url_free_programming_books": (0, 4596),
     "url_public_apis": (0, 1563),
+    "url_awesome_articles": (0, 587),
 }
 
 

@@ -276,6 +276,14 @@ SOURCES: dict[str, SourceInfo] = {
             ("legitimate",),
             supplementary=True,
         ),
+        SourceInfo(
+            "url_awesome_articles",
+            "url",
+            _links.load_url_awesome_articles,
+            "Links of four CC0 awesome lists (articles, papers), <= 3 per host (legitimate only, fetched)",
+            ("legitimate",),
+            supplementary=True,
+        ),
     )
 }
 

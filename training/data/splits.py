@@ -62,6 +62,7 @@ DEDUP_PRIORITY: tuple[str, ...] = (
     "url_top_sites",
     "url_free_programming_books",
     "url_public_apis",
+    "url_awesome_articles",
     "url_phishtank_iscx",
 )
 assert set(DEDUP_PRIORITY) == set(SOURCES), "DEDUP_PRIORITY must list every source"
