@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from phishlens.training.data.records import Record, text_uid
-from phishlens.training.model.tfidf import TfidfPeer, fit_tfidf, head_tail, train_tfidf
+from phishlens.training.model.tfidf import TfidfPeer, capped_vocabulary, fit_tfidf, head_tail, train_tfidf
 
 PHISH = [
     "verify your account now at {u}",
@@ -104,3 +104,29 @@ def test_specialist_sms_peer_on_real_data():
     assert test, "sms_uci has no test rows"
     m = binary_metrics([r.y for r in test], peer([r.text for r in test]), peer.threshold)
     assert m["f1"] >= 0.9, m
+
+
+def test_vocabulary_cap_breaks_ties_by_term_not_by_sort_order():
+    # "b" and "c" tie at the cut (2 each); "a" is in one text only (min_df 2 drops it)
+    terms = [["x", "x", "b", "c", "a"], ["x", "b", "c", "d"], ["d", "x"]]
+    # x (4), then b, c, d tie at 2: b and c, by the term
+    assert capped_vocabulary(terms, 3, 2) == ["b", "c", "x"]
+    assert capped_vocabulary(terms[::-1], 3, 2) == capped_vocabulary(
+        terms, 3, 2
+    )  # text order does not matter
+    assert capped_vocabulary(terms, 10, 2) == ["b", "c", "d", "x"]
+    assert capped_vocabulary(terms, 10, 1) == ["a", "b", "c", "d", "x"]
+
+
+def test_vocabulary_cap_is_sklearns_where_nothing_ties():
+    """Same rule as sklearn's max_features (total count among terms with df >= min_df) when no terms tie at
+    the cut, so the fix changes only which tied terms are kept."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    texts = ["alpha beta beta gamma", "beta gamma delta delta delta", "alpha gamma delta", "epsilon alpha"]
+    cv = CountVectorizer(min_df=2, max_features=3).fit(texts)  # delta 4, beta 3, gamma 3, alpha 3: ties
+    analyze = cv.build_analyzer()
+    ours = capped_vocabulary([analyze(t) for t in texts], 2, 2)  # delta 4, then one of the three 3s
+    assert ours == ["alpha", "delta"]  # tie among alpha/beta/gamma broken by the term
+    cv = CountVectorizer(min_df=2, max_features=1).fit(texts)  # no tie at a cut of 1
+    assert sorted(cv.vocabulary_) == capped_vocabulary([analyze(t) for t in texts], 1, 2) == ["delta"]

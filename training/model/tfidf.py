@@ -7,6 +7,11 @@ demand with :func:`train_tfidf`.
 Features: word 1-2 grams and character 3-5 grams (``char``, not ``char_wb``: URLs have no spaces),
 sublinear tf, capped vocabularies. Very long texts keep their head and tail (``max_chars``), the same
 policy the LLM prompt uses. The decision threshold maximises F1 on the mix's validation rows.
+
+The vocabulary cap is ours (:func:`capped_vocabulary`), not sklearn's ``max_features``: sklearn keeps the most
+frequent terms with an unstable argsort, so which of the thousands of terms tied at the cut are kept hangs on
+the sort kernel (numpy build, CPU), and the same rows gave peers 0.01 F1 apart on two machines (session 20).
+Ties are broken by the term itself, so the peer is the same everywhere.
 """
 
 from __future__ import annotations
@@ -64,38 +69,42 @@ class TfidfPeer:
         return (self.score(texts) >= self.threshold).astype(int)
 
 
-def _vectorizer(max_word_features: int, max_char_features: int):
+_ANALYZERS = (("word", (1, 2)), ("char", (3, 5)))
+
+
+def capped_vocabulary(terms_per_text: list[list[str]], max_features: int, min_df: int) -> list[str]:
+    """The ``max_features`` most frequent terms (total count) among those in ≥ ``min_df`` texts; ties broken
+    by the term, so the choice does not depend on a sort kernel."""
+    from collections import Counter
+
+    tf: Counter[str] = Counter()
+    df: Counter[str] = Counter()
+    for terms in terms_per_text:
+        tf.update(terms)
+        df.update(set(terms))
+    kept = [t for t in tf if df[t] >= min_df]
+    kept.sort(key=lambda t: (-tf[t], t))
+    return sorted(kept[:max_features])
+
+
+def _fit_vectorizer(texts: list[str], max_word_features: int, max_char_features: int):
+    """The fitted word + char TF-IDF union on ``texts``, each vocabulary capped by :func:`capped_vocabulary`
+    (min_df 2, or 1 where 2 leaves a vocabulary empty on tiny sets)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
 
-    return FeatureUnion(
-        [
-            (
-                "word",
-                TfidfVectorizer(
-                    analyzer="word",
-                    ngram_range=(1, 2),
-                    sublinear_tf=True,
-                    min_df=2,
-                    max_features=max_word_features,
-                    lowercase=True,
-                    dtype=np.float32,
-                ),
-            ),
-            (
-                "char",
-                TfidfVectorizer(
-                    analyzer="char",
-                    ngram_range=(3, 5),
-                    sublinear_tf=True,
-                    min_df=2,
-                    max_features=max_char_features,
-                    lowercase=True,
-                    dtype=np.float32,
-                ),
-            ),
-        ]
-    )
+    caps = {"word": max_word_features, "char": max_char_features}
+    parts = []
+    for analyzer, ngrams in _ANALYZERS:
+        opts = {"analyzer": analyzer, "ngram_range": ngrams, "lowercase": True}
+        analyze = TfidfVectorizer(**opts).build_analyzer()
+        terms = [analyze(t) for t in texts]
+        vocab = capped_vocabulary(terms, caps[analyzer], 2) or capped_vocabulary(terms, caps[analyzer], 1)
+        if not vocab:
+            raise ValueError(f"TF-IDF peer: no {analyzer} terms in the training texts")
+        vec = TfidfVectorizer(**opts, vocabulary=vocab, sublinear_tf=True, dtype=np.float32)
+        parts.append((analyzer, vec.fit(texts)))
+    return FeatureUnion(parts)
 
 
 def fit_tfidf(
@@ -118,15 +127,9 @@ def fit_tfidf(
     y = np.fromiter((r.y for r in train), dtype=int, count=len(train))
     if len(train) == 0 or y.min() == y.max():
         raise ValueError("TF-IDF peer needs training rows of both labels")
-    vec = _vectorizer(max_word_features, max_char_features)
-    # min_df=2 can empty a vocabulary on tiny sets; fall back to min_df=1 then
     texts = [head_tail(r.text, max_chars) for r in train]
-    try:
-        x = vec.fit_transform(texts)
-    except ValueError:
-        for _, v in vec.transformer_list:
-            v.set_params(min_df=1)
-        x = vec.fit_transform(texts)
+    vec = _fit_vectorizer(texts, max_word_features, max_char_features)
+    x = vec.transform(texts)
     clf = LogisticRegression(
         C=C, class_weight="balanced", solver="liblinear", max_iter=1000, random_state=seed
     )
