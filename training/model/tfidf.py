@@ -87,9 +87,10 @@ def capped_vocabulary(terms_per_text: list[list[str]], max_features: int, min_df
     return sorted(kept[:max_features])
 
 
-def _fit_vectorizer(texts: list[str], max_word_features: int, max_char_features: int):
+def _fit_vectorizer(texts: list[str], max_word_features: int, max_char_features: int) -> tuple[Any, Any]:
     """The fitted word + char TF-IDF union on ``texts``, each vocabulary capped by :func:`capped_vocabulary`
-    (min_df 2, or 1 where 2 leaves a vocabulary empty on tiny sets)."""
+    (min_df 2, or 1 where 2 leaves a vocabulary empty on tiny sets), and ``texts``' feature matrix."""
+    from scipy.sparse import hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
 
@@ -103,8 +104,9 @@ def _fit_vectorizer(texts: list[str], max_word_features: int, max_char_features:
         if not vocab:
             raise ValueError(f"TF-IDF peer: no {analyzer} terms in the training texts")
         vec = TfidfVectorizer(**opts, vocabulary=vocab, sublinear_tf=True, dtype=np.float32)
-        parts.append((analyzer, vec.fit(texts)))
-    return FeatureUnion(parts)
+        parts.append((analyzer, vec, vec.fit_transform(texts)))
+    union = FeatureUnion([(name, vec) for name, vec, _ in parts])
+    return union, hstack([x for _, _, x in parts]).tocsr()
 
 
 def fit_tfidf(
@@ -128,8 +130,7 @@ def fit_tfidf(
     if len(train) == 0 or y.min() == y.max():
         raise ValueError("TF-IDF peer needs training rows of both labels")
     texts = [head_tail(r.text, max_chars) for r in train]
-    vec = _fit_vectorizer(texts, max_word_features, max_char_features)
-    x = vec.transform(texts)
+    vec, x = _fit_vectorizer(texts, max_word_features, max_char_features)
     clf = LogisticRegression(
         C=C, class_weight="balanced", solver="liblinear", max_iter=1000, random_state=seed
     )
