@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ def main() -> None:
 
     from phishlens.training.data.mixes import build_mix, load_mix
     from phishlens.training.data.splits import load_splits
-    from phishlens.training.model.tfidf import _fit_vectorizer, head_tail
+    from phishlens.training.model.tfidf import _fit_vectorizer, head_tail, term_counts
 
     mix = build_mix(load_mix(REPO / args.mix), load_splits())
     texts = [head_tail(r.text, 4000) for r in mix.train]
@@ -44,12 +43,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     for analyzer, (ngrams, cap) in CAPS.items():
         analyze = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, lowercase=True).build_analyzer()
-        tf: Counter[str] = Counter()
-        df: Counter[str] = Counter()
-        for t in texts:
-            terms = analyze(t)
-            tf.update(terms)
-            df.update(set(terms))
+        tf, df = term_counts([analyze(t) for t in texts])
         counts = np.sort(np.array([tf[t] for t in tf if df[t] >= 2]))[::-1]
         if len(counts) <= cap:
             print(f"| {analyzer} | {len(counts)} | {cap} | – | 0 (under the cap) | – |")

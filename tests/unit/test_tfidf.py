@@ -111,9 +111,8 @@ def test_vocabulary_cap_breaks_ties_by_term_not_by_sort_order():
     terms = [["x", "x", "b", "c", "a"], ["x", "b", "c", "d"], ["d", "x"]]
     # x (4), then b, c, d tie at 2: b and c, by the term
     assert capped_vocabulary(terms, 3, 2) == ["b", "c", "x"]
-    assert capped_vocabulary(terms[::-1], 3, 2) == capped_vocabulary(
-        terms, 3, 2
-    )  # text order does not matter
+    # text order does not matter
+    assert capped_vocabulary(terms[::-1], 3, 2) == capped_vocabulary(terms, 3, 2)
     assert capped_vocabulary(terms, 10, 2) == ["b", "c", "d", "x"]
     assert capped_vocabulary(terms, 10, 1) == ["a", "b", "c", "d", "x"]
 

@@ -16,6 +16,7 @@ Ties are broken by the term itself, so the peer is the same everywhere.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -72,16 +73,20 @@ class TfidfPeer:
 _ANALYZERS = (("word", (1, 2)), ("char", (3, 5)))
 
 
-def capped_vocabulary(terms_per_text: list[list[str]], max_features: int, min_df: int) -> list[str]:
-    """The ``max_features`` most frequent terms (total count) among those in ≥ ``min_df`` texts; ties broken
-    by the term, so the choice does not depend on a sort kernel."""
-    from collections import Counter
-
+def term_counts(terms_per_text: list[list[str]]) -> tuple[Counter[str], Counter[str]]:
+    """Each term's total count and its document frequency (how many texts have it)."""
     tf: Counter[str] = Counter()
     df: Counter[str] = Counter()
     for terms in terms_per_text:
         tf.update(terms)
         df.update(set(terms))
+    return tf, df
+
+
+def capped_vocabulary(terms_per_text: list[list[str]], max_features: int, min_df: int) -> list[str]:
+    """The ``max_features`` most frequent terms (total count) among those in ≥ ``min_df`` texts; ties broken
+    by the term, so the choice does not depend on a sort kernel."""
+    tf, df = term_counts(terms_per_text)
     kept = [t for t in tf if df[t] >= min_df]
     kept.sort(key=lambda t: (-tf[t], t))
     return sorted(kept[:max_features])
