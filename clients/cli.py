@@ -652,6 +652,14 @@ def data_fetch(
             show_default=False,
         ),
     ] = None,
+    supplementary: Annotated[
+        bool,
+        typer.Option(
+            "--supplementary",
+            help="Also every training-only corpus outside the data root (top-sites, Enron-Spam, link lists), "
+            "as if each were named with --only; alone, only those.",
+        ),
+    ] = False,
     accept: Annotated[
         list[str] | None,
         typer.Option(
@@ -701,6 +709,8 @@ def data_fetch(
     from phishlens.training.data.fetch import fetch_all, summary
 
     extra = _supplementary_fetchers()
+    if supplementary:
+        only = [*(only or []), *extra]
     corpus = [n for n in only or [] if n not in extra]
     try:
         files = select(corpus) if corpus or not only else []

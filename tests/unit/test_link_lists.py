@@ -166,3 +166,30 @@ def test_a_root_folder_keeps_only_its_own_files_and_no_parent_paths(tmp_path):
     assert got == tmp_path / "enron1"
     assert sorted(p.relative_to(got).as_posix() for p in got.rglob("*") if p.is_file()) == sorted(kept)
     assert not (tmp_path / "escape.txt").exists()
+
+
+def test_cli_fetch_supplementary_names_every_training_only_corpus(monkeypatch, tmp_path):
+    """`--supplementary` (what .ci/run calls) is every training-only corpus: a new one needs no new flag."""
+    from typer.testing import CliRunner
+
+    from phishlens.clients import cli
+
+    extra = cli._supplementary_fetchers()
+    assert {"url_top_sites", "email_enron1", *L.LINK_LISTS} == set(extra)
+    from phishlens.training.data.corpora_extra import TOP_SITES_FILE
+    from phishlens.training.data.enron import ENRON1
+
+    pins = [ENRON1, *(ll for lls in L.LINK_LISTS.values() for ll in lls)]
+    fetched = [extra_data_dir() / ll.folder for ll in pins] + [extra_data_dir() / TOP_SITES_FILE]
+    if not all(path.exists() for path in fetched):
+        pytest.skip("the supplementary corpora are not all fetched (phishlens data fetch --supplementary)")
+    monkeypatch.setenv(EXTRA_DATA_ENV, str(extra_data_dir()))
+    r = CliRunner().invoke(
+        cli.app, ["data", "fetch", "--no-progress", "--supplementary", "--data-root", str(tmp_path)]
+    )
+    assert r.exit_code == 0, r.output
+    assert [line.split(":")[0] for line in r.output.splitlines() if line.startswith("ok ")] == [
+        f"ok     {name}" for name in extra
+    ]
+    assert r.output.splitlines()[-1] == f"supplementary corpora: {len(extra)} of {len(extra)} in place"
+    assert "files in place" not in r.output  # no shared-root corpus was asked for
